@@ -1,0 +1,180 @@
+/* mior_transport and mior_port: packets through a kernel ring.
+ *
+ * A transport opens `queues` ports on one endpoint.  Each port is one socket, one ring and one
+ * buffer pool.  Received packets are handed to a mior_receiver; packets are sent with
+ * mior_tx_acquire / mior_tx_send / mior_tx_flush.
+ *
+ * Endpoints:
+ *   udp://ADDR:PORT              UDP socket bound to ADDR:PORT (IPv4, or IPv6 as [ADDR]:PORT);
+ *                                port 0 picks a free port (see mior_port_local_addr)
+ *   ip://ADDR/PROTO              raw IP socket for one protocol (udp, tcp, icmp, icmpv6 or a
+ *                                number), bound to ADDR; packets include the IP header both ways
+ *                                (IP_HDRINCL).  Needs CAP_NET_RAW (Linux) / administrator.
+ *   packet://IFNAME              AF_PACKET socket on one interface: whole Ethernet frames.
+ *                                Linux only; needs CAP_NET_RAW.
+ *
+ * Threading: a port is driven by one thread at a time.  Either call mior_port_poll() in your own
+ * loop, or mior_transport_start() to run one thread per port.  The mior_tx_* calls on a port must
+ * be made by the thread driving it (in your loop, or inside the receiver's callbacks when the
+ * transport runs the threads).  mior_pkt_release() may be called from any thread.
+ */
+#ifndef MIOR_TRANSPORT_H
+#define MIOR_TRANSPORT_H
+
+#include "common.h"
+#include "pkt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mior_transport mior_transport;
+typedef struct mior_port mior_port;
+
+typedef enum mior_backend {
+  MIOR_BACKEND_AUTO = 0,    /* the best available: uring (Linux) / ioring (Windows), else sockets */
+  MIOR_BACKEND_URING = 1,   /* Linux io_uring */
+  MIOR_BACKEND_SOCKETS = 2, /* recvmmsg/sendmmsg (Linux), overlapped Winsock (Windows) */
+  MIOR_BACKEND_IORING = 3,  /* Windows IoRing */
+} mior_backend;
+
+/* Name ("auto", "uring", "sockets", "ioring") and the reverse.  parse: -EINVAL if unknown. */
+MIOR_API const char *mior_backend_name(mior_backend b);
+MIOR_API int mior_backend_parse(const char *name, mior_backend *out);
+
+/* 1 if the backend can run on this system, 0 if not (with the reason in mior_last_error()). */
+MIOR_API int mior_backend_supported(mior_backend b);
+
+/* Option flags (mior_options.flags). */
+#define MIOR_OPT_NO_REGISTERED_BUFFERS 0x01u /* do not register the pool with the ring */
+#define MIOR_OPT_NO_MULTISHOT 0x02u          /* keep individual receives posted instead */
+#define MIOR_OPT_SQPOLL 0x04u                /* uring: kernel thread polls the submission queue */
+#define MIOR_OPT_HUGEPAGES 0x08u             /* pool on huge pages where available */
+#define MIOR_OPT_MLOCK 0x10u                 /* lock the pool in memory */
+#define MIOR_OPT_NO_RX 0x20u                 /* transmit only: post no receives */
+#define MIOR_OPT_NO_DEFER_TASKRUN 0x40u      /* uring: do not use SINGLE_ISSUER|DEFER_TASKRUN */
+
+typedef struct mior_options {
+  size_t sz;             /* sizeof(mior_options); set by mior_options_init */
+  mior_backend backend;  /* default MIOR_BACKEND_AUTO */
+  uint32_t sq_entries;   /* submission queue entries; default 2048 */
+  uint32_t cq_entries;   /* completion queue entries; default 2048 (at least sq_entries) */
+  uint32_t buf_count;    /* pool slots per port; default 4096 */
+  uint32_t buf_size;     /* bytes per slot; default 2048 */
+  uint32_t queues;       /* ports; default 1 (udp: SO_REUSEPORT group; packet: fanout; ip: 1) */
+  uint32_t rx_depth;     /* slots kept available for receive; default buf_count / 2 */
+  uint32_t batch;        /* packets per submit and per receive batch; default 64 */
+  uint32_t busy_poll_us; /* spin this long for work before blocking; default 0 */
+  uint32_t flags;        /* MIOR_OPT_* */
+  int cpu;               /* -1: no affinity; else port i's thread runs on CPU (cpu + i) */
+  int numa_node;         /* -1: no preference; else the pools are bound to this node */
+  int sndbuf;            /* socket send buffer bytes; 0 = mior's default (4 MiB, where allowed) */
+  int rcvbuf;            /* socket receive buffer bytes; 0 = mior's default (4 MiB) */
+  const char *peer;      /* udp: "ADDR:PORT" to connect to (default destination of tx_send);
+                            ip: destination address to connect to; NULL = none */
+} mior_options;
+
+MIOR_API void mior_options_init(mior_options *opts);
+
+/* What a receiver returns from consume. */
+#define MIOR_DONE 0 /* finished with the packet: its slot goes back to receive */
+#define MIOR_KEEP 1 /* the receiver keeps it and will call mior_pkt_release(copy) later */
+
+typedef struct mior_receiver {
+  /* Called for each received packet on the port's driving thread.  pkt is valid only during the
+   * call; to keep the packet, copy *pkt and return MIOR_KEEP.  May call mior_tx_* on port. */
+  int (*consume)(void *ctx, mior_port *port, const mior_pkt *pkt);
+  /* Called at the end of each batch of consumed packets (may be NULL): send pending acks,
+   * flush transmit batches. */
+  void (*flush)(void *ctx, mior_port *port);
+  void *ctx;
+} mior_receiver;
+
+/* Open a transport on an endpoint.  opts and receiver may be NULL (defaults; received packets are
+ * then dropped, which suits a transmitter).  Returns 0 and *out, or a negative errno with the detail
+ * in mior_last_error(): -EINVAL for a bad endpoint or option, -EPERM/-EACCES without CAP_NET_RAW for
+ * ip/packet, -ENODEV for an unknown interface, -EOPNOTSUPP if the backend demanded is unavailable. */
+MIOR_API int mior_transport_open(mior_transport **out, const char *endpoint, const mior_options *opts,
+                                 const mior_receiver *receiver);
+
+/* Start one thread per port (pinned to a CPU when opts.cpu >= 0).  -EALREADY if started. */
+MIOR_API int mior_transport_start(mior_transport *t);
+/* Stop and join the threads (each finishes its current batch).  0 if not started. */
+MIOR_API int mior_transport_stop(mior_transport *t);
+/* Stop, cancel outstanding I/O, return every slot to its pool and free everything.  Returns
+ * -EBUSY (after freeing) if the receiver still held kept packets, which become invalid.
+ * t may be NULL. */
+MIOR_API int mior_transport_close(mior_transport *t);
+
+MIOR_API uint32_t mior_transport_queues(const mior_transport *t);
+/* Port i (0 <= i < queues), or NULL if out of range. */
+MIOR_API mior_port *mior_transport_port(const mior_transport *t, uint32_t i);
+
+/* Run the port on the calling thread: reap completions, deliver up to `budget` received packets
+ * (0 = the batch size), submit queued sends, re-arm receives.  If there is nothing to do, spin up
+ * to busy_poll_us, then wait up to timeout_us (0 = do not wait, negative = wait indefinitely).
+ * Returns the number of packets delivered (>= 0) or a negative errno. */
+MIOR_API int mior_port_poll(mior_port *port, uint32_t budget, int64_t timeout_us);
+
+/* Transmit.  acquire: a free slot in *pkt (data, cap), or -EAGAIN when no slot is free or the
+ * submission queue is full (back off, poll, retry; it never blocks).  send: queue pkt->data[0..len)
+ * to dst (NULL = the connected peer, or the address carried by the packet for ip/packet kinds);
+ * the slot is owned by the port from here, also when send fails.  Sends go out when `batch` are
+ * queued, on mior_tx_flush, or at the next poll. */
+MIOR_API int mior_tx_acquire(mior_port *port, mior_pkt *pkt);
+MIOR_API int mior_tx_send(mior_port *port, mior_pkt *pkt, uint32_t len, const mior_addr *dst);
+MIOR_API int mior_tx_flush(mior_port *port);
+
+/* A random 32-bit value from a per-port generator seeded from the OS: TCP initial sequence
+ * numbers, IP ids. */
+MIOR_API uint32_t mior_random_seq(mior_port *port);
+
+/* The port's local address (udp: after bind, with the chosen port). */
+MIOR_API int mior_port_local_addr(const mior_port *port, mior_addr *out);
+/* The backend the port runs on. */
+MIOR_API mior_backend mior_port_backend(const mior_port *port);
+
+/* Features the backend chose at open (MIOR_FEAT_*). */
+#define MIOR_FEAT_REG_BUFFERS 0x001u   /* pool registered with the ring */
+#define MIOR_FEAT_REG_FILES 0x002u     /* socket registered as a fixed file */
+#define MIOR_FEAT_MULTISHOT_RX 0x004u  /* multishot receive into a provided buffer ring */
+#define MIOR_FEAT_SINGLE_ISSUER 0x008u
+#define MIOR_FEAT_DEFER_TASKRUN 0x010u
+#define MIOR_FEAT_COOP_TASKRUN 0x020u
+#define MIOR_FEAT_SQPOLL 0x040u
+#define MIOR_FEAT_BATCH_SYSCALL 0x080u /* sockets: recvmmsg/sendmmsg */
+#define MIOR_FEAT_FALLBACK 0x100u      /* AUTO fell back from the preferred backend */
+
+/* Write the names of the features set in `features`, comma separated. */
+MIOR_API int mior_features_format(uint32_t features, char *buf, size_t len);
+
+typedef struct mior_port_stats {
+  uint64_t rx_packets, rx_bytes;
+  uint64_t tx_packets, tx_bytes;     /* completed sends */
+  uint64_t rx_drop_nobufs;           /* receive ring ran out of slots (kernel dropped or we re-armed) */
+  uint64_t rx_drop_truncated;        /* datagrams larger than a slot */
+  uint64_t rx_errors;                /* failed receive completions (other than the above) */
+  uint64_t rx_rearm;                 /* multishot receives re-armed */
+  uint64_t rx_kept;                  /* packets the receiver kept */
+  uint64_t tx_errors;                /* failed sends (slot returned) */
+  uint64_t tx_short;                 /* sends that wrote fewer bytes than asked */
+  uint64_t tx_backpressure;          /* mior_tx_acquire calls that returned -EAGAIN */
+  uint64_t conn_refused;             /* ICMP port unreachable reported on the socket */
+  uint64_t cq_overflow;              /* completion queue overflows seen */
+  uint64_t submits;                  /* submit system calls */
+  uint64_t completions;              /* completions reaped */
+  uint32_t pool_in_use, pool_high_water;
+  uint32_t features;                 /* MIOR_FEAT_* */
+  mior_backend backend;
+  char fallback_reason[96];          /* why AUTO did not use the preferred backend, or "" */
+} mior_port_stats;
+
+MIOR_API int mior_port_stats_get(const mior_port *port, mior_port_stats *out);
+/* Sum over the transport's ports (features and backend from port 0). */
+MIOR_API int mior_transport_stats_get(const mior_transport *t, mior_port_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MIOR_TRANSPORT_H */
