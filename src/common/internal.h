@@ -1,0 +1,22 @@
+/* Internal helpers shared by the front end and the backends.  Not installed. */
+#ifndef MIOR_COMMON_INTERNAL_H
+#define MIOR_COMMON_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#  define MIOR_LIKELY(x) __builtin_expect(!!(x), 1)
+#  define MIOR_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#  define MIOR_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#  define MIOR_LIKELY(x) (x)
+#  define MIOR_UNLIKELY(x) (x)
+#  define MIOR_PRINTF(a, b)
+#endif
+
+/* Record the detail of a failure for mior_last_error() and return err as a negative errno. */
+int mior__fail(int err, const char *fmt, ...) MIOR_PRINTF(2, 3);
+void mior__clear_error(void);
+
+#endif
