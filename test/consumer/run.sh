@@ -1,0 +1,52 @@
+#!/bin/bash
+# Build and run the consumer against an installed mior, and nothing else of the source tree:
+#
+#   test/consumer/run.sh PREFIX [WORKDIR]
+#
+# 1. CMake: find_package(mior) through CMAKE_PREFIX_PATH, shared and static, plus the C++ check.
+# 2. pkg-config: `cc main.c $(pkg-config --cflags --libs mior)` through PKG_CONFIG_PATH, and the
+#    static form with `pkg-config --static`.
+# Every program is run; any failure stops the script with a non-zero exit.
+set -euo pipefail
+
+prefix=$(cd "${1:?usage: run.sh PREFIX [WORKDIR]}" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+work=${2:-$(mktemp -d /tmp/mior-consumer.XXXXXX)}
+mkdir -p "$work"
+cc=${CC:-cc}
+
+libdir=$(dirname "$(find "$prefix" -name mior.pc -path '*/pkgconfig/*' | head -n1)")
+libdir=$(dirname "$libdir")
+[ -f "$libdir/pkgconfig/mior.pc" ] || { echo "run.sh: no mior.pc under $prefix" >&2; exit 1; }
+
+echo "== consumer: CMake find_package(mior) from $prefix"
+cmake -S "$here" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF >"$work/cmake-configure.log" 2>&1 \
+  || { cat "$work/cmake-configure.log"; exit 1; }
+cmake --build "$work/cmake" -j2 >"$work/cmake-build.log" 2>&1 || { cat "$work/cmake-build.log"; exit 1; }
+"$work/cmake/consumer_shared"
+"$work/cmake/consumer_static"
+if [ -x "$work/cmake/consumer_cpp" ]; then
+  "$work/cmake/consumer_cpp"
+else
+  echo "(no C++ compiler: C++ header check not built)"
+fi
+# The shared consumer must really use the installed libmior.so, not a copy from a build tree.
+if command -v ldd >/dev/null; then
+  ldd "$work/cmake/consumer_shared" | grep -q "$libdir/libmior.so" \
+    || { echo "consumer_shared does not load $libdir/libmior.so:"; ldd "$work/cmake/consumer_shared"; exit 1; }
+fi
+
+echo "== consumer: pkg-config from $libdir/pkgconfig"
+export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+# shellcheck disable=SC2046  # the flags must split into words
+$cc -std=c11 -Wall -Wextra -Werror -o "$work/pc_shared" "$here/main.c" $(pkg-config --cflags --libs mior)
+LD_LIBRARY_PATH="$libdir" "$work/pc_shared"
+# Static: the same flags with --static, with -lmior pinned to the archive (ld would otherwise
+# prefer libmior.so when both are installed).
+static_libs=$(pkg-config --static --libs mior)
+# shellcheck disable=SC2046,SC2086
+$cc -std=c11 -Wall -Wextra -Werror -o "$work/pc_static" "$here/main.c" $(pkg-config --cflags mior) \
+  ${static_libs/-lmior/-l:libmior.a}
+"$work/pc_static"
+echo "consumer: all builds ran"
