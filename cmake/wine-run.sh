@@ -12,7 +12,18 @@ set -eu
 : "${WINEDEBUG:=-all}"
 WINEDLLOVERRIDES="winedbg.exe=d${WINEDLLOVERRIDES:+;$WINEDLLOVERRIDES}"
 export WINEPREFIX WINEDEBUG WINEDLLOVERRIDES
-if [ -x /usr/lib/wine/wine64 ]; then
-  exec /usr/lib/wine/wine64 "$@"
+wine=/usr/lib/wine/wine64
+[ -x "$wine" ] || wine=wine
+# A program started in a prefix that does not exist yet would wait for Wine's one-off set-up
+# (seen to outlast CTest's timeout), so set the prefix up first, once, under a lock because
+# CTest may start several tests at the same time.
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+  mkdir -p "$WINEPREFIX"
+  (
+    flock 9
+    if [ ! -f "$WINEPREFIX/system.reg" ]; then
+      "$wine" wineboot --init >/dev/null 2>&1
+    fi
+  ) 9>"$WINEPREFIX/.mior-init.lock"
 fi
-exec wine "$@"
+exec "$wine" "$@"

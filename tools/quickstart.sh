@@ -125,7 +125,9 @@ configure_build() {
       | tail -n 200
     return 1
   fi
-  grep -c -E '^\[ *[0-9]+%\] (Building|Linking)' "$dir/build.log" | sed 's/^/build steps: /'
+  local steps
+  steps=$(grep -c -E '^\[ *[0-9]+%\] (Building|Linking)' "$dir/build.log" || true)
+  echo "built in $dir: $steps compile/link steps (up to date if 0)"
 }
 
 # run_tests DIR: the CTest suite, with output on failure; prints the pass/skip count.
@@ -224,12 +226,14 @@ run_test() {
   wineserver=/usr/lib/wine/wineserver64
   [ -x "$wineserver" ] || wineserver=wineserver
   mkdir -p "$WINEPREFIX"
+  # The server first (wineboot would otherwise start a short-lived one of its own), then the
+  # prefix's one-off set-up, which takes a few seconds.
+  "$wineserver" -p
+  wine_started=1
   "$wine" wineboot --init >"$tmp/wineboot.log" 2>&1 || {
     cat "$tmp/wineboot.log"
     return 1
   }
-  "$wineserver" -p
-  wine_started=1
   tests_line=""
   run_tests "$build-mingw"
   stage_end "${tests_line:-no portable tests yet}"
