@@ -163,7 +163,10 @@ typedef struct mior_port_stats {
   uint64_t cq_overflow;              /* completion queue overflows seen */
   uint64_t submits;                  /* submit system calls */
   uint64_t completions;              /* completions reaped */
-  uint32_t pool_in_use, pool_high_water;
+  uint32_t pool_in_use, pool_high_water; /* slots out of the pool: posted for receive, in
+                                           flight, cached by the port, or held by the user */
+  uint32_t user_held;                 /* slots the application holds: kept packets and acquired,
+                                         unsent transmit slots (0 means nothing to release) */
   uint32_t features;                 /* MIOR_FEAT_* */
   mior_backend backend;
   char fallback_reason[96];          /* why AUTO did not use the preferred backend, or "" */

@@ -1,0 +1,108 @@
+/* The backend contract: what a ring (io_uring, IoRing) or the socket fallback must provide.
+ *
+ * The front end (src/common/port.c) owns the slots, the receiver and the statistics; a backend
+ * owns one socket and one ring.  A backend never calls the front end: the front end hands it slots
+ * (rx_post, tx_queue), asks it to submit, and reaps completions as plain records.  Every slot
+ * handed to a backend comes back exactly once in a completion, except receive slots still unused
+ * when the ring is closed, which the front end reclaims itself after close().
+ *
+ * The table is chosen once, when a port opens; the front end calls it per batch, not per packet,
+ * except tx_queue (one call per packet, which a ring needs anyway to fill its entry).
+ */
+#ifndef MIOR_COMMON_BACKEND_H
+#define MIOR_COMMON_BACKEND_H
+
+#include <stdint.h>
+
+#include "mior/pool.h"
+#include "mior/transport.h"
+
+/* Socket kinds (from the endpoint). */
+enum mior__kind { MIOR__KIND_UDP = 1, MIOR__KIND_IP = 2, MIOR__KIND_PACKET = 3 };
+
+/* A parsed endpoint string. */
+typedef struct mior__endpoint {
+  enum mior__kind kind;
+  mior_addr addr;      /* udp: local address; ip: local address (port 0) */
+  int ip_proto;        /* ip: IP protocol number */
+  char ifname[64];     /* packet: interface name */
+} mior__endpoint;
+
+int mior__endpoint_parse(mior__endpoint *out, const char *text);
+const char *mior__kind_name(enum mior__kind kind);
+
+/* What a port asks of its backend at open. */
+typedef struct mior__ring_cfg {
+  const mior__endpoint *ep;
+  const mior_options *opts;   /* complete (defaults filled in) */
+  mior_pool_region region;    /* the port's pool, to register once */
+  uint32_t queue;             /* index of this port in its transport */
+  uint32_t queues;            /* ports in the transport */
+  int group_id;               /* packet fanout group shared by the transport's ports */
+  const mior_addr *peer;      /* connect the socket to this address, or NULL */
+  uint16_t bound_port;        /* udp: the port queue 0 bound to (for SO_REUSEPORT siblings) */
+  mior_port_stats *stats;     /* counters the backend updates (submits, rearms, overflow...) */
+} mior__ring_cfg;
+
+/* Completion record. */
+#define MIOR__OP_RX 1u
+#define MIOR__OP_TX 2u
+#define MIOR__NO_SLOT UINT32_MAX
+
+typedef struct mior__cqe {
+  uint32_t op;     /* MIOR__OP_RX or MIOR__OP_TX */
+  uint32_t slot;   /* slot the completion returns, or MIOR__NO_SLOT (e.g. a failed multishot arm) */
+  int32_t res;     /* bytes, or a negative errno */
+  uint32_t off;    /* rx: offset of the packet data inside the slot */
+  uint32_t flags;  /* rx: MIOR_PKT_* */
+  mior_addr src;   /* rx udp: sender */
+} mior__cqe;
+
+struct mior__ring;
+
+typedef struct mior__backend_ops {
+  mior_backend id;
+  const char *name;
+  /* 1 if usable here, else 0 with the reason in why (e.g. "io_uring_setup: EPERM
+   * (kernel.io_uring_disabled=2)"). */
+  int (*supported)(char *why, size_t len);
+  /* Open the socket and the ring, register the region and the socket.  Returns 0 or -errno with
+   * mior__fail detail; *features gets MIOR_FEAT_* of what was chosen. */
+  int (*open)(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features);
+  /* Called once on the thread that will drive the ring, before its first use. */
+  int (*bind_thread)(struct mior__ring *r);
+  /* Give up to n slots to the receive side (posted receives or the provided-buffer ring).
+   * Returns how many it took (the first ones); the rest stay the caller's. */
+  uint32_t (*rx_post)(struct mior__ring *r, const uint32_t *slots, uint32_t n);
+  /* Queue one send of len bytes starting `off` bytes into `slot`, to dst (NULL: the socket's
+   * connected peer or bound interface).  -EAGAIN when the submission queue is full (the slot stays
+   * the caller's).  The completion reports res = bytes sent and off = len asked. */
+  int (*tx_queue)(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
+                  const mior_addr *dst);
+  /* Submit what is queued.  If wait is nonzero and no completion is ready, wait up to timeout_us
+   * (negative: no limit) for one.  Returns >= 0 or a negative errno (-ETIME/-EINTR are not
+   * errors: return 0). */
+  int (*submit)(struct mior__ring *r, int wait, int64_t timeout_us);
+  /* Move up to max completions to out.  Returns how many. */
+  uint32_t (*reap)(struct mior__ring *r, mior__cqe *out, uint32_t max);
+  /* Start cancelling every outstanding operation (on the driving thread, at close).  The
+   * cancelled operations complete through reap; returns the number still outstanding that will
+   * complete (posted receives and sends), 0 when nothing more will come. */
+  int (*cancel)(struct mior__ring *r);
+  /* Operations still outstanding that will produce a completion (sends, posted receives). */
+  uint32_t (*outstanding)(struct mior__ring *r);
+  /* The socket's local address. */
+  int (*local_addr)(struct mior__ring *r, mior_addr *out);
+  /* Close socket and ring.  Outstanding kernel operations are abandoned; their slots are the
+   * front end's again. */
+  void (*close)(struct mior__ring *r);
+} mior__backend_ops;
+
+/* The backends this OS build provides, most preferred first (NULL-terminated).  Defined in the
+ * OS directory (src/linux/backends.c, src/win/backends.c). */
+extern const mior__backend_ops *const mior__backends[];
+
+/* Backend by id, or NULL if this build has none. */
+const mior__backend_ops *mior__backend_find(mior_backend id);
+
+#endif

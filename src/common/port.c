@@ -1,0 +1,418 @@
+/* The port: the data path between a backend's completions and the user's receiver.
+ *
+ * Slot flow.  The port keeps a small LIFO cache of free slots taken from its pool in bulk, so the
+ * per-packet path touches no shared atomics: a received slot the receiver is done with goes
+ * straight back to the cache and from there to the next receive; a sent slot comes back to the
+ * cache when its completion is reaped.  Only packets the receiver keeps, released later from any
+ * thread, go back through the pool's lock-free list.  slot_state records who holds each slot so a
+ * double release is refused and close can return every slot, wherever it was.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/internal.h"
+#include "common/port.h"
+#include "mior/pkt.h"
+
+static inline void slot_set(struct mior_port *p, uint32_t slot, uint8_t st) {
+  atomic_store_explicit(&p->slot_state[slot], st, memory_order_relaxed);
+}
+
+static inline uint8_t slot_get(const struct mior_port *p, uint32_t slot) {
+  return atomic_load_explicit(&p->slot_state[slot], memory_order_relaxed);
+}
+
+static inline void cache_push(struct mior_port *p, uint32_t slot) {
+  slot_set(p, slot, MIOR__SLOT_CACHE);
+  p->cache[p->cache_len++] = slot;
+}
+
+/* Take up to `want` slots from the pool into the cache; returns how many came. */
+static uint32_t cache_fill(struct mior_port *p, uint32_t want) {
+  uint32_t room = p->region.buf_count - p->cache_len;
+  if (want > room) want = room;
+  if (want == 0) return 0;
+  int n = mior_pool_acquire_bulk(p->pool, p->cache + p->cache_len, want);
+  if (n <= 0) return 0;
+  for (int i = 0; i < n; i++) slot_set(p, p->cache[p->cache_len + (uint32_t)i], MIOR__SLOT_CACHE);
+  p->cache_len += (uint32_t)n;
+  return (uint32_t)n;
+}
+
+/* Keep rx_depth slots with the backend.  Posting is done in chunks of at least a batch (or all
+ * that is missing at start) so the backend sees few, large hand-overs. */
+static void rx_refill(struct mior_port *p) {
+  if (p->no_rx || p->closing) return;
+  uint32_t need = p->rx_depth - p->rx_posted;
+  if (need == 0 || (need < p->batch && p->rx_posted > 0)) return;
+  if (p->cache_len < need) cache_fill(p, need - p->cache_len);
+  uint32_t n = need < p->cache_len ? need : p->cache_len;
+  if (n == 0) return;
+  uint32_t *slots = p->cache + (p->cache_len - n);
+  for (uint32_t i = 0; i < n; i++) slot_set(p, slots[i], MIOR__SLOT_RX);
+  uint32_t taken = p->ops->rx_post(p->ring, slots, n);
+  /* Slots the backend did not take go back to the cache state; they are still in place at the
+   * end of the cache array, so shrinking the cache by `taken` would lose them: move them down. */
+  if (taken < n) {
+    for (uint32_t i = taken; i < n; i++) slot_set(p, slots[i], MIOR__SLOT_CACHE);
+    memmove(slots, slots + taken, (size_t)(n - taken) * sizeof *slots);
+  }
+  p->cache_len -= taken;
+  p->rx_posted += taken;
+}
+
+static int ensure_bound(struct mior_port *p) {
+  uint64_t self = mior__thread_self();
+  if (MIOR_LIKELY(p->owner == self)) return 0;
+  int rc = p->ops->bind_thread(p->ring);
+  if (rc < 0) return rc;
+  p->owner = self;
+  return 0;
+}
+
+static void count_error(struct mior_port *p, int res, int rx) {
+  switch (res) {
+  case -ECONNREFUSED: p->stats.conn_refused++; break;
+  case -ENOBUFS: if (rx) p->stats.rx_drop_nobufs++; else p->stats.tx_errors++; break;
+  case -ECANCELED: case -EAGAIN: case -EINTR: break;
+  default: if (rx) p->stats.rx_errors++; else p->stats.tx_errors++; break;
+  }
+}
+
+static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t *delivered) {
+  if (c->slot == MIOR__NO_SLOT) {
+    count_error(p, c->res, 1);
+    return;
+  }
+  p->rx_posted--;
+  if (MIOR_UNLIKELY(c->res <= 0 || p->closing || (c->flags & MIOR_PKT_TRUNCATED))) {
+    if (c->res < 0) count_error(p, c->res, 1);
+    else if (c->flags & MIOR_PKT_TRUNCATED) p->stats.rx_drop_truncated++;
+    cache_push(p, c->slot);
+    return;
+  }
+  p->stats.rx_packets++;
+  p->stats.rx_bytes += (uint64_t)c->res;
+  (*delivered)++;
+  if (!p->receiver.consume) {
+    cache_push(p, c->slot);
+    return;
+  }
+  mior_pkt pkt;
+  pkt.data = mior_pool_region_slot(&p->region, c->slot) + c->off;
+  pkt.len = (uint32_t)c->res;
+  pkt.cap = p->region.buf_size - c->off;
+  pkt.port = p;
+  pkt.slot = c->slot;
+  pkt.flags = c->flags;
+  pkt.src = c->src;
+  slot_set(p, c->slot, MIOR__SLOT_USER);
+  if (p->receiver.consume(p->receiver.ctx, p, &pkt) == MIOR_KEEP) {
+    p->stats.rx_kept++;
+    return;
+  }
+  cache_push(p, c->slot);
+}
+
+static inline void tx_complete(struct mior_port *p, const mior__cqe *c) {
+  p->tx_inflight--;
+  if (MIOR_UNLIKELY(c->res < 0)) {
+    count_error(p, c->res, 0);
+  } else {
+    p->stats.tx_packets++;
+    p->stats.tx_bytes += (uint64_t)c->res;
+    if ((uint32_t)c->res < c->off) p->stats.tx_short++;
+  }
+  if (c->slot != MIOR__NO_SLOT) cache_push(p, c->slot);
+}
+
+/* Reap and dispatch completions until none are ready or `budget` packets were delivered.  Returns
+ * the number of completions handled; *delivered counts packets given to the receiver. */
+static uint32_t process(struct mior_port *p, uint32_t budget, uint32_t *delivered) {
+  uint32_t handled = 0;
+  *delivered = 0;
+  while (*delivered < budget) {
+    uint32_t n = p->ops->reap(p->ring, p->cqes, p->batch);
+    if (n == 0) break;
+    p->stats.completions += n;
+    handled += n;
+    for (uint32_t i = 0; i < n; i++) {
+      const mior__cqe *c = &p->cqes[i];
+      if (c->op == MIOR__OP_TX) tx_complete(p, c);
+      else rx_complete(p, c, delivered);
+    }
+  }
+  if (*delivered && p->receiver.flush && !p->closing) p->receiver.flush(p->receiver.ctx, p);
+  return handled;
+}
+
+static int submit(struct mior_port *p, int wait, int64_t timeout_us) {
+  p->tx_inflight += p->tx_pending;
+  p->tx_pending = 0;
+  return p->ops->submit(p->ring, wait, timeout_us);
+}
+
+int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
+  if (!p) return mior__fail(-EINVAL, "mior_port_poll: NULL port");
+  int rc = ensure_bound(p);
+  if (rc < 0) return rc;
+  if (budget == 0) budget = p->batch;
+  uint32_t delivered = 0, handled;
+
+  rx_refill(p);
+  rc = submit(p, 0, 0);
+  if (rc < 0) return rc;
+  handled = process(p, budget, &delivered);
+  if (handled > 0 || timeout_us == 0) goto out;
+  /* Nothing outstanding means nothing can arrive: do not sleep on an idle ring. */
+  if (p->rx_posted == 0 && p->tx_inflight == 0) goto out;
+
+  if (p->busy_poll_us) {
+    uint64_t end = mior__now_ns() + (uint64_t)p->busy_poll_us * 1000u;
+    do {
+      rc = submit(p, 0, 0);
+      if (rc < 0) return rc;
+      handled = process(p, budget, &delivered);
+      if (handled > 0) goto out;
+      mior__cpu_relax();
+    } while (mior__now_ns() < end);
+  }
+  rc = submit(p, 1, timeout_us);
+  if (rc < 0) return rc;
+  process(p, budget, &delivered);
+out:
+  rx_refill(p);
+  return (int)delivered;
+}
+
+int mior_tx_acquire(mior_port *p, mior_pkt *pkt) {
+  if (!p || !pkt) return mior__fail(-EINVAL, "mior_tx_acquire: NULL %s", p ? "pkt" : "port");
+  if (MIOR_UNLIKELY(p->tx_pending + p->tx_inflight >= p->tx_limit) ||
+      MIOR_UNLIKELY(p->cache_len == 0 && cache_fill(p, p->batch) == 0)) {
+    p->stats.tx_backpressure++;
+    return -EAGAIN;
+  }
+  uint32_t slot = p->cache[--p->cache_len];
+  slot_set(p, slot, MIOR__SLOT_USER);
+  pkt->data = mior_pool_region_slot(&p->region, slot);
+  pkt->len = 0;
+  pkt->cap = p->region.buf_size;
+  pkt->port = p;
+  pkt->slot = slot;
+  pkt->flags = 0;
+  pkt->src.family = MIOR_AF_UNSPEC;
+  return 0;
+}
+
+/* Destination of a raw IP packet, read from its own header. */
+static int dst_from_ip_header(const uint8_t *d, uint32_t len, mior_addr *out) {
+  memset(out, 0, sizeof *out);
+  if (len >= 20 && (d[0] >> 4) == 4) {
+    out->family = MIOR_AF_INET;
+    memcpy(out->addr, d + 16, 4);
+    return 0;
+  }
+  if (len >= 40 && (d[0] >> 4) == 6) {
+    out->family = MIOR_AF_INET6;
+    memcpy(out->addr, d + 24, 16);
+    return 0;
+  }
+  return -EINVAL;
+}
+
+int mior_tx_flush(mior_port *p) {
+  if (!p) return mior__fail(-EINVAL, "mior_tx_flush: NULL port");
+  if (p->tx_pending == 0) return 0;
+  int rc = ensure_bound(p);
+  if (rc < 0) return rc;
+  rc = submit(p, 0, 0);
+  return rc < 0 ? rc : 0;
+}
+
+int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst) {
+  if (!p || !pkt) return mior__fail(-EINVAL, "mior_tx_send: NULL %s", p ? "pkt" : "port");
+  uint32_t slot = pkt->slot;
+  if (pkt->port != p || slot >= p->region.buf_count || slot_get(p, slot) != MIOR__SLOT_USER)
+    return mior__fail(-EINVAL, "mior_tx_send: packet is not a slot acquired from this port");
+  uint8_t *base = mior_pool_region_slot(&p->region, slot);
+  int rc = 0;
+  mior_addr hdr_dst;
+  if (pkt->data < base || pkt->data > base + p->region.buf_size || len == 0 ||
+      len > (uint32_t)(base + p->region.buf_size - pkt->data)) {
+    rc = mior__fail(-EINVAL, "mior_tx_send: length %u does not fit the slot (cap %u)", len, pkt->cap);
+    goto give_back;
+  }
+  if (!dst && p->addr_from_packet) {
+    if (dst_from_ip_header(pkt->data, len, &hdr_dst) < 0) {
+      rc = mior__fail(-EINVAL, "mior_tx_send: no destination and no IPv4/IPv6 header to take it from");
+      goto give_back;
+    }
+    dst = &hdr_dst;
+  }
+  if (p->tx_pending >= p->sq_limit) {
+    rc = mior_tx_flush(p);
+    if (rc < 0) goto give_back;
+  }
+  slot_set(p, slot, MIOR__SLOT_TX);
+  rc = p->ops->tx_queue(p->ring, slot, (uint32_t)(pkt->data - base), len, dst);
+  if (MIOR_UNLIKELY(rc == -EAGAIN)) {
+    /* The submission queue filled up under us (receives share it): submit and try once more. */
+    int frc = mior_tx_flush(p);
+    rc = frc < 0 ? frc : p->ops->tx_queue(p->ring, slot, (uint32_t)(pkt->data - base), len, dst);
+  }
+  if (MIOR_UNLIKELY(rc < 0)) goto give_back;
+  p->tx_pending++;
+  if (p->tx_pending >= p->batch) return mior_tx_flush(p);
+  return 0;
+
+give_back:
+  /* Whatever went wrong, the slot is the port's again: the caller must not touch it. */
+  p->stats.tx_errors++;
+  cache_push(p, slot);
+  return rc;
+}
+
+int mior_pkt_release(const mior_pkt *pkt) {
+  if (!pkt || !pkt->port) return mior__fail(-EINVAL, "mior_pkt_release: NULL packet");
+  struct mior_port *p = pkt->port;
+  if (pkt->slot >= p->region.buf_count)
+    return mior__fail(-EINVAL, "mior_pkt_release: slot %u out of range", pkt->slot);
+  uint8_t expect = MIOR__SLOT_USER;
+  if (!atomic_compare_exchange_strong_explicit(&p->slot_state[pkt->slot], &expect, MIOR__SLOT_POOL,
+                                               memory_order_acq_rel, memory_order_relaxed))
+    return mior__fail(-EINVAL, "mior_pkt_release: slot %u is not held by the application "
+                      "(released twice?)", pkt->slot);
+  return mior_pool_release(p->pool, pkt->slot);
+}
+
+uint32_t mior_random_seq(mior_port *p) {
+  if (!p) return 0;
+  /* splitmix64: fast, full period, and seeded from the OS at open. */
+  uint64_t z = (p->rng += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return (uint32_t)((z ^ (z >> 31)) >> 16);
+}
+
+int mior_port_local_addr(const mior_port *p, mior_addr *out) {
+  if (!p || !out) return mior__fail(-EINVAL, "mior_port_local_addr: NULL argument");
+  return p->ops->local_addr(p->ring, out);
+}
+
+mior_backend mior_port_backend(const mior_port *p) {
+  return p ? p->ops->id : MIOR_BACKEND_AUTO;
+}
+
+int mior_port_stats_get(const mior_port *p, mior_port_stats *out) {
+  if (!p || !out) return mior__fail(-EINVAL, "mior_port_stats_get: NULL argument");
+  *out = p->stats;
+  mior_pool_stats ps;
+  if (mior_pool_stats_get(p->pool, &ps) == 0) {
+    out->pool_in_use = ps.in_use;
+    out->pool_high_water = ps.high_water;
+  }
+  uint32_t held = 0;
+  for (uint32_t i = 0; i < p->region.buf_count; i++) held += slot_get(p, i) == MIOR__SLOT_USER;
+  out->user_held = held;
+  return 0;
+}
+
+int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t index,
+                    const mior__backend_ops *ops, const mior__ring_cfg *cfg_in) {
+  const mior_options *o = cfg_in->opts;
+  struct mior_port *p = calloc(1, sizeof *p);
+  if (!p) return mior__fail(-ENOMEM, "out of memory for a port");
+  int rc;
+  mior_pool_options po;
+  mior_pool_options_init(&po);
+  po.buf_count = o->buf_count;
+  po.buf_size = o->buf_size;
+  po.flags = ((o->flags & MIOR_OPT_HUGEPAGES) ? MIOR_POOL_HUGEPAGES : 0) |
+             ((o->flags & MIOR_OPT_MLOCK) ? MIOR_POOL_MLOCK : 0);
+  po.numa_node = o->numa_node;
+  rc = mior_pool_create(&p->pool, &po);
+  if (rc < 0) goto out_port;
+  mior_pool_region_get(p->pool, &p->region);
+
+  p->slot_state = calloc(p->region.buf_count, sizeof *p->slot_state);
+  p->cache = malloc((size_t)p->region.buf_count * sizeof *p->cache);
+  p->cqes = malloc((size_t)o->batch * sizeof *p->cqes);
+  if (!p->slot_state || !p->cache || !p->cqes) {
+    rc = mior__fail(-ENOMEM, "out of memory for port state");
+    goto out_pool;
+  }
+  p->ops = ops;
+  p->transport = t;
+  p->index = index;
+  p->batch = o->batch;
+  p->busy_poll_us = o->busy_poll_us;
+  p->no_rx = (o->flags & MIOR_OPT_NO_RX) != 0;
+  p->rx_depth = p->no_rx ? 0 : o->rx_depth;
+  p->tx_limit = o->buf_count - p->rx_depth;
+  p->sq_limit = o->sq_entries / 2 > o->batch ? o->sq_entries / 2 : o->batch;
+  p->addr_from_packet = cfg_in->ep->kind == MIOR__KIND_IP && !cfg_in->peer;
+  p->stats.backend = ops->id;
+  mior__random_bytes(&p->rng, sizeof p->rng);
+
+  mior__ring_cfg cfg = *cfg_in;
+  cfg.region = p->region;
+  cfg.stats = &p->stats;
+  uint32_t features = 0;
+  rc = ops->open(&p->ring, &cfg, &features);
+  if (rc < 0) goto out_pool;
+  p->stats.features = features;
+  *out = p;
+  return 0;
+
+out_pool:
+  free(p->cqes);
+  free(p->cache);
+  free((void *)p->slot_state);
+  mior_pool_destroy(p->pool, NULL);
+out_port:
+  free(p);
+  return rc;
+}
+
+void mior__port_quiesce(struct mior_port *p) {
+  if (!p->ring || p->owner != mior__thread_self()) return;
+  p->closing = 1;
+  uint32_t delivered;
+  submit(p, 0, 0);
+  p->ops->cancel(p->ring);
+  /* Bounded: a kernel that never completes a cancelled request must not hang close. */
+  uint64_t end = mior__now_ns() + 500u * 1000000u;
+  for (;;) {
+    uint32_t handled = process(p, UINT32_MAX, &delivered);
+    if (handled == 0 && p->ops->outstanding(p->ring) == 0) break;
+    if (mior__now_ns() > end) break;
+    if (handled == 0) p->ops->submit(p->ring, 1, 10000);
+  }
+  p->closing = 0;
+}
+
+int mior__port_close(struct mior_port *p) {
+  if (!p) return 0;
+  if (p->ring) p->ops->close(p->ring);
+  p->ring = NULL;
+  /* With the ring gone every slot the kernel held is ours again.  Anything the application
+   * still holds is reported; its memory goes away with the pool. */
+  uint32_t held = 0;
+  for (uint32_t i = 0; i < p->region.buf_count; i++) {
+    uint8_t st = slot_get(p, i);
+    if (st == MIOR__SLOT_USER) held++;
+    else if (st != MIOR__SLOT_POOL) mior_pool_release(p->pool, i);
+  }
+  uint32_t outstanding = 0;
+  int rc = mior_pool_close(p->pool, &outstanding);
+  if (rc == -EBUSY) mior_pool_destroy(p->pool, NULL);
+  free(p->cqes);
+  free(p->cache);
+  free((void *)p->slot_state);
+  free(p);
+  if (held) return mior__fail(-EBUSY, "%u packet(s) still held by the application at close", held);
+  if (rc == -EBUSY)
+    return mior__fail(-EBUSY, "%u slot(s) unaccounted for at close (a lost buffer: a bug)", outstanding);
+  return 0;
+}

@@ -1,0 +1,344 @@
+/* The transport: options, backend choice, the ports and their threads. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/internal.h"
+#include "common/port.h"
+
+#define MIOR_MAX_QUEUES 64u
+
+void mior_options_init(mior_options *o) {
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+  o->sz = sizeof *o;
+  o->backend = MIOR_BACKEND_AUTO;
+  o->sq_entries = 2048;
+  o->cq_entries = 2048;
+  o->buf_count = MIOR_POOL_DEFAULT_BUF_COUNT;
+  o->buf_size = MIOR_POOL_DEFAULT_BUF_SIZE;
+  o->queues = 1;
+  o->rx_depth = 0; /* buf_count / 2, filled in at open */
+  o->batch = 64;
+  o->busy_poll_us = 0;
+  o->cpu = -1;
+  o->numa_node = -1;
+}
+
+static const char *const backend_names[] = {"auto", "uring", "sockets", "ioring"};
+
+const char *mior_backend_name(mior_backend b) {
+  if ((unsigned)b < sizeof backend_names / sizeof backend_names[0]) return backend_names[b];
+  return "unknown";
+}
+
+int mior_backend_parse(const char *name, mior_backend *out) {
+  if (!name || !out) return mior__fail(-EINVAL, "mior_backend_parse: NULL argument");
+  for (unsigned i = 0; i < sizeof backend_names / sizeof backend_names[0]; i++)
+    if (strcmp(name, backend_names[i]) == 0) {
+      *out = (mior_backend)i;
+      return 0;
+    }
+  return mior__fail(-EINVAL, "unknown backend '%s' (expected auto, uring, sockets or ioring)", name);
+}
+
+const mior__backend_ops *mior__backend_find(mior_backend id) {
+  for (const mior__backend_ops *const *b = mior__backends; *b; b++)
+    if ((*b)->id == id) return *b;
+  return NULL;
+}
+
+int mior_backend_supported(mior_backend b) {
+  char why[160] = "";
+  if (b == MIOR_BACKEND_AUTO) return mior__backends[0] != NULL;
+  const mior__backend_ops *ops = mior__backend_find(b);
+  if (!ops) {
+    mior__fail(-EOPNOTSUPP, "backend '%s' is not part of this build for this OS", mior_backend_name(b));
+    return 0;
+  }
+  if (!ops->supported(why, sizeof why)) {
+    mior__fail(-EOPNOTSUPP, "backend '%s' unavailable: %s", ops->name, why);
+    return 0;
+  }
+  return 1;
+}
+
+static const char *const feature_names[] = {
+    "registered-buffers", "registered-file", "multishot-rx", "single-issuer", "defer-taskrun",
+    "coop-taskrun",       "sqpoll",          "mmsg-batch",   "fallback",
+};
+
+int mior_features_format(uint32_t features, char *buf, size_t len) {
+  if (!buf || len == 0) return mior__fail(-EINVAL, "mior_features_format: no buffer");
+  size_t used = 0;
+  buf[0] = '\0';
+  for (unsigned i = 0; i < sizeof feature_names / sizeof feature_names[0]; i++) {
+    if (!(features & (1u << i))) continue;
+    size_t nl = strlen(feature_names[i]);
+    if (used + nl + (used ? 1 : 0) + 1 > len) return -ENOSPC;
+    if (used) buf[used++] = ',';
+    memcpy(buf + used, feature_names[i], nl);
+    used += nl;
+    buf[used] = '\0';
+  }
+  return 0;
+}
+
+static int is_pow2(uint32_t v) {
+  return v && !(v & (v - 1));
+}
+
+/* Copy the caller's options over the defaults (only the fields its struct has) and check them. */
+static int options_resolve(mior_options *o, const mior_options *user, const mior__endpoint *ep) {
+  mior_options_init(o);
+  if (user) {
+    if (user->sz < offsetof(mior_options, flags) || user->sz > 4096)
+      return mior__fail(-EINVAL, "mior_options.sz is %zu: call mior_options_init first", user->sz);
+    size_t n = user->sz < sizeof *o ? user->sz : sizeof *o;
+    memcpy(o, user, n);
+    o->sz = sizeof *o;
+    if (o->sq_entries == 0) o->sq_entries = 2048;
+    if (o->cq_entries == 0) o->cq_entries = o->sq_entries;
+    if (o->buf_count == 0) o->buf_count = MIOR_POOL_DEFAULT_BUF_COUNT;
+    if (o->buf_size == 0) o->buf_size = MIOR_POOL_DEFAULT_BUF_SIZE;
+    if (o->queues == 0) o->queues = 1;
+    if (o->batch == 0) o->batch = 64;
+  }
+  if ((unsigned)o->backend > MIOR_BACKEND_IORING)
+    return mior__fail(-EINVAL, "unknown backend %d", (int)o->backend);
+  if (o->sq_entries > 32768 || o->cq_entries > 65536 || o->cq_entries < o->sq_entries)
+    return mior__fail(-EINVAL, "sq_entries %u / cq_entries %u: need sq <= 32768, sq <= cq <= 65536",
+                      o->sq_entries, o->cq_entries);
+  if (!is_pow2(o->buf_size) || o->buf_size < MIOR_POOL_MIN_BUF_SIZE || o->buf_size > MIOR_POOL_MAX_BUF_SIZE)
+    return mior__fail(-EINVAL, "buf_size %u: need a power of two in [%u, %u]", o->buf_size,
+                      MIOR_POOL_MIN_BUF_SIZE, MIOR_POOL_MAX_BUF_SIZE);
+  if (o->buf_count < 2 || o->buf_count > MIOR_POOL_MAX_BUF_COUNT)
+    return mior__fail(-EINVAL, "buf_count %u: need 2..%u", o->buf_count, MIOR_POOL_MAX_BUF_COUNT);
+  if (o->queues > MIOR_MAX_QUEUES)
+    return mior__fail(-EINVAL, "queues %u: at most %u", o->queues, MIOR_MAX_QUEUES);
+  if (ep->kind == MIOR__KIND_IP && o->queues != 1)
+    return mior__fail(-EINVAL, "queues %u: an ip:// endpoint has one queue", o->queues);
+  if (o->batch > 1024 || o->batch > o->sq_entries)
+    return mior__fail(-EINVAL, "batch %u: at most 1024 and at most sq_entries", o->batch);
+  if (o->rx_depth == 0) o->rx_depth = o->buf_count / 2;
+  if (o->rx_depth >= o->buf_count || o->rx_depth > 32768)
+    return mior__fail(-EINVAL, "rx_depth %u: must be below buf_count (%u) and at most 32768",
+                      o->rx_depth, o->buf_count);
+  const uint32_t known = MIOR_OPT_NO_REGISTERED_BUFFERS | MIOR_OPT_NO_MULTISHOT | MIOR_OPT_SQPOLL |
+                         MIOR_OPT_HUGEPAGES | MIOR_OPT_MLOCK | MIOR_OPT_NO_RX | MIOR_OPT_NO_DEFER_TASKRUN;
+  if (o->flags & ~known) return mior__fail(-EINVAL, "unknown option flags 0x%x", o->flags & ~known);
+  if (o->sndbuf < 0 || o->rcvbuf < 0) return mior__fail(-EINVAL, "negative socket buffer size");
+  return 0;
+}
+
+/* Pick the backend: the one demanded, or under AUTO the first that says it can run here. */
+static int choose_backend(const mior_options *o, const mior__backend_ops **out, uint32_t *extra,
+                          char *reason, size_t reason_len) {
+  char why[160];
+  *extra = 0;
+  reason[0] = '\0';
+  if (o->backend != MIOR_BACKEND_AUTO) {
+    const mior__backend_ops *ops = mior__backend_find(o->backend);
+    if (!ops)
+      return mior__fail(-EOPNOTSUPP, "backend '%s' is not available on this OS",
+                        mior_backend_name(o->backend));
+    why[0] = '\0';
+    if (!ops->supported(why, sizeof why))
+      return mior__fail(-EOPNOTSUPP, "backend '%s' was demanded but is unavailable: %s", ops->name, why);
+    *out = ops;
+    return 0;
+  }
+  for (const mior__backend_ops *const *b = mior__backends; *b; b++) {
+    why[0] = '\0';
+    if ((*b)->supported(why, sizeof why)) {
+      *out = *b;
+      return 0;
+    }
+    if (!reason[0]) {
+      snprintf(reason, reason_len, "%s: %s", (*b)->name, why);
+      *extra = MIOR_FEAT_FALLBACK;
+    }
+  }
+  return mior__fail(-EOPNOTSUPP, "no packet backend can run here (%s)", reason);
+}
+
+static void port_thread(void *arg) {
+  struct mior_port *p = arg;
+  while (!atomic_load_explicit(&p->stop, memory_order_acquire)) {
+    /* A short bounded wait so stop is seen promptly even when no packet arrives. */
+    int rc = mior_port_poll(p, 0, 20000);
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
+      p->thread_rc = rc;
+      break;
+    }
+  }
+  mior__port_quiesce(p);
+}
+
+int mior_transport_open(mior_transport **out, const char *endpoint, const mior_options *user_opts,
+                        const mior_receiver *receiver) {
+  if (!out) return mior__fail(-EINVAL, "mior_transport_open: NULL out");
+  *out = NULL;
+  if (!endpoint) return mior__fail(-EINVAL, "mior_transport_open: NULL endpoint");
+  mior__clear_error();
+  struct mior_transport *t = calloc(1, sizeof *t);
+  if (!t) return mior__fail(-ENOMEM, "out of memory");
+  int rc = mior__endpoint_parse(&t->ep, endpoint);
+  if (rc < 0) goto fail;
+  rc = options_resolve(&t->opts, user_opts, &t->ep);
+  if (rc < 0) goto fail;
+  if (t->opts.peer) {
+    rc = mior_addr_parse(&t->peer, t->opts.peer);
+    if (rc < 0) {
+      rc = mior__fail(-EINVAL, "peer '%s': not an address (expected ADDR:PORT or [ADDR6]:PORT)",
+                      t->opts.peer);
+      goto fail;
+    }
+    if (t->ep.kind == MIOR__KIND_PACKET) {
+      rc = mior__fail(-EINVAL, "peer: a packet:// endpoint sends whole frames and takes no peer");
+      goto fail;
+    }
+    if (t->ep.kind == MIOR__KIND_UDP && t->peer.port == 0) {
+      rc = mior__fail(-EINVAL, "peer '%s': a UDP peer needs a port", t->opts.peer);
+      goto fail;
+    }
+    t->opts.peer = NULL; /* the caller's string need not outlive this call */
+    t->has_peer = 1;
+  }
+
+  const mior__backend_ops *ops = NULL;
+  uint32_t extra = 0;
+  char reason[sizeof ((mior_port_stats *)0)->fallback_reason];
+  rc = choose_backend(&t->opts, &ops, &extra, reason, sizeof reason);
+  if (rc < 0) goto fail;
+
+  t->queues = t->opts.queues;
+  t->ports = calloc(t->queues, sizeof *t->ports);
+  if (!t->ports) {
+    rc = mior__fail(-ENOMEM, "out of memory");
+    goto fail;
+  }
+  uint32_t seed;
+  mior__random_bytes(&seed, sizeof seed);
+  mior__ring_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.ep = &t->ep;
+  cfg.opts = &t->opts;
+  cfg.queues = t->queues;
+  cfg.group_id = (int)(seed & 0xffff);
+  cfg.peer = t->has_peer ? &t->peer : NULL;
+  for (uint32_t i = 0; i < t->queues; i++) {
+    cfg.queue = i;
+    rc = mior__port_open(&t->ports[i], t, i, ops, &cfg);
+    if (rc < 0) goto fail;
+    t->ports[i]->stats.features |= extra;
+    memcpy(t->ports[i]->stats.fallback_reason, reason, sizeof reason);
+    if (receiver) t->ports[i]->receiver = *receiver;
+    if (i == 0 && t->ep.kind == MIOR__KIND_UDP) {
+      /* The other queues join queue 0's port in one SO_REUSEPORT group. */
+      mior_addr local;
+      if (mior_port_local_addr(t->ports[0], &local) == 0) cfg.bound_port = local.port;
+    }
+  }
+  *out = t;
+  return 0;
+
+fail:
+  if (t->ports)
+    for (uint32_t i = 0; i < t->queues; i++) mior__port_close(t->ports[i]);
+  free(t->ports);
+  free(t);
+  return rc;
+}
+
+int mior_transport_start(mior_transport *t) {
+  if (!t) return mior__fail(-EINVAL, "mior_transport_start: NULL transport");
+  if (t->started) return mior__fail(-EALREADY, "transport already started");
+  for (uint32_t i = 0; i < t->queues; i++) {
+    struct mior_port *p = t->ports[i];
+    atomic_store(&p->stop, 0);
+    p->thread_rc = 0;
+    int cpu = t->opts.cpu >= 0 ? t->opts.cpu + (int)i : -1;
+    int rc = mior__thread_start(&p->thread, port_thread, p, cpu);
+    if (rc < 0) {
+      t->started = 1;
+      mior_transport_stop(t);
+      return rc;
+    }
+  }
+  t->started = 1;
+  return 0;
+}
+
+int mior_transport_stop(mior_transport *t) {
+  if (!t) return mior__fail(-EINVAL, "mior_transport_stop: NULL transport");
+  if (!t->started) return 0;
+  int first_rc = 0;
+  for (uint32_t i = 0; i < t->queues; i++)
+    if (t->ports[i]->thread) atomic_store_explicit(&t->ports[i]->stop, 1, memory_order_release);
+  for (uint32_t i = 0; i < t->queues; i++) {
+    struct mior_port *p = t->ports[i];
+    if (!p->thread) continue;
+    mior__thread_join(p->thread);
+    p->thread = NULL;
+    if (p->thread_rc < 0 && first_rc == 0) first_rc = p->thread_rc;
+  }
+  t->started = 0;
+  return first_rc;
+}
+
+int mior_transport_close(mior_transport *t) {
+  if (!t) return 0;
+  mior_transport_stop(t);
+  int rc = 0;
+  for (uint32_t i = 0; i < t->queues; i++) {
+    mior__port_quiesce(t->ports[i]);
+    int prc = mior__port_close(t->ports[i]);
+    if (prc < 0 && rc == 0) rc = prc;
+  }
+  free(t->ports);
+  free(t);
+  return rc;
+}
+
+uint32_t mior_transport_queues(const mior_transport *t) {
+  return t ? t->queues : 0;
+}
+
+mior_port *mior_transport_port(const mior_transport *t, uint32_t i) {
+  return t && i < t->queues ? t->ports[i] : NULL;
+}
+
+int mior_transport_stats_get(const mior_transport *t, mior_port_stats *out) {
+  if (!t || !out) return mior__fail(-EINVAL, "mior_transport_stats_get: NULL argument");
+  memset(out, 0, sizeof *out);
+  for (uint32_t i = 0; i < t->queues; i++) {
+    mior_port_stats s;
+    mior_port_stats_get(t->ports[i], &s);
+    if (i == 0) {
+      *out = s;
+      continue;
+    }
+    out->rx_packets += s.rx_packets;
+    out->rx_bytes += s.rx_bytes;
+    out->tx_packets += s.tx_packets;
+    out->tx_bytes += s.tx_bytes;
+    out->rx_drop_nobufs += s.rx_drop_nobufs;
+    out->rx_drop_truncated += s.rx_drop_truncated;
+    out->rx_errors += s.rx_errors;
+    out->rx_rearm += s.rx_rearm;
+    out->rx_kept += s.rx_kept;
+    out->tx_errors += s.tx_errors;
+    out->tx_short += s.tx_short;
+    out->tx_backpressure += s.tx_backpressure;
+    out->conn_refused += s.conn_refused;
+    out->cq_overflow += s.cq_overflow;
+    out->submits += s.submits;
+    out->completions += s.completions;
+    out->pool_in_use += s.pool_in_use;
+    out->pool_high_water += s.pool_high_water;
+    out->user_held += s.user_held;
+  }
+  return 0;
+}

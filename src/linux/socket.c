@@ -1,0 +1,175 @@
+/* Socket setup for the three kinds: udp, ip (raw IP) and packet (AF_PACKET). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/internal.h"
+#include "linux/socket.h"
+
+#ifndef IPV6_HDRINCL
+#  define IPV6_HDRINCL 36 /* Linux 4.5 */
+#endif
+#ifndef PACKET_IGNORE_OUTGOING
+#  define PACKET_IGNORE_OUTGOING 23 /* Linux 4.20 */
+#endif
+
+#define MIOR_DEFAULT_SOCKBUF (4 << 20)
+
+socklen_t mior__sockaddr_from(const mior_addr *a, mior__sockaddr *ss) {
+  memset(ss, 0, sizeof *ss);
+  if (a->family == MIOR_AF_INET6) {
+    struct sockaddr_in6 *s6 = &ss->in6;
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons(a->port);
+    s6->sin6_scope_id = a->scope_id;
+    memcpy(&s6->sin6_addr, a->addr, 16);
+    return sizeof *s6;
+  }
+  struct sockaddr_in *s4 = &ss->in;
+  s4->sin_family = AF_INET;
+  s4->sin_port = htons(a->port);
+  memcpy(&s4->sin_addr, a->addr, 4);
+  return sizeof *s4;
+}
+
+void mior__sockaddr_to(const struct sockaddr *sa, socklen_t len, mior_addr *out) {
+  memset(out, 0, sizeof *out);
+  if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+    out->family = MIOR_AF_INET;
+    out->port = ntohs(s4->sin_port);
+    memcpy(out->addr, &s4->sin_addr, 4);
+  } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+    out->family = MIOR_AF_INET6;
+    out->port = ntohs(s6->sin6_port);
+    out->scope_id = s6->sin6_scope_id;
+    memcpy(out->addr, &s6->sin6_addr, 16);
+  }
+}
+
+int mior__socket_local_addr(int fd, mior_addr *out) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) return -errno;
+  mior__sockaddr_to((struct sockaddr *)&ss, len, out);
+  return 0;
+}
+
+/* Large socket buffers absorb bursts between two polls.  As root, the FORCE variants go past
+ * net.core.[rw]mem_max; otherwise the kernel clamps, which is fine. */
+static void set_bufs(int fd, const mior_options *o) {
+  int rcv = o->rcvbuf ? o->rcvbuf : MIOR_DEFAULT_SOCKBUF;
+  int snd = o->sndbuf ? o->sndbuf : MIOR_DEFAULT_SOCKBUF;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof snd) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
+}
+
+static int fail_errno(int fd, int err, const char *what, const char *detail) {
+  if (fd >= 0) close(fd);
+  if (err == EPERM || err == EACCES)
+    return mior__fail(-err, "%s: %s (%s; needs CAP_NET_RAW: run as root or `setcap cap_net_raw+ep`)",
+                      what, strerror(err), detail);
+  return mior__fail(-err, "%s: %s (%s)", what, strerror(err), detail);
+}
+
+static int connect_peer(mior__sock *s, const mior__ring_cfg *cfg) {
+  if (!cfg->peer) return 0;
+  int fam = cfg->peer->family == MIOR_AF_INET6 ? AF_INET6 : AF_INET;
+  if (fam != s->family) {
+    close(s->fd);
+    return mior__fail(-EINVAL, "peer is IPv%d but the endpoint is IPv%d", fam == AF_INET6 ? 6 : 4,
+                      s->family == AF_INET6 ? 6 : 4);
+  }
+  mior__sockaddr ss;
+  socklen_t len = mior__sockaddr_from(cfg->peer, &ss);
+  if (connect(s->fd, &ss.sa, len) < 0) return fail_errno(s->fd, errno, "connect", "peer");
+  s->connected = 1;
+  return 0;
+}
+
+static int open_udp(mior__sock *s, const mior__ring_cfg *cfg) {
+  const mior__endpoint *ep = cfg->ep;
+  s->family = ep->addr.family == MIOR_AF_INET6 ? AF_INET6 : AF_INET;
+  s->fd = socket(s->family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+  if (s->fd < 0) return fail_errno(-1, errno, "socket(udp)", ep->addr.family == MIOR_AF_INET6 ? "IPv6" : "IPv4");
+  int one = 1;
+  if (cfg->queues > 1 && setsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+    return fail_errno(s->fd, errno, "setsockopt(SO_REUSEPORT)", "needed for queues > 1");
+  set_bufs(s->fd, cfg->opts);
+  mior_addr local = ep->addr;
+  if (cfg->queue > 0) local.port = cfg->bound_port;
+  mior__sockaddr ss;
+  socklen_t len = mior__sockaddr_from(&local, &ss);
+  if (bind(s->fd, &ss.sa, len) < 0) {
+    char text[64] = "";
+    mior_addr_format(&local, text, sizeof text);
+    return fail_errno(s->fd, errno, "bind", text);
+  }
+  return connect_peer(s, cfg);
+}
+
+static int open_ip(mior__sock *s, const mior__ring_cfg *cfg) {
+  const mior__endpoint *ep = cfg->ep;
+  s->family = ep->addr.family == MIOR_AF_INET6 ? AF_INET6 : AF_INET;
+  s->fd = socket(s->family, SOCK_RAW | SOCK_CLOEXEC, ep->ip_proto);
+  if (s->fd < 0) return fail_errno(-1, errno, "socket(SOCK_RAW)", "ip:// endpoint");
+  int one = 1;
+  int rc = s->family == AF_INET ? setsockopt(s->fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof one)
+                                : setsockopt(s->fd, IPPROTO_IPV6, IPV6_HDRINCL, &one, sizeof one);
+  if (rc < 0) return fail_errno(s->fd, errno, "setsockopt(HDRINCL)", "ip:// endpoint");
+  set_bufs(s->fd, cfg->opts);
+  mior__sockaddr ss;
+  socklen_t len = mior__sockaddr_from(&ep->addr, &ss);
+  if (bind(s->fd, &ss.sa, len) < 0) return fail_errno(s->fd, errno, "bind", "ip:// address");
+  return connect_peer(s, cfg);
+}
+
+static int open_packet(mior__sock *s, const mior__ring_cfg *cfg) {
+  const mior__endpoint *ep = cfg->ep;
+  s->family = AF_PACKET;
+  unsigned ifindex = if_nametoindex(ep->ifname);
+  if (ifindex == 0)
+    return mior__fail(-ENODEV, "packet://%s: no such interface in this network namespace", ep->ifname);
+  /* Protocol 0 first: the socket receives nothing until bound to its one interface. */
+  s->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  if (s->fd < 0) return fail_errno(-1, errno, "socket(AF_PACKET)", "packet:// endpoint");
+  int one = 1;
+  /* Without this a port that sends and receives sees each of its own frames come back. */
+  setsockopt(s->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+  set_bufs(s->fd, cfg->opts);
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_ifindex = (int)ifindex;
+  if (bind(s->fd, (struct sockaddr *)&sll, sizeof sll) < 0) return fail_errno(s->fd, errno, "bind", ep->ifname);
+  if (cfg->queues > 1) {
+    int arg = (cfg->group_id & 0xffff) | (PACKET_FANOUT_HASH << 16);
+    if (setsockopt(s->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0)
+      return fail_errno(s->fd, errno, "setsockopt(PACKET_FANOUT)", "needed for queues > 1");
+  }
+  s->connected = 1;
+  return 0;
+}
+
+int mior__socket_open(mior__sock *s, const mior__ring_cfg *cfg) {
+  memset(s, 0, sizeof *s);
+  s->fd = -1;
+  s->kind = cfg->ep->kind;
+  switch (cfg->ep->kind) {
+  case MIOR__KIND_UDP: return open_udp(s, cfg);
+  case MIOR__KIND_IP: return open_ip(s, cfg);
+  case MIOR__KIND_PACKET: return open_packet(s, cfg);
+  }
+  return mior__fail(-EINVAL, "unknown socket kind");
+}

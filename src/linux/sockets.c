@@ -1,0 +1,318 @@
+/* The sockets backend: recvmmsg/sendmmsg behind the same contract as the rings.
+ *
+ * It is both the fallback where io_uring cannot run (kernel.io_uring_disabled, seccomp, old
+ * kernels) and the baseline mior-perf measures io_uring against, so it is written the way a careful
+ * user would write it by hand: batches of up to `batch` datagrams per system call, non-blocking
+ * calls, and ppoll() only when there is nothing to do.
+ *
+ * "Completions" are produced synchronously by submit() into a local queue that reap() drains.
+ * Every slot handed in comes back through that queue exactly once.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/internal.h"
+#include "linux/socket.h"
+
+struct tx_entry {
+  uint32_t slot, off, len;
+  int has_dst;
+  mior__sockaddr dst;
+  socklen_t dst_len;
+};
+
+struct mior__ring {
+  mior__sock sock;
+  mior_pool_region region;
+  mior_port_stats *stats;
+  uint32_t batch;
+  int names;
+  /* receive: slots posted, used from the top (LIFO keeps caches warm) */
+  uint32_t *rx_slots;
+  uint32_t rx_n, rx_cap;
+  /* transmit: a FIFO of queued sends */
+  struct tx_entry *txq;
+  uint32_t tx_head, tx_len, tx_cap;
+  int tx_blocked;   /* last sendmmsg hit EAGAIN: wait for POLLOUT */
+  /* completions waiting to be reaped (a FIFO) */
+  mior__cqe *cq;
+  uint32_t cq_head, cq_len, cq_cap;
+  /* scratch for one system call */
+  struct mmsghdr *msgs;
+  struct iovec *iov;
+  mior__sockaddr *names_buf;
+};
+
+static int sockets_supported(char *why, size_t len) {
+  (void)why;
+  (void)len;
+  return 1;
+}
+
+static void sockets_close(struct mior__ring *r) {
+  if (!r) return;
+  if (r->sock.fd >= 0) close(r->sock.fd);
+  free(r->rx_slots);
+  free(r->txq);
+  free(r->cq);
+  free(r->msgs);
+  free(r->iov);
+  free(r->names_buf);
+  free(r);
+}
+
+static int sockets_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
+  struct mior__ring *r = calloc(1, sizeof *r);
+  if (!r) return mior__fail(-ENOMEM, "out of memory");
+  r->sock.fd = -1;
+  r->region = cfg->region;
+  r->stats = cfg->stats;
+  r->batch = cfg->opts->batch;
+  r->rx_cap = r->region.buf_count;
+  r->tx_cap = r->region.buf_count;
+  /* Every slot can be in the queue at most once, plus error records that carry no slot. */
+  r->cq_cap = r->region.buf_count + 64;
+  r->rx_slots = malloc(r->rx_cap * sizeof *r->rx_slots);
+  r->txq = malloc(r->tx_cap * sizeof *r->txq);
+  r->cq = malloc(r->cq_cap * sizeof *r->cq);
+  r->msgs = calloc(r->batch, sizeof *r->msgs);
+  r->iov = calloc(r->batch, sizeof *r->iov);
+  r->names_buf = calloc(r->batch, sizeof *r->names_buf);
+  if (!r->rx_slots || !r->txq || !r->cq || !r->msgs || !r->iov || !r->names_buf) {
+    sockets_close(r);
+    return mior__fail(-ENOMEM, "out of memory");
+  }
+  int rc = mior__socket_open(&r->sock, cfg);
+  if (rc < 0) {
+    r->sock.fd = -1;
+    sockets_close(r);
+    return rc;
+  }
+  r->names = r->sock.kind == MIOR__KIND_UDP;
+  *features |= MIOR_FEAT_BATCH_SYSCALL;
+  *out = r;
+  return 0;
+}
+
+static int sockets_bind_thread(struct mior__ring *r) {
+  (void)r;
+  return 0;
+}
+
+static inline mior__cqe *cq_push(struct mior__ring *r) {
+  if (r->cq_len == r->cq_cap) return NULL;
+  mior__cqe *c = &r->cq[(r->cq_head + r->cq_len) % r->cq_cap];
+  r->cq_len++;
+  return c;
+}
+
+/* An error without a slot (e.g. ICMP port unreachable reported on receive).  If the queue is
+ * full of them the newest is dropped: it is a counter, not data. */
+static void cq_error(struct mior__ring *r, uint32_t op, int err) {
+  /* buf_count entries stay reserved for slot records, which therefore never find it full. */
+  if (r->cq_len >= r->cq_cap - r->region.buf_count) return;
+  mior__cqe *c = cq_push(r);
+  if (!c) return;
+  memset(c, 0, sizeof *c);
+  c->op = op;
+  c->slot = MIOR__NO_SLOT;
+  c->res = -err;
+}
+
+static uint32_t sockets_rx_post(struct mior__ring *r, const uint32_t *slots, uint32_t n) {
+  uint32_t room = r->rx_cap - r->rx_n;
+  if (n > room) n = room;
+  memcpy(r->rx_slots + r->rx_n, slots, n * sizeof *slots);
+  r->rx_n += n;
+  return n;
+}
+
+static int sockets_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
+                            const mior_addr *dst) {
+  if (MIOR_UNLIKELY(!dst && !r->sock.connected))
+    return mior__fail(-EDESTADDRREQ, "send without a destination: pass dst or set options.peer");
+  if (MIOR_UNLIKELY(dst && (dst->family == MIOR_AF_INET6) != (r->sock.family == AF_INET6)))
+    return mior__fail(-EAFNOSUPPORT, "destination is IPv%d but the socket is IPv%d",
+                      dst->family == MIOR_AF_INET6 ? 6 : 4, r->sock.family == AF_INET6 ? 6 : 4);
+  if (r->tx_len == r->tx_cap) return -EAGAIN;
+  struct tx_entry *e = &r->txq[(r->tx_head + r->tx_len) % r->tx_cap];
+  e->slot = slot;
+  e->off = off;
+  e->len = len;
+  e->has_dst = dst != NULL;
+  if (dst) e->dst_len = mior__sockaddr_from(dst, &e->dst);
+  r->tx_len++;
+  return 0;
+}
+
+static void do_tx(struct mior__ring *r) {
+  while (r->tx_len > 0) {
+    uint32_t k = r->tx_len < r->batch ? r->tx_len : r->batch;
+    for (uint32_t i = 0; i < k; i++) {
+      struct tx_entry *e = &r->txq[(r->tx_head + i) % r->tx_cap];
+      r->iov[i].iov_base = mior_pool_region_slot(&r->region, e->slot) + e->off;
+      r->iov[i].iov_len = e->len;
+      struct msghdr *h = &r->msgs[i].msg_hdr;
+      memset(h, 0, sizeof *h);
+      h->msg_iov = &r->iov[i];
+      h->msg_iovlen = 1;
+      if (e->has_dst) {
+        h->msg_name = &e->dst;
+        h->msg_namelen = e->dst_len;
+      }
+    }
+    int sent = sendmmsg(r->sock.fd, r->msgs, k, MSG_DONTWAIT);
+    r->stats->submits++;
+    int err = sent < 0 ? errno : 0;
+    if (sent < 0 && (err == EAGAIN || err == EINTR)) {
+      r->tx_blocked = err == EAGAIN;
+      return;
+    }
+    /* A hard error is the first message's: complete it as failed and go on with the rest. */
+    uint32_t done = sent < 0 ? 1 : (uint32_t)sent;
+    for (uint32_t i = 0; i < done; i++) {
+      struct tx_entry *e = &r->txq[r->tx_head];
+      mior__cqe *c = cq_push(r);
+      c->op = MIOR__OP_TX;
+      c->slot = e->slot;
+      c->res = sent < 0 ? -err : (int32_t)r->msgs[i].msg_len;
+      c->off = e->len;
+      c->flags = 0;
+      r->tx_head = (r->tx_head + 1) % r->tx_cap;
+      r->tx_len--;
+    }
+    r->tx_blocked = 0;
+  }
+}
+
+static void do_rx(struct mior__ring *r) {
+  while (r->rx_n > 0 && r->cq_len + r->batch <= r->cq_cap) {
+    uint32_t k = r->rx_n < r->batch ? r->rx_n : r->batch;
+    for (uint32_t i = 0; i < k; i++) {
+      uint32_t slot = r->rx_slots[r->rx_n - 1 - i];
+      r->iov[i].iov_base = mior_pool_region_slot(&r->region, slot);
+      r->iov[i].iov_len = r->region.buf_size;
+      struct msghdr *h = &r->msgs[i].msg_hdr;
+      memset(h, 0, sizeof *h);
+      h->msg_iov = &r->iov[i];
+      h->msg_iovlen = 1;
+      if (r->names) {
+        h->msg_name = &r->names_buf[i];
+        h->msg_namelen = sizeof r->names_buf[i];
+      }
+    }
+    int got = recvmmsg(r->sock.fd, r->msgs, k, MSG_DONTWAIT | MSG_TRUNC, NULL);
+    r->stats->submits++;
+    if (got <= 0) {
+      if (got < 0 && errno != EAGAIN && errno != EINTR) cq_error(r, MIOR__OP_RX, errno);
+      return;
+    }
+    for (int i = 0; i < got; i++) {
+      mior__cqe *c = cq_push(r);
+      c->op = MIOR__OP_RX;
+      c->slot = r->rx_slots[r->rx_n - 1 - (uint32_t)i];
+      c->off = 0;
+      c->flags = 0;
+      uint32_t len = r->msgs[i].msg_len;
+      /* With MSG_TRUNC the length is the datagram's real one, so a cut is visible. */
+      if (len > r->region.buf_size || (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+        c->flags = MIOR_PKT_TRUNCATED;
+        if (len > r->region.buf_size) len = r->region.buf_size;
+      }
+      c->res = (int32_t)len;
+      if (r->names) mior__sockaddr_to(&r->names_buf[i].sa, r->msgs[i].msg_hdr.msg_namelen, &c->src);
+      else c->src.family = MIOR_AF_UNSPEC;
+    }
+    r->rx_n -= (uint32_t)got;
+    if ((uint32_t)got < k) return; /* drained the socket */
+  }
+}
+
+static int sockets_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
+  do_tx(r);
+  do_rx(r);
+  if (!wait || r->cq_len > 0) return 0;
+  struct pollfd pfd = {.fd = r->sock.fd, .events = 0, .revents = 0};
+  if (r->rx_n) pfd.events |= POLLIN;
+  if (r->tx_len) pfd.events |= POLLOUT;
+  if (!pfd.events) return 0;
+  struct timespec ts, *tsp = NULL;
+  if (timeout_us >= 0) {
+    ts.tv_sec = timeout_us / 1000000;
+    ts.tv_nsec = (timeout_us % 1000000) * 1000;
+    tsp = &ts;
+  }
+  int rc = ppoll(&pfd, 1, tsp, NULL);
+  if (rc < 0 && errno != EINTR) return mior__fail(-errno, "ppoll: %s", strerror(errno));
+  if (rc > 0) {
+    do_tx(r);
+    do_rx(r);
+  }
+  return 0;
+}
+
+static uint32_t sockets_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
+  uint32_t n = r->cq_len < max ? r->cq_len : max;
+  for (uint32_t i = 0; i < n; i++) {
+    out[i] = r->cq[r->cq_head];
+    r->cq_head = (r->cq_head + 1) % r->cq_cap;
+  }
+  r->cq_len -= n;
+  return n;
+}
+
+static int sockets_cancel(struct mior__ring *r) {
+  while (r->tx_len) {
+    struct tx_entry *e = &r->txq[r->tx_head];
+    mior__cqe *c = cq_push(r);
+    if (!c) break;
+    memset(c, 0, sizeof *c);
+    c->op = MIOR__OP_TX;
+    c->slot = e->slot;
+    c->res = -ECANCELED;
+    c->off = e->len;
+    r->tx_head = (r->tx_head + 1) % r->tx_cap;
+    r->tx_len--;
+  }
+  while (r->rx_n) {
+    mior__cqe *c = cq_push(r);
+    if (!c) break;
+    memset(c, 0, sizeof *c);
+    c->op = MIOR__OP_RX;
+    c->slot = r->rx_slots[--r->rx_n];
+    c->res = -ECANCELED;
+  }
+  return 0;
+}
+
+static uint32_t sockets_outstanding(struct mior__ring *r) {
+  return r->rx_n + r->tx_len;
+}
+
+static int sockets_local_addr(struct mior__ring *r, mior_addr *out) {
+  if (r->sock.kind == MIOR__KIND_PACKET) {
+    memset(out, 0, sizeof *out);
+    return 0;
+  }
+  return mior__socket_local_addr(r->sock.fd, out);
+}
+
+const mior__backend_ops mior__sockets_ops = {
+    .id = MIOR_BACKEND_SOCKETS,
+    .name = "sockets",
+    .supported = sockets_supported,
+    .open = sockets_open,
+    .bind_thread = sockets_bind_thread,
+    .rx_post = sockets_rx_post,
+    .tx_queue = sockets_tx_queue,
+    .submit = sockets_submit,
+    .reap = sockets_reap,
+    .cancel = sockets_cancel,
+    .outstanding = sockets_outstanding,
+    .local_addr = sockets_local_addr,
+    .close = sockets_close,
+};

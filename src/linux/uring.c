@@ -1,0 +1,493 @@
+/* The io_uring backend.
+ *
+ * One ring per port.  The pool region is registered once (fixed buffers) and the socket as fixed
+ * file 0.  Receives: one multishot receive feeding from a provided-buffer ring whose buffer ids are
+ * the pool's slot indices (kernel 6.0+), or, where that is unavailable, one receive kept posted per
+ * slot.  Sends: one SQE per packet, submitted per batch.
+ *
+ * Setup tries the newest flags first and falls back on -EINVAL, as liburing's own tests do:
+ * SINGLE_ISSUER|DEFER_TASKRUN (6.1), then COOP_TASKRUN (5.19), then plain.  The ring is created
+ * disabled (R_DISABLED) and enabled by the thread that drives the port, because SINGLE_ISSUER binds
+ * the ring to the task that enables it, and that is usually not the thread that opened it.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "common/internal.h"
+#include "common/os.h"
+#include "linux/socket.h"
+
+/* user_data: op in the top byte, requested length (sends) in the next 24 bits, slot below. */
+enum { UD_RX = 1, UD_TX = 2, UD_MULTISHOT = 3, UD_CANCEL = 4 };
+#define UD(op, len, slot) (((uint64_t)(op) << 56) | ((uint64_t)(len) << 32) | (uint64_t)(slot))
+#define UD_OP(ud) ((unsigned)((ud) >> 56))
+#define UD_LEN(ud) ((uint32_t)(((ud) >> 32) & 0xffffffu))
+#define UD_SLOT(ud) ((uint32_t)(ud))
+
+#define BUF_GROUP 0
+#define REG_CHUNK_SHIFT 30 /* registered buffers are at most 1 GiB each */
+
+/* Per-slot message headers for sends with an address and posted receives that need the sender's
+ * address.  They must stay put until the operation completes. */
+struct slot_meta {
+  struct msghdr msg;
+  struct iovec iov;
+  mior__sockaddr sa;
+};
+
+struct mior__ring {
+  struct io_uring ring;
+  mior__sock sock;
+  int file;             /* fixed file index, or the fd */
+  uint8_t sqe_flags;    /* IOSQE_FIXED_FILE when registered */
+  int reg_buffers;
+  int single_issuer;
+  int defer_taskrun;
+  int enabled;
+  int canceling;
+  mior_pool_region region;
+  mior_port_stats *stats;
+  struct slot_meta *meta;
+  uint32_t tx_inflight;
+  uint32_t posted;        /* posted receives outstanding */
+  int names;              /* receives report the sender's address (udp) */
+  /* multishot receive */
+  int multishot;
+  int ms_armed;
+  int ms_broken;
+  struct io_uring_buf_ring *br;
+  size_t br_len;
+  uint32_t br_mask;
+  uint32_t br_count;      /* buffers in the ring, not yet consumed */
+  struct msghdr ms_msg;   /* template for multishot recvmsg: name length only */
+};
+
+static int kernel_at_least(int major, int minor) {
+  struct utsname u;
+  int ma = 0, mi = 0;
+  if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2) return 0;
+  return ma > major || (ma == major && mi >= minor);
+}
+
+static int uring_supported(char *why, size_t len) {
+  const char *env = mior__getenv("MIOR_DISABLE_URING");
+  if (env && env[0] && strcmp(env, "0") != 0) {
+    snprintf(why, len, "disabled by MIOR_DISABLE_URING");
+    return 0;
+  }
+  struct io_uring ring;
+  int rc = io_uring_queue_init(2, &ring, 0);
+  if (rc < 0) {
+    char sysctl[16] = "";
+    FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+    if (f) {
+      if (fgets(sysctl, sizeof sysctl, f)) sysctl[strcspn(sysctl, "\n")] = '\0';
+      fclose(f);
+    }
+    snprintf(why, len, "io_uring_setup: %s%s%s%s", strerror(-rc), sysctl[0] ? " (kernel.io_uring_disabled=" : "",
+             sysctl, sysctl[0] ? ")" : "");
+    return 0;
+  }
+  io_uring_queue_exit(&ring);
+  return 1;
+}
+
+static int setup_ring(struct mior__ring *r, const mior_options *o, uint32_t *features) {
+  static const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL;
+  unsigned tries[4];
+  int n = 0;
+  if (o->flags & MIOR_OPT_SQPOLL) {
+    tries[n++] = IORING_SETUP_SQPOLL | IORING_SETUP_SINGLE_ISSUER;
+    tries[n++] = IORING_SETUP_SQPOLL;
+  } else {
+    if (!(o->flags & MIOR_OPT_NO_DEFER_TASKRUN))
+      tries[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    tries[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    tries[n++] = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    tries[n++] = 0;
+  }
+  int rc = -EINVAL;
+  for (int i = 0; i < n; i++) {
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = base | tries[i];
+    p.cq_entries = o->cq_entries;
+    if (tries[i] & IORING_SETUP_SQPOLL) p.sq_thread_idle = 50;
+    rc = io_uring_queue_init_params(o->sq_entries, &r->ring, &p);
+    if (rc == 0) {
+      r->single_issuer = (tries[i] & IORING_SETUP_SINGLE_ISSUER) != 0;
+      r->defer_taskrun = (tries[i] & IORING_SETUP_DEFER_TASKRUN) != 0;
+      if (r->single_issuer) *features |= MIOR_FEAT_SINGLE_ISSUER;
+      if (r->defer_taskrun) *features |= MIOR_FEAT_DEFER_TASKRUN;
+      if (tries[i] & IORING_SETUP_COOP_TASKRUN) *features |= MIOR_FEAT_COOP_TASKRUN;
+      if (tries[i] & IORING_SETUP_SQPOLL) *features |= MIOR_FEAT_SQPOLL;
+      return 0;
+    }
+    if (rc != -EINVAL) break;
+  }
+  return mior__fail(rc, "io_uring_queue_init(%u entries): %s%s", o->sq_entries, strerror(-rc),
+                    rc == -ENOMEM ? " (RLIMIT_MEMLOCK too low?)" : "");
+}
+
+static int register_buffers(struct mior__ring *r) {
+  uint32_t chunks = (uint32_t)((r->region.len + (1ull << REG_CHUNK_SHIFT) - 1) >> REG_CHUNK_SHIFT);
+  struct iovec iov[16];
+  if (chunks > 16) return -E2BIG;
+  for (uint32_t i = 0; i < chunks; i++) {
+    size_t off = (size_t)i << REG_CHUNK_SHIFT;
+    size_t left = r->region.len - off;
+    iov[i].iov_base = r->region.base + off;
+    iov[i].iov_len = left < (1ull << REG_CHUNK_SHIFT) ? left : (1ull << REG_CHUNK_SHIFT);
+  }
+  return io_uring_register_buffers(&r->ring, iov, chunks);
+}
+
+/* The provided-buffer ring: buffer id == slot index, so it needs buf_count <= 65536. */
+static int setup_buf_ring(struct mior__ring *r, uint32_t rx_depth) {
+  uint32_t entries = 1;
+  while (entries < rx_depth) entries <<= 1;
+  if (entries > 32768 || r->region.buf_count > 65536) return -ERANGE;
+  r->br_len = (size_t)entries * sizeof(struct io_uring_buf);
+  void *mem = mmap(NULL, r->br_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return -errno;
+  r->br = mem;
+  io_uring_buf_ring_init(r->br);
+  struct io_uring_buf_reg reg;
+  memset(&reg, 0, sizeof reg);
+  reg.ring_addr = (uint64_t)(uintptr_t)mem;
+  reg.ring_entries = entries;
+  reg.bgid = BUF_GROUP;
+  int rc = io_uring_register_buf_ring(&r->ring, &reg, 0);
+  if (rc < 0) {
+    munmap(mem, r->br_len);
+    r->br = NULL;
+    return rc;
+  }
+  r->br_mask = (uint32_t)io_uring_buf_ring_mask(entries);
+  return 0;
+}
+
+static void uring_close(struct mior__ring *r) {
+  if (!r) return;
+  io_uring_queue_exit(&r->ring);
+  if (r->br) munmap(r->br, r->br_len);
+  if (r->sock.fd >= 0) close(r->sock.fd);
+  free(r->meta);
+  free(r);
+}
+
+static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
+  const mior_options *o = cfg->opts;
+  struct mior__ring *r = calloc(1, sizeof *r);
+  if (!r) return mior__fail(-ENOMEM, "out of memory");
+  r->sock.fd = -1;
+  r->region = cfg->region;
+  r->stats = cfg->stats;
+  int rc = mior__socket_open(&r->sock, cfg);
+  if (rc < 0) {
+    free(r);
+    return rc;
+  }
+  r->meta = calloc(r->region.buf_count, sizeof *r->meta);
+  if (!r->meta) {
+    close(r->sock.fd);
+    free(r);
+    return mior__fail(-ENOMEM, "out of memory for message headers");
+  }
+  rc = setup_ring(r, o, features);
+  if (rc < 0) {
+    close(r->sock.fd);
+    free(r->meta);
+    free(r);
+    return rc;
+  }
+  r->file = r->sock.fd;
+  if (io_uring_register_files(&r->ring, &r->sock.fd, 1) == 0) {
+    r->file = 0;
+    r->sqe_flags = IOSQE_FIXED_FILE;
+    *features |= MIOR_FEAT_REG_FILES;
+  }
+  /* Registration can fail for want of locked memory (RLIMIT_MEMLOCK for unprivileged users):
+   * the ring works without it, only a little slower. */
+  if (!(o->flags & MIOR_OPT_NO_REGISTERED_BUFFERS) && register_buffers(r) == 0) {
+    r->reg_buffers = 1;
+    *features |= MIOR_FEAT_REG_BUFFERS;
+  }
+  r->names = r->sock.kind == MIOR__KIND_UDP;
+  /* Multishot recv and recvmsg arrived in 6.0; provided-buffer rings in 5.19. */
+  if (!(o->flags & (MIOR_OPT_NO_MULTISHOT | MIOR_OPT_NO_RX)) && kernel_at_least(6, 0) &&
+      setup_buf_ring(r, o->rx_depth) == 0) {
+    r->multishot = 1;
+    *features |= MIOR_FEAT_MULTISHOT_RX;
+    r->ms_msg.msg_namelen = r->names ? (r->sock.family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                   : sizeof(struct sockaddr_in))
+                                     : 0;
+  }
+  *out = r;
+  return 0;
+}
+
+static int uring_bind_thread(struct mior__ring *r) {
+  if (r->enabled) {
+    if (r->single_issuer)
+      return mior__fail(-EBUSY, "this port's io_uring is bound to the thread that first drove it "
+                        "(SINGLE_ISSUER); drive it from that thread only");
+    return 0;
+  }
+  /* liburing 2.3 declares io_uring_enable_rings() but does not export it: use the system call. */
+  if (syscall(__NR_io_uring_register, r->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+    return mior__fail(-errno, "io_uring_register(ENABLE_RINGS): %s", strerror(errno));
+  r->enabled = 1;
+  /* The registered ring fd saves a file lookup per io_uring_enter; it is per thread, which is
+   * why it happens here and not at open.  Optional. */
+  io_uring_register_ring_fd(&r->ring);
+  return 0;
+}
+
+static inline struct io_uring_sqe *get_sqe(struct mior__ring *r) {
+  return io_uring_get_sqe(&r->ring);
+}
+
+static uint32_t uring_rx_post(struct mior__ring *r, const uint32_t *slots, uint32_t n) {
+  if (r->multishot) {
+    for (uint32_t i = 0; i < n; i++)
+      io_uring_buf_ring_add(r->br, mior_pool_region_slot(&r->region, slots[i]), r->region.buf_size,
+                            (unsigned short)slots[i], (int)r->br_mask, (int)i);
+    /* Publishes the new tail with a release store: the kernel sees the entries before the tail. */
+    io_uring_buf_ring_advance(r->br, (int)n);
+    r->br_count += n;
+    return n;
+  }
+  uint32_t i;
+  for (i = 0; i < n; i++) {
+    struct io_uring_sqe *sqe = get_sqe(r);
+    if (!sqe) break;
+    uint32_t slot = slots[i];
+    uint8_t *buf = mior_pool_region_slot(&r->region, slot);
+    if (r->names) {
+      struct slot_meta *m = &r->meta[slot];
+      m->iov.iov_base = buf;
+      m->iov.iov_len = r->region.buf_size;
+      memset(&m->msg, 0, sizeof m->msg);
+      m->msg.msg_name = &m->sa;
+      m->msg.msg_namelen = sizeof m->sa;
+      m->msg.msg_iov = &m->iov;
+      m->msg.msg_iovlen = 1;
+      /* MSG_TRUNC makes the result the datagram's real length, so truncation is visible. */
+      io_uring_prep_recvmsg(sqe, r->file, &m->msg, MSG_TRUNC);
+    } else if (r->reg_buffers) {
+      size_t off = (size_t)(buf - r->region.base);
+      io_uring_prep_read_fixed(sqe, r->file, buf, r->region.buf_size, 0, (int)(off >> REG_CHUNK_SHIFT));
+    } else {
+      io_uring_prep_recv(sqe, r->file, buf, r->region.buf_size, MSG_TRUNC);
+    }
+    sqe->flags |= r->sqe_flags;
+    io_uring_sqe_set_data64(sqe, UD(UD_RX, 0, slot));
+  }
+  r->posted += i;
+  return i;
+}
+
+static int uring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
+                          const mior_addr *dst) {
+  if (MIOR_UNLIKELY(!dst && !r->sock.connected))
+    return mior__fail(-EDESTADDRREQ, "send without a destination: pass dst or set options.peer");
+  if (MIOR_UNLIKELY(dst && (dst->family == MIOR_AF_INET6) != (r->sock.family == AF_INET6)))
+    return mior__fail(-EAFNOSUPPORT, "destination is IPv%d but the socket is IPv%d",
+                      dst->family == MIOR_AF_INET6 ? 6 : 4, r->sock.family == AF_INET6 ? 6 : 4);
+  struct io_uring_sqe *sqe = get_sqe(r);
+  if (MIOR_UNLIKELY(!sqe)) return -EAGAIN;
+  uint8_t *buf = mior_pool_region_slot(&r->region, slot) + off;
+  if (dst) {
+    struct slot_meta *m = &r->meta[slot];
+    m->iov.iov_base = buf;
+    m->iov.iov_len = len;
+    memset(&m->msg, 0, sizeof m->msg);
+    m->msg.msg_name = &m->sa;
+    m->msg.msg_namelen = mior__sockaddr_from(dst, &m->sa);
+    m->msg.msg_iov = &m->iov;
+    m->msg.msg_iovlen = 1;
+    io_uring_prep_sendmsg(sqe, r->file, &m->msg, 0);
+  } else {
+    io_uring_prep_send(sqe, r->file, buf, len, 0);
+  }
+  sqe->flags |= r->sqe_flags;
+  io_uring_sqe_set_data64(sqe, UD(UD_TX, len, slot));
+  r->tx_inflight++;
+  return 0;
+}
+
+static void arm_multishot(struct mior__ring *r) {
+  struct io_uring_sqe *sqe = get_sqe(r);
+  if (!sqe) return;
+  if (r->names) io_uring_prep_recvmsg_multishot(sqe, r->file, &r->ms_msg, 0);
+  else io_uring_prep_recv_multishot(sqe, r->file, NULL, 0, 0);
+  sqe->flags |= r->sqe_flags | IOSQE_BUFFER_SELECT;
+  sqe->buf_group = BUF_GROUP;
+  io_uring_sqe_set_data64(sqe, UD(UD_MULTISHOT, 0, 0));
+  r->ms_armed = 1;
+}
+
+static int uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
+  if (r->multishot && !r->ms_armed && r->br_count > 0 && !r->canceling && !r->ms_broken) arm_multishot(r);
+  if (MIOR_UNLIKELY(r->ms_broken == 1)) {
+    r->ms_broken = 2;
+    return mior__fail(-EOPNOTSUPP, "the kernel rejected multishot receive; open with MIOR_OPT_NO_MULTISHOT");
+  }
+  int ret = 0;
+  if (wait && io_uring_cq_ready(&r->ring) == 0) {
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts;
+    ts.tv_sec = timeout_us / 1000000;
+    ts.tv_nsec = (timeout_us % 1000000) * 1000;
+    ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, timeout_us >= 0 ? &ts : NULL, NULL);
+    r->stats->submits++;
+  } else if (io_uring_sq_ready(&r->ring) || r->defer_taskrun ||
+             (IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN))) {
+    /* DEFER_TASKRUN rings post completions only when asked to (GETEVENTS), so the enter happens
+     * even with nothing to submit; it is one call per batch, not per packet. */
+    ret = io_uring_submit_and_get_events(&r->ring);
+    r->stats->submits++;
+  }
+  if (MIOR_UNLIKELY(io_uring_cq_has_overflow(&r->ring))) r->stats->cq_overflow++;
+  if (ret >= 0 || ret == -ETIME || ret == -EINTR || ret == -EAGAIN || ret == -EBUSY) return 0;
+  return mior__fail(ret, "io_uring_enter: %s", strerror(-ret));
+}
+
+static uint32_t uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
+  struct io_uring_cqe *cqe;
+  unsigned head, seen = 0;
+  uint32_t n = 0;
+  io_uring_for_each_cqe(&r->ring, head, cqe) {
+    if (n == max) break;
+    seen++;
+    uint64_t ud = cqe->user_data;
+    mior__cqe *c = &out[n];
+    switch (UD_OP(ud)) {
+    case UD_TX:
+      r->tx_inflight--;
+      c->op = MIOR__OP_TX;
+      c->slot = UD_SLOT(ud);
+      c->res = cqe->res;
+      c->off = UD_LEN(ud);
+      n++;
+      break;
+    case UD_RX: {
+      r->posted--;
+      uint32_t slot = UD_SLOT(ud);
+      c->op = MIOR__OP_RX;
+      c->slot = slot;
+      c->res = cqe->res;
+      c->off = 0;
+      c->flags = 0;
+      if (cqe->res > (int32_t)r->region.buf_size) {
+        c->flags = MIOR_PKT_TRUNCATED;
+        c->res = (int32_t)r->region.buf_size;
+      }
+      if (r->names && cqe->res >= 0) {
+        const struct slot_meta *m = &r->meta[slot];
+        mior__sockaddr_to(&m->sa.sa, m->msg.msg_namelen, &c->src);
+      } else {
+        c->src.family = MIOR_AF_UNSPEC;
+      }
+      n++;
+      break;
+    }
+    case UD_MULTISHOT: {
+      if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        /* The multishot ended (buffers ran out, an error, overflow or cancel): re-arm at the next
+         * submit unless we are closing. */
+        r->ms_armed = 0;
+        if (!r->canceling) r->stats->rx_rearm++;
+        if (cqe->res == -EINVAL && !(cqe->flags & IORING_CQE_F_BUFFER) && !r->ms_broken) r->ms_broken = 1;
+      }
+      c->op = MIOR__OP_RX;
+      c->flags = 0;
+      c->src.family = MIOR_AF_UNSPEC;
+      if (!(cqe->flags & IORING_CQE_F_BUFFER)) {
+        if (cqe->res == -ECANCELED || (cqe->res == 0 && r->canceling)) break; /* nothing to report */
+        c->slot = MIOR__NO_SLOT;
+        c->res = cqe->res;
+        c->off = 0;
+        n++;
+        break;
+      }
+      uint32_t slot = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+      r->br_count--;
+      c->slot = slot;
+      c->res = cqe->res;
+      c->off = 0;
+      if (r->names && cqe->res > 0) {
+        uint8_t *buf = mior_pool_region_slot(&r->region, slot);
+        struct io_uring_recvmsg_out *o = io_uring_recvmsg_validate(buf, cqe->res, &r->ms_msg);
+        if (!o) {
+          c->res = -EBADMSG;
+        } else {
+          uint8_t *payload = io_uring_recvmsg_payload(o, &r->ms_msg);
+          c->off = (uint32_t)(payload - buf);
+          c->res = (int32_t)io_uring_recvmsg_payload_length(o, cqe->res, &r->ms_msg);
+          if (o->flags & MSG_TRUNC) c->flags = MIOR_PKT_TRUNCATED;
+          mior__sockaddr_to(io_uring_recvmsg_name(o), o->namelen, &c->src);
+        }
+      }
+      n++;
+      break;
+    }
+    default: /* cancel requests and anything else carry no slot */
+      break;
+    }
+  }
+  io_uring_cq_advance(&r->ring, seen);
+  return n;
+}
+
+static uint32_t uring_outstanding(struct mior__ring *r) {
+  return r->posted + r->tx_inflight + (r->ms_armed ? 1u : 0u);
+}
+
+static int uring_cancel(struct mior__ring *r) {
+  if (!r->enabled) return 0;
+  r->canceling = 1;
+  struct io_uring_sqe *sqe = get_sqe(r);
+  if (!sqe) {
+    io_uring_submit(&r->ring);
+    sqe = get_sqe(r);
+  }
+  if (sqe) {
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(sqe, UD(UD_CANCEL, 0, 0));
+    io_uring_submit_and_get_events(&r->ring);
+  }
+  return (int)uring_outstanding(r);
+}
+
+static int uring_local_addr(struct mior__ring *r, mior_addr *out) {
+  if (r->sock.kind == MIOR__KIND_PACKET) {
+    memset(out, 0, sizeof *out);
+    return 0;
+  }
+  return mior__socket_local_addr(r->sock.fd, out);
+}
+
+const mior__backend_ops mior__uring_ops = {
+    .id = MIOR_BACKEND_URING,
+    .name = "uring",
+    .supported = uring_supported,
+    .open = uring_open,
+    .bind_thread = uring_bind_thread,
+    .rx_post = uring_rx_post,
+    .tx_queue = uring_tx_queue,
+    .submit = uring_submit,
+    .reap = uring_reap,
+    .cancel = uring_cancel,
+    .outstanding = uring_outstanding,
+    .local_addr = uring_local_addr,
+    .close = uring_close,
+};
