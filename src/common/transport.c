@@ -94,7 +94,8 @@ static int options_resolve(mior_options *o, const mior_options *user, const mior
   mior_options_init(o);
   if (user) {
     if (user->sz < offsetof(mior_options, flags) || user->sz > 4096)
-      return mior__fail(-EINVAL, "mior_options.sz is %zu: call mior_options_init first", user->sz);
+      return mior__fail(-EINVAL, "mior_options.sz is %lu: call mior_options_init first",
+                        (unsigned long)user->sz);
     size_t n = user->sz < sizeof *o ? user->sz : sizeof *o;
     memcpy(o, user, n);
     o->sz = sizeof *o;
@@ -160,6 +161,8 @@ static int choose_backend(const mior_options *o, const mior__backend_ops **out, 
       *extra = MIOR_FEAT_FALLBACK;
     }
   }
+  if (!mior__backends[0])
+    return mior__fail(-EOPNOTSUPP, "this build has no packet backend for this operating system yet");
   return mior__fail(-EOPNOTSUPP, "no packet backend can run here (%s)", reason);
 }
 
