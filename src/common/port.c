@@ -132,6 +132,7 @@ static inline void tx_complete(struct mior_port *p, const mior__cqe *c) {
 static uint32_t process(struct mior_port *p, uint32_t budget, uint32_t *delivered) {
   uint32_t handled = 0;
   *delivered = 0;
+  p->in_process = 1;
   while (*delivered < budget) {
     uint32_t n = p->ops->reap(p->ring, p->cqes, p->batch);
     if (n == 0) break;
@@ -144,6 +145,7 @@ static uint32_t process(struct mior_port *p, uint32_t budget, uint32_t *delivere
     }
   }
   if (*delivered && p->receiver.flush && !p->closing) p->receiver.flush(p->receiver.ctx, p);
+  p->in_process = 0;
   return handled;
 }
 
@@ -155,6 +157,8 @@ static int submit(struct mior_port *p, int wait, int64_t timeout_us) {
 
 int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
   if (!p) return mior__fail(-EINVAL, "mior_port_poll: NULL port");
+  if (p->in_process)
+    return mior__fail(-EBUSY, "mior_port_poll called from inside the receiver's callbacks");
   int rc = ensure_bound(p);
   if (rc < 0) return rc;
   if (budget == 0) budget = p->batch;

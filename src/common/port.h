@@ -44,6 +44,7 @@ struct mior_port {
   uint64_t rng;             /* mior_random_seq state */
   uint64_t owner;           /* thread that drives the port (0 = not yet bound) */
   int closing;
+  int in_process;           /* inside process(): the receiver's callbacks are running */
   mior_port_stats stats;
 
   /* cold */
