@@ -6,17 +6,15 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "netns.h"
 #include "test.h"
-
-/* The tests link only the library; the support code comes in as source (if the build also links
- * mior_tools_common, the archive's copy is simply not pulled in). */
-#include "../tools/common/netns.c"
 
 static netns_pair pair1, pair2;
 
