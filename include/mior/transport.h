@@ -13,10 +13,12 @@
  *   packet://IFNAME              AF_PACKET socket on one interface: whole Ethernet frames.
  *                                Linux only; needs CAP_NET_RAW.
  *
- * Threading: a port is driven by one thread at a time.  Either call mior_port_poll() in your own
- * loop, or mior_transport_start() to run one thread per port.  The mior_tx_* calls on a port must
- * be made by the thread driving it (in your loop, or inside the receiver's callbacks when the
- * transport runs the threads).  mior_pkt_release() may be called from any thread.
+ * Threading: a port is driven by one thread.  Either call mior_port_poll() in your own loop, or
+ * mior_transport_start() to run one thread per port.  The mior_tx_* calls on a port must be made by
+ * the thread driving it (in your loop, or inside the receiver's callbacks when the transport runs
+ * the threads).  With io_uring the ring is bound to the first thread that drives the port
+ * (SINGLE_ISSUER|DEFER_TASKRUN): later calls from another thread fail with -EBUSY.
+ * mior_pkt_release() may be called from any thread.
  */
 #ifndef MIOR_TRANSPORT_H
 #define MIOR_TRANSPORT_H
@@ -97,7 +99,9 @@ typedef struct mior_receiver {
 MIOR_API int mior_transport_open(mior_transport **out, const char *endpoint, const mior_options *opts,
                                  const mior_receiver *receiver);
 
-/* Start one thread per port (pinned to a CPU when opts.cpu >= 0).  -EALREADY if started. */
+/* Start one thread per port (pinned to a CPU when opts.cpu >= 0).  -EALREADY if started;
+ * -EBUSY if a port's ring is already bound to another thread (io_uring: a transport that was
+ * polled by hand, or started and stopped before, cannot be started again: open a new one). */
 MIOR_API int mior_transport_start(mior_transport *t);
 /* Stop and join the threads (each finishes its current batch).  0 if not started. */
 MIOR_API int mior_transport_stop(mior_transport *t);

@@ -258,6 +258,11 @@ fail:
 int mior_transport_start(mior_transport *t) {
   if (!t) return mior__fail(-EINVAL, "mior_transport_start: NULL transport");
   if (t->started) return mior__fail(-EALREADY, "transport already started");
+  /* A ring bound to one thread (io_uring SINGLE_ISSUER) cannot be driven by a new one. */
+  for (uint32_t i = 0; i < t->queues; i++)
+    if (t->ports[i]->owner && (t->ports[i]->stats.features & MIOR_FEAT_SINGLE_ISSUER))
+      return mior__fail(-EBUSY, "port %u's ring is bound to the thread that drove it before; a "
+                        "transport whose ports were already driven cannot be started (again)", i);
   for (uint32_t i = 0; i < t->queues; i++) {
     struct mior_port *p = t->ports[i];
     atomic_store(&p->stop, 0);

@@ -114,20 +114,23 @@ static int setup_ring(struct mior__ring *r, const mior_options *o, uint32_t *fea
     tries[n++] = 0;
   }
   int rc = -EINVAL;
-  for (int i = 0; i < n; i++) {
+  /* SUBMIT_ALL is 5.18: on older kernels every combination fails with -EINVAL, so a second pass
+   * goes without it. */
+  for (int i = 0; i < 2 * n; i++) {
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
-    p.flags = base | tries[i];
+    p.flags = (i < n ? base : base & ~(unsigned)IORING_SETUP_SUBMIT_ALL) | tries[i % n];
     p.cq_entries = o->cq_entries;
     if (tries[i] & IORING_SETUP_SQPOLL) p.sq_thread_idle = 50;
     rc = io_uring_queue_init_params(o->sq_entries, &r->ring, &p);
     if (rc == 0) {
-      r->single_issuer = (tries[i] & IORING_SETUP_SINGLE_ISSUER) != 0;
-      r->defer_taskrun = (tries[i] & IORING_SETUP_DEFER_TASKRUN) != 0;
+      unsigned f = tries[i % n];
+      r->single_issuer = (f & IORING_SETUP_SINGLE_ISSUER) != 0;
+      r->defer_taskrun = (f & IORING_SETUP_DEFER_TASKRUN) != 0;
       if (r->single_issuer) *features |= MIOR_FEAT_SINGLE_ISSUER;
       if (r->defer_taskrun) *features |= MIOR_FEAT_DEFER_TASKRUN;
-      if (tries[i] & IORING_SETUP_COOP_TASKRUN) *features |= MIOR_FEAT_COOP_TASKRUN;
-      if (tries[i] & IORING_SETUP_SQPOLL) *features |= MIOR_FEAT_SQPOLL;
+      if (f & IORING_SETUP_COOP_TASKRUN) *features |= MIOR_FEAT_COOP_TASKRUN;
+      if (f & IORING_SETUP_SQPOLL) *features |= MIOR_FEAT_SQPOLL;
       return 0;
     }
     if (rc != -EINVAL) break;
