@@ -408,7 +408,7 @@ static void expect_tcp(const uint8_t *seg, size_t len, int err, mior_proto_reaso
 }
 
 static void test_malformed(void) {
-  uint8_t ip[80];
+  uint8_t ip[256];
 
   /* IPv4: the UDP packet of frame 0 (33 bytes). */
   const uint8_t *good = frames[0] + 14;
