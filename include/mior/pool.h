@@ -49,7 +49,7 @@ typedef struct mior_pool_options {
 MIOR_API void mior_pool_options_init(mior_pool_options *opts);
 
 /* Create a pool.  opts may be NULL for the defaults.  Returns 0 and *out, or -EINVAL for bad
- * options (size not a power of two, count 0, total too large), -ENOMEM, or the mmap/mlock error. */
+ * options (size not a power of two, total too large, unknown flags), -ENOMEM, or the mmap/mlock error. */
 MIOR_API int mior_pool_create(mior_pool **out, const mior_pool_options *opts);
 
 /* Close a pool.  If slots are still out, returns -EBUSY, stores their number in *outstanding

@@ -171,6 +171,8 @@ typedef struct mior_port_stats {
                                            flight, cached by the port, or held by the user */
   uint32_t user_held;                 /* slots the application holds: kept packets and acquired,
                                          unsent transmit slots (0 means nothing to release) */
+  uint32_t tx_in_flight;              /* sends queued or submitted whose completion has not been
+                                         reaped yet (0 after a drain: everything sent is done) */
   uint32_t features;                 /* MIOR_FEAT_* */
   mior_backend backend;
   char fallback_reason[96];          /* why AUTO did not use the preferred backend, or "" */

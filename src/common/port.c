@@ -110,6 +110,7 @@ static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t
   slot_set(p, c->slot, MIOR__SLOT_USER);
   if (p->receiver.consume(p->receiver.ctx, p, &pkt) == MIOR_KEEP) {
     p->stats.rx_kept++;
+    p->user_taken++;
     return;
   }
   cache_push(p, c->slot);
@@ -165,6 +166,15 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
   uint32_t delivered = 0, handled;
 
   rx_refill(p);
+  /* Completions already in the ring cost no system call: take them first, and enter the kernel
+   * only to submit queued sends or when the ring had nothing (a DEFER_TASKRUN ring posts its
+   * completions only when asked to). */
+  if (p->tx_pending) {
+    rc = submit(p, 0, 0);
+    if (rc < 0) return rc;
+  }
+  handled = process(p, budget, &delivered);
+  if (handled > 0) goto out;
   rc = submit(p, 0, 0);
   if (rc < 0) return rc;
   handled = process(p, budget, &delivered);
@@ -199,6 +209,7 @@ int mior_tx_acquire(mior_port *p, mior_pkt *pkt) {
   }
   uint32_t slot = p->cache[--p->cache_len];
   slot_set(p, slot, MIOR__SLOT_USER);
+  p->user_taken++;
   pkt->data = mior_pool_region_slot(&p->region, slot);
   pkt->len = 0;
   pkt->cap = p->region.buf_size;
@@ -239,6 +250,7 @@ int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst
   uint32_t slot = pkt->slot;
   if (pkt->port != p || slot >= p->region.buf_count || slot_get(p, slot) != MIOR__SLOT_USER)
     return mior__fail(-EINVAL, "mior_tx_send: packet is not a slot acquired from this port");
+  p->user_taken--; /* from here the slot is the port's, whatever happens */
   uint8_t *base = mior_pool_region_slot(&p->region, slot);
   int rc = 0;
   mior_addr hdr_dst;
@@ -287,6 +299,7 @@ int mior_pkt_release(const mior_pkt *pkt) {
                                                memory_order_acq_rel, memory_order_relaxed))
     return mior__fail(-EINVAL, "mior_pkt_release: slot %u is not held by the application "
                       "(released twice?)", pkt->slot);
+  atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
   return mior_pool_release(p->pool, pkt->slot);
 }
 
@@ -316,9 +329,8 @@ int mior_port_stats_get(const mior_port *p, mior_port_stats *out) {
     out->pool_in_use = ps.in_use;
     out->pool_high_water = ps.high_water;
   }
-  uint32_t held = 0;
-  for (uint32_t i = 0; i < p->region.buf_count; i++) held += slot_get(p, i) == MIOR__SLOT_USER;
-  out->user_held = held;
+  out->user_held = p->user_taken - atomic_load_explicit(&p->user_released, memory_order_relaxed);
+  out->tx_in_flight = p->tx_pending + p->tx_inflight;
   return 0;
 }
 

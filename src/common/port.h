@@ -45,6 +45,9 @@ struct mior_port {
   uint64_t owner;           /* thread that drives the port (0 = not yet bound) */
   int closing;
   int in_process;           /* inside process(): the receiver's callbacks are running */
+  uint32_t user_taken;      /* slots handed to the application (kept or acquired), minus those
+                               it gave back through tx_send; driving thread only */
+  atomic_uint user_released; /* slots given back by mior_pkt_release, from any thread */
   mior_port_stats stats;
 
   /* cold */

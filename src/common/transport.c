@@ -347,6 +347,7 @@ int mior_transport_stats_get(const mior_transport *t, mior_port_stats *out) {
     out->pool_in_use += s.pool_in_use;
     out->pool_high_water += s.pool_high_water;
     out->user_held += s.user_held;
+    out->tx_in_flight += s.tx_in_flight;
   }
   return 0;
 }

@@ -291,7 +291,7 @@ static void *tx_main(void *arg) {
     while (perf_now_ns() < end) {
       mior_port_stats st;
       mior_port_stats_get(p, &st);
-      if (st.pool_in_use == 0) break;
+      if (st.tx_in_flight == 0) break;
       mior_port_poll(p, 0, 1000);
     }
   }
