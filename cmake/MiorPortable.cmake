@@ -25,3 +25,15 @@ function(mior_linux_only src out)
     set(${out} FALSE PARENT_SCOPE)
   endif()
 endfunction()
+
+# mior_windows_only(<source> <out-var>): set <out-var> to TRUE if <source> can only build on
+# Windows: its name starts with test_win_ (the Windows backends' tests, run under Wine in the
+# cross build).  The Linux build leaves such files out.
+function(mior_windows_only src out)
+  get_filename_component(name ${src} NAME)
+  if(name MATCHES "^test_win_")
+    set(${out} TRUE PARENT_SCOPE)
+  else()
+    set(${out} FALSE PARENT_SCOPE)
+  endif()
+endfunction()

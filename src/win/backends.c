@@ -1,8 +1,10 @@
-/* The Windows backends.  The IoRing and overlapped-Winsock backends are not written yet (they
- * are the Windows issue's work); until then this build opens no transport and says so, while the
- * pool, wire formats and checksums work as on Linux. */
+/* The Windows backends, most preferred first: IoRing, then overlapped Winsock.  Under MIOR_BACKEND_AUTO
+ * the front end takes the first whose supported() says yes, so where IoRing is missing (before
+ * Windows 11, or under Wine) ports run on Winsock with MIOR_FEAT_FALLBACK and the reason. */
 #include <stddef.h>
 
 #include "common/backend.h"
 
-const mior__backend_ops *const mior__backends[] = {NULL};
+extern const mior__backend_ops mior__winsock_ops;
+
+const mior__backend_ops *const mior__backends[] = {&mior__winsock_ops, NULL};
