@@ -157,6 +157,8 @@ typedef struct mior_port_stats {
   uint64_t tx_packets, tx_bytes;     /* completed sends */
   uint64_t rx_drop_nobufs;           /* receive ring ran out of slots (kernel dropped or we re-armed) */
   uint64_t rx_drop_truncated;        /* datagrams larger than a slot */
+  uint64_t rx_drop_kernel;           /* dropped by the kernel at the socket before mior could read
+                                        them (receive buffer full: poll faster, raise rcvbuf) */
   uint64_t rx_errors;                /* failed receive completions (other than the above) */
   uint64_t rx_rearm;                 /* multishot receives re-armed */
   uint64_t rx_kept;                  /* packets the receiver kept */

@@ -91,6 +91,9 @@ typedef struct mior__backend_ops {
   int (*cancel)(struct mior__ring *r);
   /* Operations still outstanding that will produce a completion (sends, posted receives). */
   uint32_t (*outstanding)(struct mior__ring *r);
+  /* Packets the kernel dropped at this socket since it opened (receive buffer full, ...), or 0
+   * where the OS does not say.  Optional (NULL).  May be called from any thread. */
+  uint64_t (*kernel_drops)(const struct mior__ring *r);
   /* The socket's local address. */
   int (*local_addr)(struct mior__ring *r, mior_addr *out);
   /* Close socket and ring.  Outstanding kernel operations are abandoned; their slots are the

@@ -331,6 +331,7 @@ int mior_port_stats_get(const mior_port *p, mior_port_stats *out) {
   }
   out->user_held = p->user_taken - atomic_load_explicit(&p->user_released, memory_order_relaxed);
   out->tx_in_flight = p->tx_pending + p->tx_inflight;
+  if (p->ops->kernel_drops && p->ring) out->rx_drop_kernel = p->ops->kernel_drops(p->ring);
   return 0;
 }
 

@@ -334,6 +334,7 @@ int mior_transport_stats_get(const mior_transport *t, mior_port_stats *out) {
     out->tx_bytes += s.tx_bytes;
     out->rx_drop_nobufs += s.rx_drop_nobufs;
     out->rx_drop_truncated += s.rx_drop_truncated;
+    out->rx_drop_kernel += s.rx_drop_kernel;
     out->rx_errors += s.rx_errors;
     out->rx_rearm += s.rx_rearm;
     out->rx_kept += s.rx_kept;

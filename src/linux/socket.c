@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_packet.h>
+#include <linux/sock_diag.h>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -61,6 +62,14 @@ int mior__socket_local_addr(int fd, mior_addr *out) {
   if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) return -errno;
   mior__sockaddr_to((struct sockaddr *)&ss, len, out);
   return 0;
+}
+
+uint64_t mior__socket_drops(int fd) {
+  uint32_t mem[SK_MEMINFO_VARS];
+  socklen_t len = sizeof mem;
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 || len <= SK_MEMINFO_DROPS * sizeof mem[0])
+    return 0;
+  return mem[SK_MEMINFO_DROPS];
 }
 
 /* Large socket buffers absorb bursts between two polls.  As root, the FORCE variants go past

@@ -293,6 +293,10 @@ static uint32_t sockets_outstanding(struct mior__ring *r) {
   return r->rx_n + r->tx_len;
 }
 
+static uint64_t sockets_kernel_drops(const struct mior__ring *r) {
+  return mior__socket_drops(r->sock.fd);
+}
+
 static int sockets_local_addr(struct mior__ring *r, mior_addr *out) {
   if (r->sock.kind == MIOR__KIND_PACKET) {
     memset(out, 0, sizeof *out);
@@ -313,6 +317,7 @@ const mior__backend_ops mior__sockets_ops = {
     .reap = sockets_reap,
     .cancel = sockets_cancel,
     .outstanding = sockets_outstanding,
+    .kernel_drops = sockets_kernel_drops,
     .local_addr = sockets_local_addr,
     .close = sockets_close,
 };

@@ -471,6 +471,10 @@ static int uring_cancel(struct mior__ring *r) {
   return (int)uring_outstanding(r);
 }
 
+static uint64_t uring_kernel_drops(const struct mior__ring *r) {
+  return mior__socket_drops(r->sock.fd);
+}
+
 static int uring_local_addr(struct mior__ring *r, mior_addr *out) {
   if (r->sock.kind == MIOR__KIND_PACKET) {
     memset(out, 0, sizeof *out);
@@ -491,6 +495,7 @@ const mior__backend_ops mior__uring_ops = {
     .reap = uring_reap,
     .cancel = uring_cancel,
     .outstanding = uring_outstanding,
+    .kernel_drops = uring_kernel_drops,
     .local_addr = uring_local_addr,
     .close = uring_close,
 };
