@@ -62,7 +62,11 @@ typedef struct mior_options {
   uint32_t sq_entries;   /* submission queue entries; default 2048 */
   uint32_t cq_entries;   /* completion queue entries; default 2048 (at least sq_entries) */
   uint32_t buf_count;    /* pool slots per port; default 4096 */
-  uint32_t buf_size;     /* bytes per slot; default 2048 */
+  uint32_t buf_size;     /* bytes per slot; default 2048.  A received packet must fit: with
+                            io_uring multishot receive on a udp port the kernel also writes a
+                            header and the sender's address into the slot (32 bytes IPv4, 44
+                            IPv6), so the largest datagram is buf_size - 32 (- 44); larger ones
+                            count as rx_drop_truncated */
   uint32_t queues;       /* ports; default 1 (udp: SO_REUSEPORT group; packet: fanout; ip: 1) */
   uint32_t rx_depth;     /* slots kept available for receive; default buf_count / 2 */
   uint32_t batch;        /* packets per submit and per receive batch; default 64 */
