@@ -1,0 +1,415 @@
+/* The lwIP netif adapter: a driver thread owns the mior port; received frames go into lwIP under
+ * the core lock; lwIP's output goes out on the port (directly on the driver thread, through a
+ * bounded queue from any other thread).  See mior_lwip.h and docs/INTEGRATION.md. */
+#include "mior_lwip.h"
+
+#include <errno.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lwip/etharp.h"
+#include "lwip/ip.h"
+#include "lwip/pbuf.h"
+#include "lwip/tcpip.h"
+#include "netif/ethernet.h"
+
+#define RX_BATCH 64u          /* frames per port poll, and per hold of lwIP's core lock */
+#define POLL_TIMEOUT_US 1000  /* the driver's longest sleep: bounds the delay of queued frames */
+#define TXQ_FRAME 1518u       /* largest frame the queue carries (Ethernet + VLAN tag) */
+
+enum { KIND_ETHERNET, KIND_IP };
+
+/* A received frame lent to lwIP: the pbuf lwIP sees, and the mior packet it stands for. */
+typedef struct rx_pbuf {
+  struct pbuf_custom pc; /* first: lwIP hands the custom free function this address */
+  mior_pkt pkt;
+  mior_lwip *owner;
+} rx_pbuf;
+
+typedef struct txq_entry {
+  uint32_t len;
+  uint8_t data[TXQ_FRAME];
+} txq_entry;
+
+struct mior_lwip {
+  mior_transport *t;
+  mior_port *port;
+  struct netif netif;
+  int kind;
+  int netif_added;
+  uint32_t flags, max_held;
+  mior_pcap *pcap;
+
+  uint16_t mtu;
+  uint8_t mac[6];
+  pthread_t thread;
+  int thread_started;
+  atomic_int stop;
+
+  /* Received frames of the current batch, fed to lwIP together at the batch's end. */
+  struct pbuf *batch[RX_BATCH];
+  uint32_t nbatch;
+
+  /* Frames from threads other than the driver.  A mutex is enough: these are lwIP's timer
+   * frames (retransmissions, delayed ACKs, ARP) and application sends, not the bulk path. */
+  pthread_mutex_t qlock;
+  txq_entry *q;
+  uint32_t qcap, qhead, qlen;
+
+  atomic_uint held, held_high;
+  atomic_uint_least64_t rx_frames, rx_zero_copy, rx_copied, rx_dropped;
+  atomic_uint_least64_t tx_frames, tx_deferred, tx_nomem;
+};
+
+static pthread_once_t tcpip_once = PTHREAD_ONCE_INIT;
+
+/* The adapter whose port the calling thread drives, if any: linkoutput on that thread may
+ * transmit at once; on any other thread it must queue. */
+static _Thread_local mior_lwip *tls_driving;
+
+static void tcpip_start(void) { tcpip_init(NULL, NULL); }
+
+static void add64(atomic_uint_least64_t *c, uint64_t n) {
+  atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+void mior_lwip_options_init(mior_lwip_options *o) {
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+  o->sz = sizeof *o;
+  o->netmask = "255.255.255.0";
+  o->mtu = 1500;
+  o->txq_frames = 512;
+}
+
+/* --- receive ------------------------------------------------------------------------------- */
+
+static void rx_pbuf_free(struct pbuf *p) {
+  rx_pbuf *rp = (rx_pbuf *)p;
+  mior_lwip *l = rp->owner;
+  mior_pkt_release(&rp->pkt);
+  atomic_fetch_sub_explicit(&l->held, 1, memory_order_relaxed);
+  free(rp);
+}
+
+static struct pbuf *rx_copy(mior_lwip *l, const mior_pkt *pkt) {
+  struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)pkt->len, PBUF_RAM);
+  if (!p) return NULL;
+  pbuf_take(p, pkt->data, (u16_t)pkt->len);
+  add64(&l->rx_copied, 1);
+  return p;
+}
+
+static int on_consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
+  (void)port;
+  mior_lwip *l = ctx;
+  if (l->pcap) mior_pcap_write(l->pcap, pkt->data, pkt->len);
+  if (pkt->len == 0 || pkt->len > 0xffff || l->nbatch == RX_BATCH) {
+    add64(&l->rx_dropped, 1);
+    return MIOR_DONE;
+  }
+  int ret = MIOR_DONE;
+  struct pbuf *p = NULL;
+  unsigned held = atomic_load_explicit(&l->held, memory_order_relaxed);
+  if (!(l->flags & MIOR_LWIP_COPY_RX) && held < l->max_held) {
+    rx_pbuf *rp = malloc(sizeof *rp);
+    if (rp) {
+      rp->pkt = *pkt;
+      rp->owner = l;
+      rp->pc.custom_free_function = rx_pbuf_free;
+      /* PBUF_REF: lwIP neither owns nor reallocates the payload; the free function returns
+       * the slot.  The capacity is the slot's, so lwIP could grow the frame in place. */
+      p = pbuf_alloced_custom(PBUF_RAW, (u16_t)pkt->len, PBUF_REF, &rp->pc, pkt->data,
+                              (u16_t)(pkt->cap > 0xffff ? 0xffff : pkt->cap));
+      if (p) {
+        ret = MIOR_KEEP;
+        unsigned now = atomic_fetch_add_explicit(&l->held, 1, memory_order_relaxed) + 1;
+        unsigned hi = atomic_load_explicit(&l->held_high, memory_order_relaxed);
+        while (now > hi && !atomic_compare_exchange_weak_explicit(&l->held_high, &hi, now,
+                                                                  memory_order_relaxed,
+                                                                  memory_order_relaxed)) {
+        }
+        add64(&l->rx_zero_copy, 1);
+      } else {
+        free(rp);
+      }
+    }
+  }
+  if (!p) p = rx_copy(l, pkt);
+  if (!p) {
+    add64(&l->rx_dropped, 1);
+    return MIOR_DONE;
+  }
+  l->batch[l->nbatch++] = p;
+  return ret;
+}
+
+/* End of a receive batch: one hold of the core lock for the whole batch.  lwIP's answers are
+ * transmitted from here by linkoutput, on this (the driving) thread. */
+static void on_flush(void *ctx, mior_port *port) {
+  mior_lwip *l = ctx;
+  if (l->nbatch) {
+    LOCK_TCPIP_CORE();
+    for (uint32_t i = 0; i < l->nbatch; i++) {
+      /* On error lwIP did not take the pbuf: free it here (this releases a kept slot). */
+      if (l->netif.input(l->batch[i], &l->netif) != ERR_OK) pbuf_free(l->batch[i]);
+    }
+    UNLOCK_TCPIP_CORE();
+    add64(&l->rx_frames, l->nbatch);
+    l->nbatch = 0;
+  }
+  mior_tx_flush(port);
+}
+
+/* --- transmit ------------------------------------------------------------------------------ */
+
+static err_t tx_now(mior_lwip *l, const struct pbuf *p) {
+  mior_pkt pkt;
+  if (mior_tx_acquire(l->port, &pkt) < 0) return ERR_MEM;
+  if (p->tot_len > pkt.cap) {
+    mior_pkt_release(&pkt);
+    return ERR_BUF;
+  }
+  pbuf_copy_partial(p, pkt.data, p->tot_len, 0);
+  /* The slot is the port's from here, also on failure; a failed send is counted by the port. */
+  mior_pcap_tx_send(l->pcap, l->port, &pkt, p->tot_len, NULL);
+  add64(&l->tx_frames, 1);
+  return ERR_OK;
+}
+
+static err_t tx_defer(mior_lwip *l, const struct pbuf *p) {
+  if (p->tot_len > TXQ_FRAME) return ERR_BUF;
+  err_t err = ERR_MEM;
+  pthread_mutex_lock(&l->qlock);
+  if (l->qlen < l->qcap) {
+    txq_entry *e = &l->q[(l->qhead + l->qlen) % l->qcap];
+    e->len = p->tot_len;
+    pbuf_copy_partial(p, e->data, p->tot_len, 0);
+    l->qlen++;
+    err = ERR_OK;
+  }
+  pthread_mutex_unlock(&l->qlock);
+  return err;
+}
+
+/* Send what other threads queued, oldest first, until the port pushes back. */
+static void txq_drain(mior_lwip *l) {
+  pthread_mutex_lock(&l->qlock);
+  while (l->qlen) {
+    txq_entry *e = &l->q[l->qhead];
+    mior_pkt pkt;
+    if (mior_tx_acquire(l->port, &pkt) < 0) break;
+    memcpy(pkt.data, e->data, e->len);
+    mior_pcap_tx_send(l->pcap, l->port, &pkt, e->len, NULL);
+    add64(&l->tx_frames, 1);
+    add64(&l->tx_deferred, 1);
+    l->qhead = (l->qhead + 1) % l->qcap;
+    l->qlen--;
+  }
+  pthread_mutex_unlock(&l->qlock);
+}
+
+static err_t linkoutput(struct netif *netif, struct pbuf *p) {
+  mior_lwip *l = netif->state;
+  err_t err = tls_driving == l ? tx_now(l, p) : tx_defer(l, p);
+  if (err == ERR_MEM) add64(&l->tx_nomem, 1);
+  return err;
+}
+
+/* ip kind: no link header and no ARP; the IP packet is the frame. */
+static err_t raw_ip_output(struct netif *netif, struct pbuf *p, const ip4_addr_t *dst) {
+  (void)dst;
+  return linkoutput(netif, p);
+}
+
+static err_t netif_setup(struct netif *netif) {
+  mior_lwip *l = netif->state;
+  netif->name[0] = 'm';
+  netif->name[1] = 'r';
+  netif->linkoutput = linkoutput;
+  netif->mtu = l->mtu;
+  memcpy(netif->hwaddr, l->mac, 6);
+  if (l->kind == KIND_ETHERNET) {
+    netif->output = etharp_output;
+    netif->hwaddr_len = ETH_HWADDR_LEN;
+    netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET;
+  } else {
+    netif->output = raw_ip_output;
+    netif->hwaddr_len = 0;
+    netif->flags = 0;
+  }
+  return ERR_OK;
+}
+
+/* --- the driver thread --------------------------------------------------------------------- */
+
+static void *driver(void *arg) {
+  mior_lwip *l = arg;
+  tls_driving = l;
+  while (!atomic_load_explicit(&l->stop, memory_order_acquire)) {
+    int n = mior_port_poll(l->port, RX_BATCH, POLL_TIMEOUT_US);
+    if (n < 0 && n != -EINTR) {
+      fprintf(stderr, "mior_lwip: mior_port_poll: %s (%s)\n", mior_strerror(n), mior_last_error());
+      break;
+    }
+    txq_drain(l);
+    mior_tx_flush(l->port);
+  }
+  return NULL;
+}
+
+/* --- life cycle ---------------------------------------------------------------------------- */
+
+static int fail(int err, const char *what) {
+  fprintf(stderr, "mior_lwip: %s\n", what);
+  return err;
+}
+
+int mior_lwip_start(mior_lwip **out, const mior_lwip_options *o) {
+  if (!out || !o || o->sz < sizeof *o || !o->endpoint || !o->ip) return -EINVAL;
+  *out = NULL;
+  int kind;
+  if (strncmp(o->endpoint, "packet://", 9) == 0) kind = KIND_ETHERNET;
+  else if (strncmp(o->endpoint, "ip://", 5) == 0) kind = KIND_IP;
+  else return fail(-EINVAL, "endpoint must be packet://IFNAME or ip://ADDR/PROTO");
+  ip4_addr_t ip, mask, gw;
+  ip4_addr_set_zero(&gw);
+  if (!ip4addr_aton(o->ip, &ip) || !ip4addr_aton(o->netmask ? o->netmask : "255.255.255.0", &mask) ||
+      (o->gateway && !ip4addr_aton(o->gateway, &gw)))
+    return fail(-EINVAL, "bad IPv4 address, netmask or gateway");
+
+  mior_lwip *l = calloc(1, sizeof *l);
+  if (!l) return -ENOMEM;
+  l->kind = kind;
+  l->flags = o->flags;
+  l->pcap = o->pcap;
+  l->qcap = o->txq_frames ? o->txq_frames : 512;
+  l->q = malloc((size_t)l->qcap * sizeof *l->q);
+  if (!l->q) {
+    free(l);
+    return -ENOMEM;
+  }
+  pthread_mutex_init(&l->qlock, NULL);
+
+  mior_options po;
+  if (o->port) po = *o->port;
+  else mior_options_init(&po);
+  po.queues = 1; /* one netif, one port: lwIP has one input path */
+  l->max_held = o->max_held ? o->max_held : (po.buf_count ? po.buf_count : 4096) / 4;
+  mior_receiver recv = {on_consume, on_flush, l};
+  int rc = mior_transport_open(&l->t, o->endpoint, &po, &recv);
+  if (rc < 0) goto out_free;
+  l->port = mior_transport_port(l->t, 0);
+
+  pthread_once(&tcpip_once, tcpip_start);
+  /* lwIP's TCP initial sequence numbers and ports come from rand(): seed it from the OS. */
+  srand((unsigned)mior_random_seq(l->port));
+
+  l->mtu = o->mtu ? o->mtu : 1500;
+  static const uint8_t zero[6];
+  if (memcmp(o->mac, zero, 6) != 0) {
+    memcpy(l->mac, o->mac, 6);
+  } else {
+    /* Locally administered, unicast, and derived from the address so runs are reproducible. */
+    const uint8_t *a = (const uint8_t *)&ip;
+    uint8_t mac[6] = {0x02, 0x6d, 0x69, a[1], a[2], a[3]};
+    memcpy(l->mac, mac, 6);
+  }
+  LOCK_TCPIP_CORE();
+  struct netif *n = netif_add(&l->netif, &ip, &mask, &gw, l, netif_setup,
+                              kind == KIND_ETHERNET ? netif_input : ip_input);
+  if (n) {
+    l->netif_added = 1;
+    if (o->netif_default) netif_set_default(&l->netif);
+    netif_set_link_up(&l->netif);
+    netif_set_up(&l->netif);
+  }
+  UNLOCK_TCPIP_CORE();
+  if (!n) {
+    rc = fail(-EIO, "netif_add failed");
+    goto out_close;
+  }
+  /* The driver thread is the first to poll the port, so io_uring binds the ring to it. */
+  if (pthread_create(&l->thread, NULL, driver, l) != 0) {
+    rc = fail(-EAGAIN, "cannot start the driver thread");
+    goto out_netif;
+  }
+  l->thread_started = 1;
+  *out = l;
+  return 0;
+
+out_netif:
+  LOCK_TCPIP_CORE();
+  netif_remove(&l->netif);
+  UNLOCK_TCPIP_CORE();
+out_close:
+  mior_transport_close(l->t);
+out_free:
+  pthread_mutex_destroy(&l->qlock);
+  free(l->q);
+  free(l);
+  return rc;
+}
+
+struct netif *mior_lwip_netif(mior_lwip *l) { return l ? &l->netif : NULL; }
+mior_transport *mior_lwip_transport(mior_lwip *l) { return l ? l->t : NULL; }
+
+int mior_lwip_stats_get(mior_lwip *l, mior_lwip_stats *s) {
+  if (!l || !s) return -EINVAL;
+  s->rx_frames = atomic_load(&l->rx_frames);
+  s->rx_zero_copy = atomic_load(&l->rx_zero_copy);
+  s->rx_copied = atomic_load(&l->rx_copied);
+  s->rx_dropped = atomic_load(&l->rx_dropped);
+  s->tx_frames = atomic_load(&l->tx_frames);
+  s->tx_deferred = atomic_load(&l->tx_deferred);
+  s->tx_nomem = atomic_load(&l->tx_nomem);
+  s->held = atomic_load(&l->held);
+  s->held_high = atomic_load(&l->held_high);
+  return 0;
+}
+
+int mior_lwip_stop(mior_lwip *l) {
+  if (!l) return 0;
+  if (l->thread_started) {
+    atomic_store_explicit(&l->stop, 1, memory_order_release);
+    pthread_join(l->thread, NULL);
+    l->thread_started = 0;
+  }
+  if (l->netif_added) {
+    LOCK_TCPIP_CORE();
+    netif_set_down(&l->netif);
+    netif_remove(&l->netif);
+    UNLOCK_TCPIP_CORE();
+    l->netif_added = 0;
+  }
+  /* A held slot is freed by lwIP later through rx_pbuf_free, which needs the port: keep it. */
+  if (atomic_load(&l->held) != 0) return -EBUSY;
+  int rc = mior_transport_close(l->t);
+  pthread_mutex_destroy(&l->qlock);
+  free(l->q);
+  free(l);
+  return rc;
+}
+
+int mior_lwip_peer_tx_csum_off(const char *ifname) {
+  if (!ifname || strlen(ifname) >= IFNAMSIZ) return -EINVAL;
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -errno;
+  struct ethtool_value ev = {.cmd = ETHTOOL_STXCSUM, .data = 0};
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, ifname, strlen(ifname));
+  ifr.ifr_data = (void *)&ev;
+  int rc = ioctl(s, SIOCETHTOOL, &ifr) < 0 ? -errno : 0;
+  close(s);
+  return rc;
+}

@@ -1,0 +1,129 @@
+/* mior_lwip: an lwIP network interface whose link is a mior port.
+ *
+ * Built for lwIP in its threaded configuration with core locking (LWIP_TCPIP_CORE_LOCKING=1), as
+ * Debian's liblwip-dev is.  One mior_lwip is one netif on one port:
+ *
+ *   packet://IFNAME  whole Ethernet frames; lwIP runs ARP and owns a MAC and an IPv4 address that
+ *                    the kernel on that interface does not have.
+ *   ip://ADDR/PROTO  IPv4 packets of one protocol, no link header, no ARP; lwIP shares ADDR with
+ *                    the kernel, so the kernel's own replies (TCP RSTs, ICMP) must be filtered:
+ *                    see docs/INTEGRATION.md.
+ *
+ * Threading (see docs/INTEGRATION.md for why): the adapter starts one driver thread that alone
+ * drives the port.  It polls the port, wraps each received frame as a pbuf and feeds the batch to
+ * lwIP while holding lwIP's core lock, so lwIP's replies (ACKs, echoes) are transmitted straight
+ * from that thread.  Frames lwIP emits on any other thread (its timer thread, an application
+ * thread holding the core lock) are copied into a bounded queue the driver thread sends within a
+ * millisecond.  A full port or queue makes linkoutput return ERR_MEM, which lwIP's TCP retries;
+ * nothing is dropped silently.
+ *
+ * Receive buffers: by default a received frame is handed to lwIP without a copy, as a custom pbuf
+ * over the mior slot, released (mior_pkt_release) when lwIP frees the pbuf.  lwIP may keep pbufs
+ * for a long time (out-of-order queue, unread data); once `max_held` slots are held, further frames
+ * are copied into PBUF_RAM so the port can always receive.  MIOR_LWIP_COPY_RX copies every frame.
+ *
+ * Callbacks of lwIP's raw API run on the driver thread (input) or on lwIP's own thread (timers),
+ * always with the core lock held.  Code outside those callbacks must take the lock
+ * (LOCK_TCPIP_CORE / UNLOCK_TCPIP_CORE) around raw API calls.
+ */
+#ifndef MIOR_LWIP_H
+#define MIOR_LWIP_H
+
+#include <stdint.h>
+
+#include <mior/mior.h>
+#include <mior/pcap.h>
+
+#include "lwip/netif.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mior_lwip mior_lwip;
+
+#define MIOR_LWIP_COPY_RX 0x1u /* copy every received frame into a PBUF_RAM pbuf */
+
+typedef struct mior_lwip_options {
+  size_t sz;                 /* sizeof(mior_lwip_options); set by mior_lwip_options_init */
+  const char *endpoint;      /* "packet://IFNAME" or "ip://ADDR/PROTO" (required) */
+  const mior_options *port;  /* options of the mior transport; NULL = defaults */
+  const char *ip;            /* lwIP's IPv4 address (required) */
+  const char *netmask;       /* default "255.255.255.0" */
+  const char *gateway;       /* default none */
+  uint8_t mac[6];            /* packet: lwIP's MAC; all zero = 02:6d:69:xx:xx:xx from ip */
+  uint16_t mtu;              /* default 1500 */
+  uint32_t flags;            /* MIOR_LWIP_* */
+  uint32_t max_held;         /* received slots lwIP may hold before copying; 0 = a quarter of
+                                the port's buffers */
+  uint32_t txq_frames;       /* frames queued from threads other than the driver; default 512 */
+  mior_pcap *pcap;           /* record every frame received and sent (NULL = none) */
+  int netif_default;         /* nonzero: make this lwIP's default netif */
+} mior_lwip_options;
+
+void mior_lwip_options_init(mior_lwip_options *o);
+
+/* Start lwIP's core thread (once per process), open the transport on o->endpoint in the calling
+ * thread's network namespace, add the netif (up, link up) and start the driver thread.
+ * Returns 0 and *out, or a negative errno (detail in mior_last_error()). */
+int mior_lwip_start(mior_lwip **out, const mior_lwip_options *o);
+
+/* The netif, for lwIP calls (with the core lock held). */
+struct netif *mior_lwip_netif(mior_lwip *l);
+/* The mior transport and port underneath (for statistics; do not poll or transmit on them). */
+mior_transport *mior_lwip_transport(mior_lwip *l);
+
+typedef struct mior_lwip_stats {
+  uint64_t rx_frames;     /* frames handed to lwIP */
+  uint64_t rx_zero_copy;  /* ... of which as custom pbufs over the mior slot */
+  uint64_t rx_copied;     /* ... of which copied into PBUF_RAM */
+  uint64_t rx_dropped;    /* frames lost before lwIP (pbuf allocation failed) */
+  uint64_t tx_frames;     /* frames queued on the port */
+  uint64_t tx_deferred;   /* ... of which came from another thread through the queue */
+  uint64_t tx_nomem;      /* linkoutput calls answered ERR_MEM (port or queue full) */
+  uint32_t held;          /* received slots lwIP holds now */
+  uint32_t held_high;     /* most slots lwIP held at once */
+} mior_lwip_stats;
+
+int mior_lwip_stats_get(mior_lwip *l, mior_lwip_stats *out);
+
+/* Stop: bring the netif down and remove it, stop the driver thread, and if lwIP holds no received
+ * slot any more, close the transport and free everything (returning mior_transport_close's
+ * result: 0 when the pool was fully returned).  If lwIP still holds slots (a connection that was
+ * not closed keeps unread data), returns -EBUSY and frees nothing: close or abort the connections
+ * and call mior_lwip_stop again.  l may be NULL. */
+int mior_lwip_stop(mior_lwip *l);
+
+/* Turn off transmit checksum offload on IFNAME in the calling thread's network namespace (the
+ * ethtool -K IFNAME tx off of the kernel peer).  Why: on a veth the kernel hands its own TCP and
+ * UDP frames across with CHECKSUM_PARTIAL, so an AF_PACKET reader on the other end sees a
+ * checksum field holding only the pseudo-header sum.  The kernel trusts that flag; lwIP, which
+ * cannot see it, checks every checksum and drops those frames (ping works, TCP does not).  With
+ * offload off the kernel computes the checksums in software (and segments in software too, as
+ * TSO needs checksum offload).  Returns 0 or a negative errno. */
+int mior_lwip_peer_tx_csum_off(const char *ifname);
+
+/* Small services on lwIP's raw TCP API, used by examples/lwip/tcp_echo_lwip.c, mior-stack and
+ * the tests.  Both listen on every lwIP address.  Call them once the stack runs (they take the
+ * core lock themselves).  Returns 0 or a negative errno. */
+
+/* Echo every byte back.  Reading is paced by what could be written: data is acknowledged to the
+ * peer (tcp_recved) only once it was queued for sending, so a slow peer slows the sender. */
+int mior_lwip_echo_listen(uint16_t port);
+
+/* Answer each HTTP/1.x request with "200 OK" and body, then close (Connection: close).  body is
+ * copied. */
+int mior_lwip_http_listen(uint16_t port, const char *body);
+
+/* Connections the services have open now, and ever accepted (a leak check for tests). */
+typedef struct mior_lwip_service_stats {
+  uint32_t open;
+  uint64_t accepted, closed, aborted, bytes_echoed, http_requests;
+} mior_lwip_service_stats;
+void mior_lwip_service_stats_get(mior_lwip_service_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MIOR_LWIP_H */
