@@ -23,6 +23,10 @@ if [ ! -f "$WINEPREFIX/system.reg" ]; then
     flock 9
     if [ ! -f "$WINEPREFIX/system.reg" ]; then
       "$wine" wineboot --init >/dev/null 2>&1
+      # wineboot returns while parts of the set-up still run; tests started meanwhile can hang.
+      server=/usr/lib/wine/wineserver64
+      [ -x "$server" ] || server=wineserver
+      timeout 120 "$server" -w || true
     fi
   ) 9>"$WINEPREFIX/.mior-init.lock"
 fi

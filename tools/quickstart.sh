@@ -218,24 +218,29 @@ run_test() {
   stage_begin mingw "mingw-w64 cross build ($build-mingw) and portable tests under Wine"
   configure_build "$build-mingw" -DCMAKE_TOOLCHAIN_FILE="$top/cmake/mingw-w64-x86_64.cmake" \
     -DCMAKE_BUILD_TYPE=Release -DMIOR_WERROR=ON
-  # A private Wine prefix, made once, and one persistent wineserver for the whole run, so each
-  # test starts in milliseconds instead of seconds.
+  # A private Wine prefix, and one persistent wineserver for the whole run so each test starts in
+  # milliseconds instead of seconds.  Order matters (each step was seen to hang tests without it):
+  # set the prefix up and let that finish completely (wineserver -w: wineboot leaves work running
+  # in the background), then start the persistent server and run one program alone, so Wine's
+  # services are up before tests start in parallel.
   export WINEPREFIX="$tmp/wine" WINEDEBUG=-all WINEDLLOVERRIDES="winedbg.exe=d"
   local wine=/usr/lib/wine/wine64
   [ -x "$wine" ] || wine=wine
   wineserver=/usr/lib/wine/wineserver64
   [ -x "$wineserver" ] || wineserver=wineserver
   mkdir -p "$WINEPREFIX"
-  # The server first (wineboot would otherwise start a short-lived one of its own), then the
-  # prefix's one-off set-up, which takes a few seconds.
-  "$wineserver" -p
-  wine_started=1
   "$wine" wineboot --init >"$tmp/wineboot.log" 2>&1 || {
     cat "$tmp/wineboot.log"
     return 1
   }
+  wine_started=1
+  timeout 120 "$wineserver" -w
+  "$wineserver" -p
+  "$wine" cmd /c exit 0
   tests_line=""
-  run_tests "$build-mingw"
+  # One test at a time under Wine: the portable tests take seconds, and Wine is where a hang would
+  # cost a whole CTest timeout.
+  ctest_jobs=1 run_tests "$build-mingw"
   stage_end "${tests_line:-no portable tests yet}"
 }
 
