@@ -137,12 +137,14 @@ run_tests() {
   if ! ctest --test-dir "$dir" --output-on-failure -j "$ctest_jobs" 2>&1 | tee "$log"; then
     return 1
   fi
-  # Skips are not failures, but they are worth seeing (each test prints why).
-  local skipped
-  skipped=$(grep -E '\*\*\*Skipped|Not Run' "$log" | sed -E 's/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: //' || true)
-  if [ -n "$skipped" ]; then
+  # Skips are not failures, but they are worth seeing: each test prints why on a "SKIP:" line,
+  # which CTest keeps only in its log.
+  local skips
+  skips=$(awk '/^[0-9]+\/[0-9]+ Test: / { name = $3 } /^SKIP:/ { print "  " name ": " $0 }' \
+    "$dir/Testing/Temporary/LastTest.log" 2>/dev/null || true)
+  if [ -n "$skips" ]; then
     echo "skipped:"
-    echo "$skipped" | sed 's/^/  /'
+    echo "$skips"
   fi
   tests_line=$(grep -E 'tests passed' "$log" | tail -n1 || true)
 }
