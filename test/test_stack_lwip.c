@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
 
 #ifdef MIOR_HAVE_LWIP
 #include "lwip/etharp.h"
@@ -32,10 +33,52 @@ static netns_pair pair;
 
 #ifdef MIOR_HAVE_LWIP
 static char lwip_ip[16];
+static mior_lwip *cur_lwip; /* for diagnostics when a transfer fails */
+
+static void print_diag(const char *when) {
+  if (!cur_lwip) return;
+  mior_lwip_stats st;
+  mior_lwip_stats_get(cur_lwip, &st);
+  mior_port_stats ps;
+  mior_transport_stats_get(mior_lwip_transport(cur_lwip), &ps);
+  printf("  [%s] lwIP: in %llu (copied %llu, dropped %llu) out %llu (deferred %llu, ERR_MEM %llu) "
+         "held %u; port: rx %llu drop kernel %llu nobufs %llu trunc %llu err %llu, tx %llu "
+         "err %llu backpressure %llu\n", when,
+         (unsigned long long)st.rx_frames, (unsigned long long)st.rx_copied,
+         (unsigned long long)st.rx_dropped, (unsigned long long)st.tx_frames,
+         (unsigned long long)st.tx_deferred, (unsigned long long)st.tx_nomem, st.held,
+         (unsigned long long)ps.rx_packets, (unsigned long long)ps.rx_drop_kernel,
+         (unsigned long long)ps.rx_drop_nobufs, (unsigned long long)ps.rx_drop_truncated,
+         (unsigned long long)ps.rx_errors, (unsigned long long)ps.tx_packets,
+         (unsigned long long)ps.tx_errors, (unsigned long long)ps.tx_backpressure);
+}
 
 static double now_s(void) { return tt_now_us() / 1e6; }
 
 /* --- kernel client helpers ---------------------------------------------------------------- */
+
+/* Interrupted calls seen by the kernel clients.  With SO_RCVTIMEO/SO_SNDTIMEO set, a blocking
+ * socket call is not restarted after a signal-like wake-up (io_uring task work notifications to
+ * threads that touched a ring count as such): it fails with EINTR, and the client must retry. */
+static atomic_int eintr_seen;
+
+/* connect() interrupted by EINTR keeps connecting in the background: wait for the outcome. */
+static int connect_finish(int s) {
+  struct pollfd pfd = {s, POLLOUT, 0};
+  for (int i = 0; i < 50; i++) {
+    int r = poll(&pfd, 1, 100);
+    if (r < 0 && errno == EINTR) continue;
+    if (r > 0) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len);
+      errno = err;
+      return err ? -1 : 0;
+    }
+  }
+  errno = ETIMEDOUT;
+  return -1;
+}
 
 static int connect_to(const char *ip, int port) {
   int s = tt_socket_in(pair.fd_a, AF_INET, SOCK_STREAM, 0);
@@ -45,7 +88,12 @@ static int connect_to(const char *ip, int port) {
   setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   inet_pton(AF_INET, ip, &sa.sin_addr);
-  if (connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
+  int rc = connect(s, (struct sockaddr *)&sa, sizeof sa);
+  if (rc != 0 && errno == EINTR) {
+    atomic_fetch_add(&eintr_seen, 1);
+    rc = connect_finish(s);
+  }
+  if (rc != 0) {
     close(s);
     return -1;
   }
@@ -55,6 +103,10 @@ static int connect_to(const char *ip, int port) {
 static int write_all(int s, const uint8_t *p, size_t n) {
   while (n) {
     ssize_t w = send(s, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) {
+      atomic_fetch_add(&eintr_seen, 1);
+      continue;
+    }
     if (w <= 0) return -1;
     p += w;
     n -= (size_t)w;
@@ -65,6 +117,10 @@ static int write_all(int s, const uint8_t *p, size_t n) {
 static int read_all(int s, uint8_t *p, size_t n) {
   while (n) {
     ssize_t r = recv(s, p, n, 0);
+    if (r < 0 && errno == EINTR) {
+      atomic_fetch_add(&eintr_seen, 1);
+      continue;
+    }
     if (r <= 0) return -1;
     p += r;
     n -= (size_t)r;
@@ -85,27 +141,21 @@ static void pattern(uint8_t *p, size_t n, uint64_t off, uint32_t key) {
 static int kecho_listen = -1;
 static volatile int kecho_stop;
 
-static void *kecho_conn(void *arg) {
-  int s = (int)(intptr_t)arg;
-  uint8_t buf[65536];
-  for (;;) {
-    ssize_t r = recv(s, buf, sizeof buf, 0);
-    if (r <= 0 || write_all(s, buf, (size_t)r) < 0) break;
-  }
-  close(s);
-  return NULL;
-}
-
+/* Connections are served one at a time on the accepting thread (the clients are sequential), so
+ * the baseline pays no thread start per connection. */
 static void *kecho_main(void *arg) {
   (void)arg;
+  static uint8_t buf[65536];
   while (!kecho_stop) {
     struct pollfd pfd = {kecho_listen, POLLIN, 0};
     if (poll(&pfd, 1, 100) <= 0) continue;
     int s = accept(kecho_listen, NULL, NULL);
     if (s < 0) continue;
-    pthread_t t;
-    if (pthread_create(&t, NULL, kecho_conn, (void *)(intptr_t)s) == 0) pthread_detach(t);
-    else close(s);
+    for (;;) {
+      ssize_t r = recv(s, buf, sizeof buf, 0);
+      if (r <= 0 || write_all(s, buf, (size_t)r) < 0) break;
+    }
+    close(s);
   }
   return NULL;
 }
@@ -175,6 +225,10 @@ static double bulk_body(const char *ip, int port) {
   int bad = 0;
   while (got < BULK) {
     ssize_t r = recv(s, buf, sizeof buf, 0);
+    if (r < 0 && errno == EINTR) {
+      atomic_fetch_add(&eintr_seen, 1);
+      continue;
+    }
     if (r <= 0) break;
     pattern(want, (size_t)r, got, 0xb01c);
     if (!bad && memcmp(buf, want, (size_t)r) != 0) {
@@ -185,10 +239,12 @@ static double bulk_body(const char *ip, int port) {
   }
   /* After the whole echo, the peer closes in turn (lwIP after our FIN): expect EOF. */
   char extra;
-  ssize_t tail = recv(s, &extra, 1, 0);
+  ssize_t tail;
+  while ((tail = recv(s, &extra, 1, 0)) < 0 && errno == EINTR) atomic_fetch_add(&eintr_seen, 1);
   double dt = now_s() - t0;
   pthread_join(t, NULL);
   close(s);
+  if (w.err || got != BULK) print_diag("bulk failed");
   CHECK_EQ(w.err, 0);
   CHECK_EQ(got, BULK);
   CHECK_EQ(tail, 0);
@@ -208,11 +264,17 @@ static mior_lwip *start_lwip(uint32_t flags) {
   lo.port = &po;
   lo.ip = lwip_ip;
   lo.flags = flags;
+  /* MIOR_STACK_PCAP=FILE records this run's frames, for looking into a failure. */
+  static mior_pcap *cap;
+  const char *pc = getenv("MIOR_STACK_PCAP");
+  if (pc && !cap) mior_pcap_open(&cap, pc, MIOR_PCAP_LINKTYPE_ETHERNET, 128);
+  lo.pcap = cap;
   mior_lwip *l = NULL;
   REQUIRE_OK(netns_enter(pair.fd_b));
   int rc = mior_lwip_start(&l, &lo);
   REQUIRE_OK(netns_enter_host());
   REQUIRE_OK(rc);
+  cur_lwip = l;
   return l;
 }
 
@@ -238,6 +300,7 @@ static void stop_lwip(mior_lwip *l) {
   CHECK_EQ(ps.user_held, 0);
   CHECK_EQ(ps.tx_errors, 0);
   CHECK_EQ(mior_lwip_stop(l), 0);
+  cur_lwip = NULL;
 }
 
 static void test_arp_ping(mior_lwip *l) {
@@ -380,6 +443,7 @@ static void run(void) {
          CONNS, l_rate, k_rate);
   printf("  bulk echo (%u MiB each way): lwIP on mior zero-copy %.1f MB/s, copy %.1f MB/s; "
          "kernel %.1f MB/s\n", BULK >> 20, l_bulk, c_bulk, k_bulk);
+  printf("  client calls interrupted (EINTR, retried): %d\n", atomic_load(&eintr_seen));
 }
 #endif
 

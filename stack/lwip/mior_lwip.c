@@ -109,11 +109,27 @@ static struct pbuf *rx_copy(mior_lwip *l, const mior_pkt *pkt) {
   return p;
 }
 
+/* Feed the frames gathered so far to lwIP: one hold of the core lock for all of them.  lwIP's
+ * answers are transmitted from inside, by linkoutput, on this (the driving) thread. */
+static void feed(mior_lwip *l) {
+  if (!l->nbatch) return;
+  LOCK_TCPIP_CORE();
+  for (uint32_t i = 0; i < l->nbatch; i++) {
+    /* On error lwIP did not take the pbuf: free it here (this releases a kept slot). */
+    if (l->netif.input(l->batch[i], &l->netif) != ERR_OK) pbuf_free(l->batch[i]);
+  }
+  UNLOCK_TCPIP_CORE();
+  add64(&l->rx_frames, l->nbatch);
+  l->nbatch = 0;
+}
+
 static int on_consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
   (void)port;
   mior_lwip *l = ctx;
   if (l->pcap) mior_pcap_write(l->pcap, pkt->data, pkt->len);
-  if (pkt->len == 0 || pkt->len > 0xffff || l->nbatch == RX_BATCH) {
+  /* A poll may deliver more than its budget (it finishes the completions it reaped). */
+  if (l->nbatch == RX_BATCH) feed(l);
+  if (pkt->len == 0 || pkt->len > 0xffff) {
     add64(&l->rx_dropped, 1);
     return MIOR_DONE;
   }
@@ -153,20 +169,9 @@ static int on_consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
   return ret;
 }
 
-/* End of a receive batch: one hold of the core lock for the whole batch.  lwIP's answers are
- * transmitted from here by linkoutput, on this (the driving) thread. */
+/* End of a receive batch. */
 static void on_flush(void *ctx, mior_port *port) {
-  mior_lwip *l = ctx;
-  if (l->nbatch) {
-    LOCK_TCPIP_CORE();
-    for (uint32_t i = 0; i < l->nbatch; i++) {
-      /* On error lwIP did not take the pbuf: free it here (this releases a kept slot). */
-      if (l->netif.input(l->batch[i], &l->netif) != ERR_OK) pbuf_free(l->batch[i]);
-    }
-    UNLOCK_TCPIP_CORE();
-    add64(&l->rx_frames, l->nbatch);
-    l->nbatch = 0;
-  }
+  feed(ctx);
   mior_tx_flush(port);
 }
 
