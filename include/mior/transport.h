@@ -152,6 +152,8 @@ MIOR_API mior_backend mior_port_backend(const mior_port *port);
 #define MIOR_FEAT_SQPOLL 0x040u
 #define MIOR_FEAT_BATCH_SYSCALL 0x080u /* sockets: recvmmsg/sendmmsg */
 #define MIOR_FEAT_FALLBACK 0x100u      /* AUTO fell back from the preferred backend */
+#define MIOR_FEAT_TX_WINSOCK 0x200u    /* ioring: sends go through Winsock (IoRing before version 3
+                                          has no WRITE); receives stay on the ring */
 
 /* Write the names of the features set in `features`, comma separated. */
 MIOR_API int mior_features_format(uint32_t features, char *buf, size_t len);

@@ -5,6 +5,7 @@
 
 #include "common/backend.h"
 
+extern const mior__backend_ops mior__ioring_ops;
 extern const mior__backend_ops mior__winsock_ops;
 
-const mior__backend_ops *const mior__backends[] = {&mior__winsock_ops, NULL};
+const mior__backend_ops *const mior__backends[] = {&mior__ioring_ops, &mior__winsock_ops, NULL};

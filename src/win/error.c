@@ -143,6 +143,8 @@ int mior__hresult_errno(HRESULT hr) {
   case E_OUTOFMEMORY: return -ENOMEM;
   case E_ACCESSDENIED: return -EACCES;
   case E_ABORT: return -ECANCELED;
+  /* A bare NTSTATUS warning passed through as an HRESULT (the severity bits coincide). */
+  case (HRESULT)MIOR_STATUS_BUFFER_OVERFLOW: return -EMSGSIZE;
   default: break;
   }
   /* HRESULT_FROM_NT sets FACILITY_NT_BIT over the NTSTATUS; HRESULT_FROM_WIN32 puts a Win32 code
