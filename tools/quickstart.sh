@@ -152,7 +152,7 @@ run_tests() {
 build_main() {
   stage_begin build "configure and build ($build, Release, -Werror)"
   configure_build "$build" -DCMAKE_BUILD_TYPE=Release -DMIOR_WERROR=ON
-  stage_end "$build"
+  stage_end "Release, -Werror, in $build/"
 }
 
 # ---------------------------------------------------------------------------------------------
