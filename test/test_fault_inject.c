@@ -28,8 +28,10 @@ static uint64_t udp_kernel_drops(uint16_t port) {
   while (fgets(line, sizeof line, f)) {
     unsigned lport;
     if (sscanf(line, " %*d: %*8s:%4X", &lport) != 1 || lport != port) continue;
-    char *last = strrchr(line, ' ');
-    if (last) drops = strtoull(last + 1, NULL, 10);
+    /* drops is the last field; lines end in padding spaces. */
+    char *tok, *save = NULL, *last = NULL;
+    for (tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) last = tok;
+    if (last) drops = strtoull(last, NULL, 10);
   }
   fclose(f);
   return drops;
