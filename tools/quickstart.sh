@@ -4,7 +4,9 @@
 #   ./tools/quickstart.sh perf   install what is missing, build (Release, -Werror), run mior-perf
 #   ./tools/quickstart.sh test   install what is missing, then every check CI runs:
 #                                build + tests, install + consumer, ASan/UBSan build + tests,
-#                                mingw-w64 cross build + Windows tests under Wine
+#                                TSan build + pool/threaded transport tests, each fuzz harness
+#                                for MIOR_FUZZ_SECONDS (default 20), mingw-w64 cross build +
+#                                Windows tests under Wine
 #
 # Any failure stops the script with a non-zero exit; a summary of the stages (with their times)
 # is printed at the end either way.
@@ -80,7 +82,7 @@ trap on_exit EXIT
 # Packages: installed only when missing; apt-get update runs once, and only then.
 
 base_pkgs=(build-essential cmake pkg-config liburing-dev libnuma-dev iproute2 ethtool)
-test_pkgs=(gcc-mingw-w64-x86-64 wine64 tcpdump libpcap-dev liblwip-dev)
+test_pkgs=(gcc-mingw-w64-x86-64 wine64 tcpdump libpcap-dev liblwip-dev clang)
 
 ensure_packages() {
   local missing=() p
@@ -133,8 +135,9 @@ configure_build() {
 # run_tests DIR: the CTest suite, with output on failure; prints the pass/skip count.
 run_tests() {
   local dir=$1 log
+  shift
   log="$dir/ctest.log"
-  if ! ctest --test-dir "$dir" --output-on-failure -j "$ctest_jobs" 2>&1 | tee "$log"; then
+  if ! ctest --test-dir "$dir" --output-on-failure -j "$ctest_jobs" "$@" 2>&1 | tee "$log"; then
     return 1
   fi
   # Skips are not failures, but they are worth seeing: each test prints why on a "SKIP:" line,
@@ -216,6 +219,25 @@ run_test() {
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     run_tests "$build-asan"
   stage_end "$tests_line"
+
+  # ThreadSanitizer over the code that runs on several threads: the pool (lock-free free list,
+  # releases from any thread) and the threaded transport (port threads, mior_pkt_release from
+  # other threads, the soak).  Built with clang (its TSan runtime works with io_uring here).
+  stage_begin tsan "ThreadSanitizer build ($build-tsan) and the pool/threaded transport tests"
+  CC=clang configure_build "$build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIOR_TSAN=ON \
+    -DMIOR_BUILD_TOOLS=OFF
+  tests_line=""
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 MIOR_SOAK_SECONDS=${MIOR_SOAK_SECONDS_TSAN:-10} \
+    run_tests "$build-tsan" -R '^test_(pool|transport_(flow|close|udp)|soak|fault_cq)'
+  stage_end "$tests_line"
+
+  # Fuzzing: each libFuzzer harness for a bounded time with ASan+UBSan (fuzz/run.sh); a crash
+  # fails the stage and its input is saved under fuzz/regress/ for the replay test.
+  stage_begin fuzz "libFuzzer harnesses, ${MIOR_FUZZ_SECONDS:-20} s each (fuzz/run.sh)"
+  local fuzz_dir=$build-fuzz
+  case $fuzz_dir in /*) ;; *) fuzz_dir=$top/$fuzz_dir ;; esac
+  MIOR_FUZZ_BUILD="$fuzz_dir" "$top/fuzz/run.sh" "${MIOR_FUZZ_SECONDS:-20}"
+  stage_end "$(tail -n +2 "$fuzz_dir/summary.txt" | awk '{printf "%s %s exec/s; ", $1, $4}')"
 
   stage_begin mingw "mingw-w64 cross build ($build-mingw) and portable tests under Wine"
   configure_build "$build-mingw" -DCMAKE_TOOLCHAIN_FILE="$top/cmake/mingw-w64-x86_64.cmake" \
