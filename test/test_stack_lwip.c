@@ -30,9 +30,8 @@
 #define CONNS 200
 #define BULK (64u << 20)
 
-static netns_pair pair;
-
 #ifdef MIOR_HAVE_LWIP
+static netns_pair pair;
 static char lwip_ip[16];
 static mior_lwip *cur_lwip; /* for diagnostics when a transfer fails */
 

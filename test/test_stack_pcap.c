@@ -140,6 +140,9 @@ static void test_threads(const char *path) {
   free(f);
 }
 
+#ifdef MIOR_HAVE_LWIP
+static netns_pair pair;
+
 /* Run a command, return its output (first `cap` bytes) and exit status. */
 static int run_capture(const char *cmd, char *out, size_t cap) {
   FILE *p = popen(cmd, "r");
@@ -156,8 +159,6 @@ static size_t count_lines(const char *s) {
   return n;
 }
 
-#ifdef MIOR_HAVE_LWIP
-static netns_pair pair;
 
 static void test_tcpdump_lwip(const char *path) {
   tt_phase = "lwIP capture";
