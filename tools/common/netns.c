@@ -364,12 +364,16 @@ int netns_pair_create(netns_pair *p, const char *tag, int subnet, int static_nei
   snprintf(b4, sizeof b4, "%s/24", p->ip_b);
   snprintf(a6, sizeof a6, "%s/64", p->ip6_a);
   snprintf(b6, sizeof b6, "%s/64", p->ip6_b);
+  /* A kernel booted with ipv6.disable=1 has no IPv6 at all: the pair is then IPv4 only. */
+  int have6 = access("/proc/sys/net/ipv6", F_OK) == 0;
   if ((rc = ip_cmd(p->ns_a, "link", "set", "lo", "up", NULL)) < 0 ||
       (rc = ip_cmd(p->ns_b, "link", "set", "lo", "up", NULL)) < 0 ||
       (rc = ip_cmd(p->ns_a, "addr", "add", a4, "dev", p->if_a, NULL)) < 0 ||
-      (rc = ip_cmd(p->ns_b, "addr", "add", b4, "dev", p->if_b, NULL)) < 0 ||
-      (rc = ip_cmd(p->ns_a, "-6", "addr", "add", a6, "dev", p->if_a, "nodad", NULL)) < 0 ||
-      (rc = ip_cmd(p->ns_b, "-6", "addr", "add", b6, "dev", p->if_b, "nodad", NULL)) < 0)
+      (rc = ip_cmd(p->ns_b, "addr", "add", b4, "dev", p->if_b, NULL)) < 0)
+    goto fail;
+  if (have6 &&
+      ((rc = ip_cmd(p->ns_a, "-6", "addr", "add", a6, "dev", p->if_a, "nodad", NULL)) < 0 ||
+       (rc = ip_cmd(p->ns_b, "-6", "addr", "add", b6, "dev", p->if_b, "nodad", NULL)) < 0))
     goto fail;
 
   if (static_neigh) {
@@ -382,10 +386,10 @@ int netns_pair_create(netns_pair *p, const char *tag, int subnet, int static_nei
                      "permanent", NULL)) < 0 ||
         (rc = ip_cmd(p->ns_b, "neigh", "replace", p->ip_a, "lladdr", ma, "dev", p->if_b, "nud",
                      "permanent", NULL)) < 0 ||
-        (rc = ip_cmd(p->ns_a, "-6", "neigh", "replace", p->ip6_b, "lladdr", mb, "dev", p->if_a,
-                     "nud", "permanent", NULL)) < 0 ||
-        (rc = ip_cmd(p->ns_b, "-6", "neigh", "replace", p->ip6_a, "lladdr", ma, "dev", p->if_b,
-                     "nud", "permanent", NULL)) < 0)
+        (have6 && (rc = ip_cmd(p->ns_a, "-6", "neigh", "replace", p->ip6_b, "lladdr", mb, "dev",
+                               p->if_a, "nud", "permanent", NULL)) < 0) ||
+        (have6 && (rc = ip_cmd(p->ns_b, "-6", "neigh", "replace", p->ip6_a, "lladdr", ma, "dev",
+                               p->if_b, "nud", "permanent", NULL)) < 0))
       goto fail;
   }
 
