@@ -110,6 +110,10 @@ static uint32_t fault_outstanding(struct mior__ring *w) {
   return w->inner_ops->outstanding(w->inner);
 }
 
+static uint64_t fault_kernel_drops(const struct mior__ring *w) {
+  return w->inner_ops->kernel_drops ? w->inner_ops->kernel_drops(w->inner) : 0;
+}
+
 static int fault_local_addr(struct mior__ring *w, mior_addr *out) {
   return w->inner_ops->local_addr(w->inner, out);
 }
@@ -147,6 +151,7 @@ int mior__fault_install(mior_port *port, const mior__fault_plan *plan) {
   w->ops.reap = fault_reap;
   w->ops.cancel = fault_cancel;
   w->ops.outstanding = fault_outstanding;
+  w->ops.kernel_drops = port->ops->kernel_drops ? fault_kernel_drops : NULL;
   w->ops.local_addr = fault_local_addr;
   w->ops.close = fault_close;
   port->ops = &w->ops;
