@@ -183,7 +183,7 @@ static void run(void) {
   CHECK_EQ(ss.open, 0);
   CHECK_EQ(st.held, 0);
   mior_port_stats ps;
-  CHECK_OK(mior_transport_stats_get(mior_lwip_transport(l), &ps));
+  CHECK_OK(mior_lwip_port_stats(l, &ps));
   CHECK_EQ(ps.user_held, 0);
   CHECK_EQ(mior_lwip_stop(l), 0);
   printf("  ip port: %d connections at %.0f/s, %u MiB echoed at %.1f MB/s each way\n", ok, rate,

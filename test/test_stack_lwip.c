@@ -40,7 +40,7 @@ static void print_diag(const char *when) {
   mior_lwip_stats st;
   mior_lwip_stats_get(cur_lwip, &st);
   mior_port_stats ps;
-  mior_transport_stats_get(mior_lwip_transport(cur_lwip), &ps);
+  mior_lwip_port_stats(cur_lwip, &ps);
   printf("  [%s] lwIP: in %llu (copied %llu, dropped %llu) out %llu (deferred %llu, ERR_MEM %llu) "
          "held %u; port: rx %llu drop kernel %llu nobufs %llu trunc %llu err %llu, tx %llu "
          "err %llu backpressure %llu\n", when,
@@ -139,7 +139,7 @@ static void pattern(uint8_t *p, size_t n, uint64_t off, uint32_t key) {
 /* --- a kernel echo server in ns b: the baseline --------------------------------------------- */
 
 static int kecho_listen = -1;
-static volatile int kecho_stop;
+static atomic_int kecho_stop;
 
 /* Connections are served one at a time on the accepting thread (the clients are sequential), so
  * the baseline pays no thread start per connection. */
@@ -297,7 +297,7 @@ static void wait_quiet(mior_lwip *l, int ms) {
 static void stop_lwip(mior_lwip *l) {
   wait_quiet(l, 5000);
   mior_port_stats ps;
-  CHECK_OK(mior_transport_stats_get(mior_lwip_transport(l), &ps));
+  CHECK_OK(mior_lwip_port_stats(l, &ps));
   CHECK_EQ(ps.user_held, 0);
   CHECK_EQ(ps.tx_errors, 0);
   CHECK_EQ(mior_lwip_stop(l), 0);
@@ -408,7 +408,7 @@ static void run(void) {
   mior_lwip *l = start_lwip(0, MIOR_BACKEND_AUTO);
   REQUIRE_OK(mior_lwip_echo_listen(ECHO_PORT));
   mior_port_stats bs;
-  CHECK_OK(mior_transport_stats_get(mior_lwip_transport(l), &bs));
+  CHECK_OK(mior_lwip_port_stats(l, &bs));
   printf("  lwIP %s on packet://%s, backend %s\n", lwip_ip, pair.if_b, mior_backend_name(bs.backend));
   test_arp_ping(l);
   printf("  arp + ping: %s\n", test_failures ? "FAILED" : "ok");

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lwip/etharp.h"
 #include "lwip/ip.h"
@@ -64,6 +65,13 @@ struct mior_lwip {
   pthread_mutex_t qlock;
   txq_entry *q;
   uint32_t qcap, qhead, qlen;
+
+  /* Port statistics are plain counters the driving thread writes: other threads get a copy the
+   * driver takes between polls when asked (snap_want), under qlock, signalled on snap_cond. */
+  atomic_int snap_want;
+  uint64_t snap_seq;
+  mior_port_stats snap;
+  pthread_cond_t snap_cond;
 
   atomic_uint held, held_high;
   atomic_uint_least64_t rx_frames, rx_zero_copy, rx_copied, rx_dropped;
@@ -268,6 +276,14 @@ static void *driver(void *arg) {
     }
     txq_drain(l);
     mior_tx_flush(l->port);
+    if (atomic_load_explicit(&l->snap_want, memory_order_acquire)) {
+      pthread_mutex_lock(&l->qlock);
+      mior_port_stats_get(l->port, &l->snap);
+      l->snap_seq++;
+      atomic_store_explicit(&l->snap_want, 0, memory_order_relaxed);
+      pthread_cond_broadcast(&l->snap_cond);
+      pthread_mutex_unlock(&l->qlock);
+    }
   }
   return NULL;
 }
@@ -304,6 +320,7 @@ int mior_lwip_start(mior_lwip **out, const mior_lwip_options *o) {
     return -ENOMEM;
   }
   pthread_mutex_init(&l->qlock, NULL);
+  pthread_cond_init(&l->snap_cond, NULL);
 
   mior_options po;
   if (o->port) po = *o->port;
@@ -359,6 +376,7 @@ out_netif:
 out_close:
   mior_transport_close(l->t);
 out_free:
+  pthread_cond_destroy(&l->snap_cond);
   pthread_mutex_destroy(&l->qlock);
   free(l->q);
   free(l);
@@ -382,6 +400,31 @@ int mior_lwip_stats_get(mior_lwip *l, mior_lwip_stats *s) {
   return 0;
 }
 
+int mior_lwip_port_stats(mior_lwip *l, mior_port_stats *out) {
+  if (!l || !out) return -EINVAL;
+  if (!l->thread_started) return mior_transport_stats_get(l->t, out);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_nsec += 200 * 1000000L; /* the driver polls at least every millisecond */
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  int rc = 0;
+  pthread_mutex_lock(&l->qlock);
+  uint64_t seq = l->snap_seq;
+  atomic_store_explicit(&l->snap_want, 1, memory_order_release);
+  while (l->snap_seq == seq && rc == 0) rc = pthread_cond_timedwait(&l->snap_cond, &l->qlock, &until);
+  if (l->snap_seq != seq) {
+    *out = l->snap;
+    rc = 0;
+  } else {
+    rc = -ETIMEDOUT;
+  }
+  pthread_mutex_unlock(&l->qlock);
+  return rc;
+}
+
 int mior_lwip_stop(mior_lwip *l) {
   if (!l) return 0;
   if (l->thread_started) {
@@ -399,6 +442,7 @@ int mior_lwip_stop(mior_lwip *l) {
   /* A held slot is freed by lwIP later through rx_pbuf_free, which needs the port: keep it. */
   if (atomic_load(&l->held) != 0) return -EBUSY;
   int rc = mior_transport_close(l->t);
+  pthread_cond_destroy(&l->snap_cond);
   pthread_mutex_destroy(&l->qlock);
   free(l->q);
   free(l);

@@ -70,8 +70,14 @@ int mior_lwip_start(mior_lwip **out, const mior_lwip_options *o);
 
 /* The netif, for lwIP calls (with the core lock held). */
 struct netif *mior_lwip_netif(mior_lwip *l);
-/* The mior transport and port underneath (for statistics; do not poll or transmit on them). */
+/* The mior transport underneath.  Do not poll or transmit on it, and do not read its statistics
+ * directly while the adapter runs (the driver thread writes them): use mior_lwip_port_stats. */
 mior_transport *mior_lwip_transport(mior_lwip *l);
+
+/* A consistent copy of the port's statistics, taken by the driver thread between two polls
+ * (within a few milliseconds).  Safe from any thread.  0, or -ETIMEDOUT if the driver did not
+ * answer within 200 ms. */
+int mior_lwip_port_stats(mior_lwip *l, mior_port_stats *out);
 
 typedef struct mior_lwip_stats {
   uint64_t rx_frames;     /* frames handed to lwIP */

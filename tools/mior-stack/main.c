@@ -179,7 +179,7 @@ int main(int argc, char **argv) {
     goto out;
   }
   mior_port_stats ps;
-  mior_transport_stats_get(mior_lwip_transport(l), &ps);
+  mior_lwip_port_stats(l, &ps);
   printf("lwIP %s on %s (backend %s)%s%s; echo port %d, http port %d\n", ip, endpoint,
          mior_backend_name(ps.backend), use_netns ? " in " : "", use_netns ? pair.ns_b : "",
          echo_port, http_port);
