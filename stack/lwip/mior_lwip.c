@@ -55,6 +55,14 @@ struct mior_lwip {
   pthread_t thread;
   int thread_started;
   atomic_int stop;
+  atomic_int stopping;  /* the netif is being removed: received frames are dropped */
+  int netif_ready;      /* under the core lock: the netif is in lwIP and may take frames */
+  /* Opening, done by the driver thread itself (see driver()). */
+  char *endpoint;
+  mior_options popts;
+  int opened, open_rc;
+  unsigned seed;
+  int closed, close_rc; /* the driver closed the transport on its way out, with this result */
 
   /* Received frames of the current batch, fed to lwIP together at the batch's end. */
   struct pbuf *batch[RX_BATCH];
@@ -122,9 +130,12 @@ static struct pbuf *rx_copy(mior_lwip *l, const mior_pkt *pkt) {
 static void feed(mior_lwip *l) {
   if (!l->nbatch) return;
   LOCK_TCPIP_CORE();
+  /* stopping is set before the netif is removed under this lock: seen here, the netif may be
+   * gone, so the frames are freed instead of handed to it. */
+  int gone = !l->netif_ready || atomic_load_explicit(&l->stopping, memory_order_acquire);
   for (uint32_t i = 0; i < l->nbatch; i++) {
     /* On error lwIP did not take the pbuf: free it here (this releases a kept slot). */
-    if (l->netif.input(l->batch[i], &l->netif) != ERR_OK) pbuf_free(l->batch[i]);
+    if (gone || l->netif.input(l->batch[i], &l->netif) != ERR_OK) pbuf_free(l->batch[i]);
   }
   UNLOCK_TCPIP_CORE();
   add64(&l->rx_frames, l->nbatch);
@@ -265,9 +276,30 @@ static err_t netif_setup(struct netif *netif) {
 
 /* --- the driver thread --------------------------------------------------------------------- */
 
+/* The driver thread does everything that touches the ring: open, poll, transmit, close.
+ * Opening here matters as much as polling here: the kernel counts the thread that created an
+ * io_uring among the ring's users, and when the ring is torn down it sends that thread a
+ * task-work notification, which makes a timed blocking socket call (SO_RCVTIMEO/SO_SNDTIMEO) on
+ * it fail with EINTR.  Seen when the application's thread opened the transport: its kernel
+ * client sockets then got EINTR whenever an adapter stopped.  The thread inherits the network
+ * namespace of the thread that called mior_lwip_start, so the socket is made there. */
 static void *driver(void *arg) {
   mior_lwip *l = arg;
   tls_driving = l;
+  mior_receiver recv = {on_consume, on_flush, l};
+  int rc = mior_transport_open(&l->t, l->endpoint, &l->popts, &recv);
+  if (rc == 0) {
+    l->port = mior_transport_port(l->t, 0);
+    l->seed = mior_random_seq(l->port);
+  } else {
+    fprintf(stderr, "mior_lwip: %s: %s (%s)\n", l->endpoint, mior_strerror(rc), mior_last_error());
+  }
+  pthread_mutex_lock(&l->qlock);
+  l->open_rc = rc;
+  l->opened = 1;
+  pthread_cond_broadcast(&l->snap_cond);
+  pthread_mutex_unlock(&l->qlock);
+  if (rc < 0) return NULL;
   while (!atomic_load_explicit(&l->stop, memory_order_acquire)) {
     int n = mior_port_poll(l->port, RX_BATCH, POLL_TIMEOUT_US);
     if (n < 0 && n != -EINTR) {
@@ -284,6 +316,12 @@ static void *driver(void *arg) {
       pthread_cond_broadcast(&l->snap_cond);
       pthread_mutex_unlock(&l->qlock);
     }
+  }
+  /* Close here too, but not while lwIP still holds slots: their pbufs release into the port
+   * when freed; mior_lwip_stop then reports -EBUSY and closes on a later call. */
+  if (atomic_load(&l->held) == 0) {
+    l->close_rc = mior_transport_close(l->t);
+    l->closed = 1;
   }
   return NULL;
 }
@@ -322,19 +360,32 @@ int mior_lwip_start(mior_lwip **out, const mior_lwip_options *o) {
   pthread_mutex_init(&l->qlock, NULL);
   pthread_cond_init(&l->snap_cond, NULL);
 
-  mior_options po;
-  if (o->port) po = *o->port;
-  else mior_options_init(&po);
-  po.queues = 1; /* one netif, one port: lwIP has one input path */
-  l->max_held = o->max_held ? o->max_held : (po.buf_count ? po.buf_count : 4096) / 4;
-  mior_receiver recv = {on_consume, on_flush, l};
-  int rc = mior_transport_open(&l->t, o->endpoint, &po, &recv);
-  if (rc < 0) goto out_free;
-  l->port = mior_transport_port(l->t, 0);
-
+  if (o->port) l->popts = *o->port;
+  else mior_options_init(&l->popts);
+  l->popts.queues = 1; /* one netif, one port: lwIP has one input path */
+  l->max_held = o->max_held ? o->max_held
+                            : (l->popts.buf_count ? l->popts.buf_count : 4096) / 4;
+  /* lwIP's core (and its lock, which the driver takes from its first batch on) before the driver. */
   pthread_once(&tcpip_once, tcpip_start);
+  l->endpoint = strdup(o->endpoint);
+  int rc = -ENOMEM;
+  if (!l->endpoint) goto out_free;
+  if (pthread_create(&l->thread, NULL, driver, l) != 0) {
+    rc = fail(-EAGAIN, "cannot start the driver thread");
+    goto out_free;
+  }
+  pthread_mutex_lock(&l->qlock);
+  while (!l->opened) pthread_cond_wait(&l->snap_cond, &l->qlock);
+  rc = l->open_rc;
+  pthread_mutex_unlock(&l->qlock);
+  if (rc < 0) {
+    pthread_join(l->thread, NULL);
+    goto out_free;
+  }
+  l->thread_started = 1;
+
   /* lwIP's TCP initial sequence numbers and ports come from rand(): seed it from the OS. */
-  srand((unsigned)mior_random_seq(l->port));
+  srand(l->seed);
 
   l->mtu = o->mtu ? o->mtu : 1500;
   static const uint8_t zero[6];
@@ -354,30 +405,21 @@ int mior_lwip_start(mior_lwip **out, const mior_lwip_options *o) {
     if (o->netif_default) netif_set_default(&l->netif);
     netif_set_link_up(&l->netif);
     netif_set_up(&l->netif);
+    l->netif_ready = 1;
   }
   UNLOCK_TCPIP_CORE();
   if (!n) {
-    rc = fail(-EIO, "netif_add failed");
-    goto out_close;
+    fail(-EIO, "netif_add failed");
+    mior_lwip_stop(l);
+    return -EIO;
   }
-  /* The driver thread is the first to poll the port, so io_uring binds the ring to it. */
-  if (pthread_create(&l->thread, NULL, driver, l) != 0) {
-    rc = fail(-EAGAIN, "cannot start the driver thread");
-    goto out_netif;
-  }
-  l->thread_started = 1;
   *out = l;
   return 0;
 
-out_netif:
-  LOCK_TCPIP_CORE();
-  netif_remove(&l->netif);
-  UNLOCK_TCPIP_CORE();
-out_close:
-  mior_transport_close(l->t);
 out_free:
   pthread_cond_destroy(&l->snap_cond);
   pthread_mutex_destroy(&l->qlock);
+  free(l->endpoint);
   free(l->q);
   free(l);
   return rc;
@@ -402,7 +444,8 @@ int mior_lwip_stats_get(mior_lwip *l, mior_lwip_stats *s) {
 
 int mior_lwip_port_stats(mior_lwip *l, mior_port_stats *out) {
   if (!l || !out) return -EINVAL;
-  if (!l->thread_started) return mior_transport_stats_get(l->t, out);
+  if (l->closed) return -EBADF;
+  if (!l->thread_started) return mior_transport_stats_get(l->t, out); /* stopped, -EBUSY */
   struct timespec until;
   clock_gettime(CLOCK_REALTIME, &until);
   until.tv_nsec += 200 * 1000000L; /* the driver polls at least every millisecond */
@@ -427,23 +470,32 @@ int mior_lwip_port_stats(mior_lwip *l, mior_port_stats *out) {
 
 int mior_lwip_stop(mior_lwip *l) {
   if (!l) return 0;
-  if (l->thread_started) {
-    atomic_store_explicit(&l->stop, 1, memory_order_release);
-    pthread_join(l->thread, NULL);
-    l->thread_started = 0;
-  }
   if (l->netif_added) {
+    /* First take the netif out of lwIP (the driver keeps running, so lwIP's last frames still
+     * go out), then stop the driver, which closes the transport if nothing is held. */
+    atomic_store_explicit(&l->stopping, 1, memory_order_release);
     LOCK_TCPIP_CORE();
     netif_set_down(&l->netif);
     netif_remove(&l->netif);
     UNLOCK_TCPIP_CORE();
     l->netif_added = 0;
   }
-  /* A held slot is freed by lwIP later through rx_pbuf_free, which needs the port: keep it. */
-  if (atomic_load(&l->held) != 0) return -EBUSY;
-  int rc = mior_transport_close(l->t);
+  if (l->thread_started) {
+    atomic_store_explicit(&l->stop, 1, memory_order_release);
+    pthread_join(l->thread, NULL);
+    l->thread_started = 0;
+  }
+  int rc;
+  if (l->closed) {
+    rc = l->close_rc;
+  } else {
+    /* A held slot is freed by lwIP later through rx_pbuf_free, which needs the port: keep it. */
+    if (atomic_load(&l->held) != 0) return -EBUSY;
+    rc = mior_transport_close(l->t);
+  }
   pthread_cond_destroy(&l->snap_cond);
   pthread_mutex_destroy(&l->qlock);
+  free(l->endpoint);
   free(l->q);
   free(l);
   return rc;
