@@ -78,6 +78,11 @@ typedef struct mior_options {
   int rcvbuf;            /* socket receive buffer bytes; 0 = mior's default (4 MiB) */
   const char *peer;      /* udp: "ADDR:PORT" to connect to (default destination of tx_send);
                             ip: destination address to connect to; NULL = none */
+  uint32_t coalesce_us;  /* receive coalescing under load: when the last wake-up brought several
+                            packets, the next blocking wait asks for several too, for at most this
+                            long, so one wake-up serves a batch instead of one packet.  A quiet
+                            port (one packet per wake-up, e.g. ping-pong) always wakes at once.
+                            Default 50; 0 = off.  io_uring only. */
 } mior_options;
 
 MIOR_API void mior_options_init(mior_options *opts);

@@ -80,7 +80,8 @@ typedef struct mior__backend_ops {
   int (*tx_queue)(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
                   const mior_addr *dst);
   /* Submit what is queued.  If wait is nonzero and no completion is ready, wait up to timeout_us
-   * (negative: no limit) for one.  Returns >= 0 or a negative errno (-ETIME/-EINTR are not
+   * (negative: no limit) for `wait` completions; a backend may treat any wait > 1 as 1, and
+   * returns at the timeout with fewer.  Returns >= 0 or a negative errno (-ETIME/-EINTR are not
    * errors: return 0). */
   int (*submit)(struct mior__ring *r, int wait, int64_t timeout_us);
   /* Move up to max completions to out.  Returns how many. */

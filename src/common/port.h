@@ -36,6 +36,8 @@ struct mior_port {
   uint32_t tx_limit;        /* most slots the transmit side may hold */
   uint32_t batch;
   uint32_t busy_poll_us;
+  uint32_t coalesce_us;
+  uint32_t last_rx;         /* packets delivered by the last poll: the load estimate for coalescing */
   uint32_t sq_limit;        /* most sends queued before a submit is forced */
   int addr_from_packet;     /* ip kind without a peer: destination taken from the IP header */
   int no_rx;

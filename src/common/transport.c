@@ -24,6 +24,7 @@ void mior_options_init(mior_options *o) {
   o->busy_poll_us = 0;
   o->cpu = -1;
   o->numa_node = -1;
+  o->coalesce_us = 50;
 }
 
 static const char *const backend_names[] = {"auto", "uring", "sockets", "ioring"};
@@ -130,6 +131,9 @@ static int options_resolve(mior_options *o, const mior_options *user, const mior
                          MIOR_OPT_HUGEPAGES | MIOR_OPT_MLOCK | MIOR_OPT_NO_RX | MIOR_OPT_NO_DEFER_TASKRUN;
   if (o->flags & ~known) return mior__fail(-EINVAL, "unknown option flags 0x%x", o->flags & ~known);
   if (o->sndbuf < 0 || o->rcvbuf < 0) return mior__fail(-EINVAL, "negative socket buffer size");
+  if (o->busy_poll_us > 1000000 || o->coalesce_us > 1000000)
+    return mior__fail(-EINVAL, "busy_poll_us %u / coalesce_us %u: at most 1000000 (1 s)",
+                      o->busy_poll_us, o->coalesce_us);
   return 0;
 }
 

@@ -350,7 +350,8 @@ static int uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
     struct __kernel_timespec ts;
     ts.tv_sec = timeout_us / 1000000;
     ts.tv_nsec = (timeout_us % 1000000) * 1000;
-    ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, timeout_us >= 0 ? &ts : NULL, NULL);
+    ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, (unsigned)wait, timeout_us >= 0 ? &ts : NULL,
+                                           NULL);
     r->stats->submits++;
   } else if (io_uring_sq_ready(&r->ring) || r->defer_taskrun ||
              (IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN))) {
