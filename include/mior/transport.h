@@ -17,7 +17,10 @@
  * mior_transport_start() to run one thread per port.  The mior_tx_* calls on a port must be made by
  * the thread driving it (in your loop, or inside the receiver's callbacks when the transport runs
  * the threads).  With io_uring the ring is bound to the first thread that drives the port
- * (SINGLE_ISSUER|DEFER_TASKRUN): later calls from another thread fail with -EBUSY.
+ * (SINGLE_ISSUER|DEFER_TASKRUN): later calls from another thread fail with -EBUSY.  Closing an
+ * io_uring transport makes the kernel run clean-up work on the thread that opened it, which can
+ * interrupt a blocking system call that thread is in with EINTR: open, drive and close a
+ * transport from the same thread where that matters (or retry on EINTR).
  * mior_pkt_release() may be called from any thread.
  */
 #ifndef MIOR_TRANSPORT_H
@@ -191,6 +194,10 @@ typedef struct mior_port_stats {
   char fallback_reason[96];          /* why AUTO did not use the preferred backend, or "" */
 } mior_port_stats;
 
+/* The counters are written by the port's driving thread without locks.  Read them on that
+ * thread (e.g. in the receiver's flush) or after mior_transport_stop for exact values; read from
+ * another thread while the port runs they are a snapshot that may be mid-update (and a data race
+ * to ThreadSanitizer). */
 MIOR_API int mior_port_stats_get(const mior_port *port, mior_port_stats *out);
 /* Sum over the transport's ports (features and backend from port 0). */
 MIOR_API int mior_transport_stats_get(const mior_transport *t, mior_port_stats *out);

@@ -143,7 +143,9 @@ static uint32_t process(struct mior_port *p, uint32_t budget, uint32_t *delivere
   *delivered = 0;
   p->in_process = 1;
   while (*delivered < budget) {
-    uint32_t n = p->ops->reap(p->ring, p->cqes, p->batch);
+    /* Never take more completions than the budget has room for, so poll keeps its promise. */
+    uint32_t room = budget - *delivered;
+    uint32_t n = p->ops->reap(p->ring, p->cqes, room < p->batch ? room : p->batch);
     if (n == 0) break;
     p->stats.completions += n;
     handled += n;
