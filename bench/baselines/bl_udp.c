@@ -1,0 +1,157 @@
+/* bench baseline: UDP with plain system calls.
+ *
+ *   --method sendto : one sendto / recvfrom per packet (blocking sockets)
+ *   --method mmsg   : sendmmsg / recvmmsg, --batch packets per call (default 64)
+ *
+ * The receiver binds port 0 on its address; the sender sends to it (unconnected, as a server
+ * answering many peers would).  Counts are published once per call.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bl.h"
+
+#define MAX_BATCH 4096
+
+typedef struct udp_state {
+  int fd;
+  uint8_t *bufs;      /* batch buffers of buf_size bytes */
+  uint32_t buf_size;
+  struct mmsghdr *msgs;
+  struct iovec *iov;
+} udp_state;
+
+static int udp_open(bl_side *s) {
+  const bl_cfg *cfg = s->cfg;
+  udp_state *u = calloc(1, sizeof *u);
+  if (!u) return bl_fail(s, ENOMEM, "allocating");
+  s->priv = u;
+  uint32_t n = cfg->batch ? cfg->batch : 1;
+  u->buf_size = cfg->size > 2048 ? cfg->size : 2048;
+  u->bufs = calloc(n, u->buf_size);
+  u->msgs = calloc(n, sizeof *u->msgs);
+  u->iov = calloc(n, sizeof *u->iov);
+  if (!u->bufs || !u->msgs || !u->iov) return bl_fail(s, ENOMEM, "allocating");
+  u->fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (u->fd < 0) return bl_fail(s, errno, "socket");
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  if (inet_pton(AF_INET, s->is_tx ? s->env->ip_tx : s->env->ip_rx, &a.sin_addr) != 1)
+    return bl_fail(s, EINVAL, "address");
+  if (bind(u->fd, (struct sockaddr *)&a, sizeof a) < 0) return bl_fail(s, errno, "bind");
+  if (!s->is_tx) {
+    socklen_t l = sizeof s->rx_addr;
+    getsockname(u->fd, (struct sockaddr *)&s->rx_addr, &l);
+    /* A bounded wait, so the loop sees the stop flag within 100 ms. */
+    struct timeval tv = {0, 100000};
+    setsockopt(u->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int big = 4 << 20;
+    setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    u->iov[i].iov_base = u->bufs + (size_t)i * u->buf_size;
+    u->iov[i].iov_len = s->is_tx ? cfg->size : u->buf_size;
+    u->msgs[i].msg_hdr.msg_iov = &u->iov[i];
+    u->msgs[i].msg_hdr.msg_iovlen = 1;
+    if (s->is_tx) {
+      u->msgs[i].msg_hdr.msg_name = &s->peer->rx_addr;
+      u->msgs[i].msg_hdr.msg_namelen = sizeof s->peer->rx_addr;
+    }
+  }
+  return 0;
+}
+
+static void udp_close(bl_side *s) {
+  udp_state *u = s->priv;
+  if (!u) return;
+  if (u->fd > 0) close(u->fd);
+  free(u->bufs);
+  free(u->msgs);
+  free(u->iov);
+  free(u);
+  s->priv = NULL;
+}
+
+static int sendto_tx(bl_side *s) {
+  udp_state *u = s->priv;
+  const struct sockaddr *to = (const struct sockaddr *)&s->peer->rx_addr;
+  uint64_t seq = 0;
+  uint32_t size = s->cfg->size;
+  while (!bl_stopping(s)) {
+    uint32_t n = bl_rate_allow(s, 64);
+    for (uint32_t i = 0; i < n; i++) {
+      bl_payload_put(u->bufs, seq);
+      if (sendto(u->fd, u->bufs, size, 0, to, sizeof s->peer->rx_addr) < 0) {
+        if (errno == EINTR || errno == ENOBUFS || errno == EAGAIN || errno == ECONNREFUSED) continue;
+        return bl_fail(s, errno, "sendto");
+      }
+      seq++;
+    }
+    atomic_store_explicit(&s->count, seq, memory_order_relaxed);
+  }
+  return 0;
+}
+
+static int recvfrom_rx(bl_side *s) {
+  udp_state *u = s->priv;
+  uint64_t n = 0;
+  while (!bl_stopping(s)) {
+    ssize_t r = recvfrom(u->fd, u->bufs, u->buf_size, 0, NULL, NULL);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      return bl_fail(s, errno, "recvfrom");
+    }
+    n++;
+    atomic_store_explicit(&s->count, n, memory_order_relaxed);
+  }
+  return 0;
+}
+
+static int mmsg_tx(bl_side *s) {
+  udp_state *u = s->priv;
+  uint64_t seq = 0;
+  uint32_t batch = s->cfg->batch;
+  while (!bl_stopping(s)) {
+    uint32_t n = bl_rate_allow(s, batch);
+    if (!n) continue;
+    for (uint32_t i = 0; i < n; i++) bl_payload_put(u->bufs + (size_t)i * u->buf_size, seq + i);
+    int r = sendmmsg(u->fd, u->msgs, n, 0);
+    if (r < 0) {
+      if (errno == EINTR || errno == ENOBUFS || errno == EAGAIN || errno == ECONNREFUSED) continue;
+      return bl_fail(s, errno, "sendmmsg");
+    }
+    seq += (uint64_t)r;
+    atomic_store_explicit(&s->count, seq, memory_order_relaxed);
+  }
+  return 0;
+}
+
+static int mmsg_rx(bl_side *s) {
+  udp_state *u = s->priv;
+  uint64_t n = 0;
+  uint32_t batch = s->cfg->batch;
+  while (!bl_stopping(s)) {
+    /* MSG_WAITFORONE: block for the first datagram only, then take what is queued. */
+    int r = recvmmsg(u->fd, u->msgs, batch, MSG_WAITFORONE, NULL);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      return bl_fail(s, errno, "recvmmsg");
+    }
+    n += (uint64_t)r;
+    atomic_store_explicit(&s->count, n, memory_order_relaxed);
+  }
+  return 0;
+}
+
+static const bl_method m_sendto = {"sendto", BL_KIND_UDP, 0, 1, udp_open, recvfrom_rx, udp_open, sendto_tx, udp_close};
+static const bl_method m_mmsg = {"mmsg", BL_KIND_UDP, 0, 64, udp_open, mmsg_rx, udp_open, mmsg_tx, udp_close};
+
+int main(int argc, char **argv) {
+  const bl_method *const ms[] = {&m_sendto, &m_mmsg};
+  return bl_throughput_main(argc, argv, ms, 2);
+}
