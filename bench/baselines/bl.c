@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -261,6 +262,14 @@ void bl_env_teardown(void) {
     if (rc < 0) fprintf(stderr, "removing namespaces %s/%s: %s\n", pair.ns_a, pair.ns_b, strerror(-rc));
     pair_made = 0;
   }
+}
+
+void bl_sockbufs(int fd) {
+  int v = BL_SOCKBUF;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
 }
 
 int bl_thread_enter(bl_side *s) {

@@ -103,6 +103,11 @@ int bl_frame_ours(const uint8_t *f, uint32_t len);
 uint32_t bl_udp_payload(const bl_cfg *cfg);
 uint32_t bl_frame_len(const bl_cfg *cfg);
 
+/* 4 MiB send and receive buffers, as mior sets by default (SO_*BUFFORCE as root, which goes
+ * past net.core.[rw]mem_max), so a baseline is not held back by the kernel's default 208 KiB. */
+#define BL_SOCKBUF (4 << 20)
+void bl_sockbufs(int fd);
+
 /* Shared by the ping-pong program. */
 int bl_parse(int argc, char **argv, bl_cfg *cfg, const char **method_name);
 int bl_env_setup(bl_cfg *cfg, bl_env *env);

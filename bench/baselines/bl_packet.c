@@ -41,6 +41,7 @@ static int pk_open(bl_side *s) {
   s->priv = k;
   k->fd = socket(AF_PACKET, SOCK_RAW, s->is_tx ? 0 : htons(ETH_P_ALL));
   if (k->fd < 0) return bl_fail(s, errno, "socket(AF_PACKET)");
+  bl_sockbufs(k->fd); /* the TX ring's frames count against the send buffer */
   int ver = s->is_tx ? TPACKET_V2 : TPACKET_V3;
   if (setsockopt(k->fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof ver) < 0)
     return bl_fail(s, errno, "PACKET_VERSION");

@@ -38,6 +38,7 @@ static int udp_socket(bl_side *s, const char *ip, int timeout_ms) {
     close(fd);
     return bl_fail(s, errno, "bind");
   }
+  bl_sockbufs(fd);
   struct timeval tv = {0, timeout_ms * 1000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   return fd;

@@ -58,6 +58,7 @@ static int ur_open(bl_side *s) {
   memset(u->bufs, 0, (size_t)NBUF * BUF_SIZE);
   u->fd = socket(AF_INET, SOCK_DGRAM, 0);
   if (u->fd < 0) return bl_fail(s, errno, "socket");
+  bl_sockbufs(u->fd);
   struct sockaddr_in a;
   memset(&a, 0, sizeof a);
   a.sin_family = AF_INET;
@@ -69,8 +70,6 @@ static int ur_open(bl_side *s) {
   } else {
     socklen_t l = sizeof s->rx_addr;
     getsockname(u->fd, (struct sockaddr *)&s->rx_addr, &l);
-    int big = 4 << 20;
-    setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
     /* The provided buffer ring: NBUF entries, page aligned, registered as group BGID. */
     u->br_len = (size_t)NBUF * sizeof(struct io_uring_buf);
     u->br = mmap(NULL, u->br_len, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
