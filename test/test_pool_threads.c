@@ -11,20 +11,18 @@
  * whole: in_use is 0 and a full drain returns exactly buf_count distinct slots.  Built with
  * -DMIOR_TSAN=ON, ThreadSanitizer also checks that the pool orders a releaser's writes before the
  * next owner's. */
-#include <pthread.h> /* also declares sched_yield, on glibc and on mingw-w64's winpthreads */
 #include <stdatomic.h>
 #include <stdint.h>
-#include <time.h>
 
+#include "common/os.h"
 #include "test.h"
+#include "test_thread.h"
 
 #define RUN_SECONDS 2.0
 #define MAX_ITERS 3000000u
 
 static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+  return (double)mior__now_ns() * 1e-9;
 }
 
 static uint64_t rnd(uint64_t *s) { /* xorshift64*: seeded, so a failing run can be repeated */
@@ -90,7 +88,7 @@ static _Atomic uint32_t mix_owner[MIX_SLOTS]; /* 0 = nobody, else thread id + 1 
 static _Atomic int mix_errors;
 
 struct mix_worker {
-  pthread_t thread;
+  test_thread thread;
   uint32_t id;
   uint64_t seed;
   double deadline;
@@ -195,11 +193,11 @@ static void test_many_acquirers_many_releasers(uint64_t seed) {
     w[t].id = t;
     w[t].seed = seed * 0x9E3779B97F4A7C15ull + t + 1;
     w[t].deadline = deadline;
-    REQUIRE(pthread_create(&w[t].thread, NULL, mix_main, &w[t]) == 0);
+    REQUIRE(test_thread_start(&w[t].thread, mix_main, &w[t]) == 0);
   }
   uint64_t acquired = 0, empty = 0, released = 0, iters = 0;
   for (uint32_t t = 0; t < MIX_THREADS; t++) {
-    REQUIRE(pthread_join(w[t].thread, NULL) == 0);
+    test_thread_join(&w[t].thread);
     acquired += w[t].acquired;
     empty += w[t].empty;
     released += w[t].released;
@@ -267,7 +265,7 @@ static uint64_t pc_tag(uint32_t slot, uint64_t seq) {
 }
 
 struct pc_consumer {
-  pthread_t thread;
+  test_thread thread;
   uint32_t id;
   uint64_t seed, consumed;
 };
@@ -282,7 +280,7 @@ static void *pc_consumer_main(void *arg) {
        * ring finds everything that is left. */
       if (!atomic_load_explicit(&pc_done, memory_order_acquire) || !spsc_pop(&pc_ring[c->id], &slot)) {
         if (atomic_load_explicit(&pc_done, memory_order_acquire)) break;
-        sched_yield();
+        test_thread_yield();
         continue;
       }
     }
@@ -325,7 +323,7 @@ static void test_one_acquirer_many_releasers(uint64_t seed) {
   for (uint32_t i = 0; i < PC_CONSUMERS; i++) {
     c[i].id = i;
     c[i].seed = seed + 100 + i;
-    REQUIRE(pthread_create(&c[i].thread, NULL, pc_consumer_main, &c[i]) == 0);
+    REQUIRE(test_thread_start(&c[i].thread, pc_consumer_main, &c[i]) == 0);
   }
 
   uint64_t produced = 0, self_released = 0, empty = 0, seq = 0, prng = seed + 7;
@@ -342,7 +340,7 @@ static void test_one_acquirer_many_releasers(uint64_t seed) {
       /* Out of slots until the consumers catch up: give them the CPU (there may be fewer CPUs
        * than threads) instead of burning the iteration budget. */
       empty++;
-      sched_yield();
+      test_thread_yield();
       continue;
     }
     for (int k = 0; k < got; k++) {
@@ -362,7 +360,7 @@ static void test_one_acquirer_many_releasers(uint64_t seed) {
   atomic_store_explicit(&pc_done, 1, memory_order_release);
   uint64_t consumed = 0;
   for (uint32_t i = 0; i < PC_CONSUMERS; i++) {
-    REQUIRE(pthread_join(c[i].thread, NULL) == 0);
+    test_thread_join(&c[i].thread);
     consumed += c[i].consumed;
   }
   CHECK_EQ(atomic_load(&pc_errors), 0);

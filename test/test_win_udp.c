@@ -10,12 +10,12 @@
  *   - bad arguments and unsupported kinds fail with the documented errno and a message.
  * Every test ends with mior_transport_close returning 0: the pool came back whole.
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <windows.h>
 
 #include "common/os.h"
 #include "test.h"
+#include "test_thread.h"
 
 static int64_t now_ms(void) { return (int64_t)(mior__now_ns() / 1000000u); }
 
@@ -439,10 +439,10 @@ static void body_keep(void) {
   memcpy(copies, t.kept, t.kept_n * sizeof *copies);
   releaser rl = {copies, t.kept_n, 0, 0, 0};
   t.keep_every = 0;
-  pthread_t th;
-  REQUIRE(pthread_create(&th, NULL, release_thread, &rl) == 0);
+  test_thread th;
+  REQUIRE(test_thread_start(&th, release_thread, &rl) == 0);
   pr = run_pump(txp, &t, rxp, N1, N2, 64, 900, &dst, 15000);
-  pthread_join(th, NULL);
+  test_thread_join(&th);
   CHECK_EQ(pr.sent, N2);
   CHECK_EQ(rl.ok, t.kept_n);
   CHECK_EQ(rl.damaged, 0);
@@ -608,8 +608,8 @@ static void run_close(int stop_first) {
   memset(&bl, 0, sizeof bl);
   bl.dst = local_of(rx);
   atomic_init(&bl.stop, 0);
-  pthread_t th;
-  REQUIRE(pthread_create(&th, NULL, blast_thread, &bl) == 0);
+  test_thread th;
+  REQUIRE(test_thread_start(&th, blast_thread, &bl) == 0);
   int64_t deadline = now_ms() + 3000;
   while (atomic_load(&c.got) < 2000 && now_ms() < deadline) Sleep(1);
   CHECK(atomic_load(&c.got) > 0);
@@ -633,7 +633,7 @@ static void run_close(int stop_first) {
   CHECK(atomic_load(&c.flushes) > 0);
   Sleep(20);
   atomic_store(&bl.stop, 1);
-  pthread_join(th, NULL);
+  test_thread_join(&th);
   CHECK_OK(bl.open_rc);
   CHECK_EQ(bl.fail, 0);
   CHECK_EQ(bl.close_rc, 0);

@@ -8,10 +8,12 @@
  * like the scalar reference, so results are interchangeable; the tail under one vector goes to
  * the scalar code, which starts at an even offset and so continues the same word alignment.
  *
- * The functions are compiled for their instruction set with the target attribute, so the rest of
- * the library (and this file's callers) need no -mavx2; they are only called after
- * __builtin_cpu_supports says the CPU and the OS support the instructions.  On other
- * architectures this file provides stand-ins that are never selected.
+ * With GCC and clang the functions are compiled for their instruction set with the target
+ * attribute, so the rest of the library (and this file's callers) need no -mavx2; MSVC compiles
+ * any intrinsic without one.  They are only called after the CPU probe says the CPU and the OS
+ * support the instructions: __builtin_cpu_supports with GCC and clang, CPUID and XGETBV with
+ * MSVC-compatible compilers (which lack it, or, as clang-cl, lack the runtime behind it).  On
+ * other architectures this file provides stand-ins that are never selected.
  */
 /* These files are always part of the library: export, not import, the public names even when
  * compiled on their own (the CMake build defines MIOR_BUILDING too). */
@@ -24,11 +26,43 @@
 #include "mior/proto/checksum.h"
 #include "common/checksum_internal.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
 
 #include <immintrin.h>
 
 #define CSUM_CHUNK ((size_t)1 << 30)
+
+/* Compile a function for an instruction set the build does not assume. */
+#if defined(__GNUC__) || defined(__clang__)
+#  define CSUM_TARGET(isa) __attribute__((target(isa)))
+#else
+#  define CSUM_TARGET(isa)
+#endif
+
+#if defined(_MSC_VER)
+
+#include <intrin.h>
+
+int mior__csum_cpu_has_sse2(void) {
+  int r[4];
+  __cpuid(r, 1);
+  return (r[3] >> 26) & 1; /* EDX bit 26: SSE2 (always set on x64) */
+}
+
+int mior__csum_cpu_has_avx2(void) {
+  int r[4];
+  __cpuid(r, 0);
+  if (r[0] < 7) return 0;
+  __cpuid(r, 1);
+  /* ECX bit 27: the OS enabled XSAVE (so XGETBV works); bit 28: AVX. */
+  if (!((r[2] >> 27) & 1) || !((r[2] >> 28) & 1)) return 0;
+  /* XCR0 bits 1 and 2: the OS saves the SSE and AVX registers on a context switch. */
+  if ((_xgetbv(0) & 6) != 6) return 0;
+  __cpuidex(r, 7, 0);
+  return (r[1] >> 5) & 1; /* leaf 7 EBX bit 5: AVX2 */
+}
+
+#else
 
 int mior__csum_cpu_has_sse2(void) {
   __builtin_cpu_init();
@@ -40,14 +74,15 @@ int mior__csum_cpu_has_avx2(void) {
   return __builtin_cpu_supports("avx2") != 0;
 }
 
-__attribute__((target("sse2"))) static uint64_t sse2_lanes(__m128i a) {
+#endif
+
+CSUM_TARGET("sse2") static uint64_t sse2_lanes(__m128i a) {
   uint64_t l[2];
   _mm_storeu_si128((__m128i *)l, a);
   return mior__csum_add64(l[0], l[1]);
 }
 
-__attribute__((target("sse2"))) uint32_t mior__csum_partial_sse2(const void *buf, size_t len,
-                                                                  uint32_t sum) {
+CSUM_TARGET("sse2") uint32_t mior__csum_partial_sse2(const void *buf, size_t len, uint32_t sum) {
   const uint8_t *p = buf;
   uint64_t total = sum;
   const __m128i lo32 = _mm_set_epi32(0, -1, 0, -1);
@@ -83,14 +118,13 @@ __attribute__((target("sse2"))) uint32_t mior__csum_partial_sse2(const void *buf
   return mior_csum_partial_scalar(p, len, mior__csum_fold64(total));
 }
 
-__attribute__((target("avx2"))) static uint64_t avx2_lanes(__m256i a) {
+CSUM_TARGET("avx2") static uint64_t avx2_lanes(__m256i a) {
   uint64_t l[4];
   _mm256_storeu_si256((__m256i *)l, a);
   return mior__csum_add64(mior__csum_add64(l[0], l[1]), mior__csum_add64(l[2], l[3]));
 }
 
-__attribute__((target("avx2"))) uint32_t mior__csum_partial_avx2(const void *buf, size_t len,
-                                                                  uint32_t sum) {
+CSUM_TARGET("avx2") uint32_t mior__csum_partial_avx2(const void *buf, size_t len, uint32_t sum) {
   const uint8_t *p = buf;
   uint64_t total = sum;
   const __m256i lo32 = _mm256_set_epi32(0, -1, 0, -1, 0, -1, 0, -1);

@@ -7,7 +7,7 @@
 #include "mior/common.h"
 #include "common/internal.h"
 
-static _Thread_local char last_error[256];
+static MIOR_THREAD_LOCAL char last_error[256];
 
 const char *mior_version(void) {
   return "0.1.0";
@@ -70,7 +70,7 @@ static const struct {
 };
 
 const char *mior_strerror(int err) {
-  static _Thread_local char unknown[48];
+  static MIOR_THREAD_LOCAL char unknown[48];
   int code = err < 0 ? -err : err;
   if (code == 0) return "success";
   for (size_t i = 0; i < sizeof error_table / sizeof error_table[0]; i++)

@@ -15,6 +15,15 @@
 #  define MIOR_PRINTF(a, b)
 #endif
 
+/* Thread-local storage.  MSVC's C11 mode does not take the _Thread_local keyword (its <threads.h>
+ * arrived only in Visual Studio 17.8); __declspec(thread) means the same for static data, also
+ * in a DLL loaded at run time on Windows Vista and later. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#  define MIOR_THREAD_LOCAL __declspec(thread)
+#else
+#  define MIOR_THREAD_LOCAL _Thread_local
+#endif
+
 /* Record the detail of a failure for mior_last_error() and return err as a negative errno. */
 int mior__fail(int err, const char *fmt, ...) MIOR_PRINTF(2, 3);
 void mior__clear_error(void);
