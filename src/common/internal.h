@@ -15,9 +15,9 @@
 #  define MIOR_PRINTF(a, b)
 #endif
 
-/* Thread-local storage.  MSVC's C11 mode does not take the _Thread_local keyword (its <threads.h>
- * arrived only in Visual Studio 17.8); __declspec(thread) means the same for static data, also
- * in a DLL loaded at run time on Windows Vista and later. */
+/* Thread-local storage.  MSVC's C mode does not take the _Thread_local keyword, even with
+ * /std:c11; __declspec(thread) means the same for static data, also in a DLL loaded at run time
+ * (Windows Vista and later). */
 #if defined(_MSC_VER) && !defined(__clang__)
 #  define MIOR_THREAD_LOCAL __declspec(thread)
 #else

@@ -1,7 +1,9 @@
 /* Windows memory for mior_pool: one VirtualAlloc region, committed and touched up front,
  * optionally on large pages, locked with VirtualLock, and allocated on a NUMA node
  * (see src/common/pool_mem.h for the contract). */
+#ifndef WIN32_LEAN_AND_MEAN /* the build defines it for every Windows file */
 #define WIN32_LEAN_AND_MEAN
+#endif
 #include <windows.h>
 
 #include <errno.h>
