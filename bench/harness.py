@@ -656,7 +656,7 @@ def plots(sm, outdir, meta):
                     f.write(f"\"{meth}\" {t[0]/1e6} {t[1]/1e6} {t[2]/1e6} {r[0]/1e6} {r[1]/1e6} {r[2]/1e6}\n")
         png = f"pps_{env}_{frame}.png"
         files.append(png)
-        gp = f"""set terminal pngcairo size 900,480 font ",10"
+        gp = f"""set terminal pngcairo size 900,480 font ",10" noenhanced
 set output "{os.path.join(outdir, png)}"
 set title "pps by method: {env}, {frame}-byte frames ({rps if env == 'veth' else 'loopback'}; median, min-max bars)"
 set style data histogram
@@ -686,7 +686,7 @@ plot "{dat}" using 2:3:4:xtic(1) title "TX", "" using 5:6:7 title "RX"
             parts.append(f'"{dat}" using 1:2 with {style} lw 2 title "{meth}"')
         png = f"latency_cdf_{env}.png"
         files.append(png)
-        gp = f"""set terminal pngcairo size 900,480 font ",10"
+        gp = f"""set terminal pngcairo size 900,480 font ",10" noenhanced
 set output "{os.path.join(outdir, png)}"
 set title "ping-pong round trip CDF: {env} (median run; mior-perf and sockperf give percentiles only)"
 set logscale x
@@ -710,7 +710,7 @@ plot {", ".join(parts)}
             parts.append(f'"{dat}" using 1:3 with linespoints lw 2 dt 2 title "{meth} RX"')
         png = "pps_batch.png"
         files.append(png)
-        gp = f"""set terminal pngcairo size 900,480 font ",10"
+        gp = f"""set terminal pngcairo size 900,480 font ",10" noenhanced
 set output "{os.path.join(outdir, png)}"
 set title "pps against batch size: veth, 60-byte frames ({rps}; medians)"
 set logscale x 2

@@ -96,14 +96,16 @@ static void *cli_main(void *arg) {
     double start = bl_now();
     if (start >= t_end || bl_stopping(s)) break;
     bl_payload_put(out, ++seq);
+    /* The clock starts before send(): on a veth without RPS the whole path to the server runs
+     * inside send(), and the pong can be queued before it returns. */
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
     if (send(fd, out, cfg->size, 0) < 0) {
       if (errno == EINTR || errno == ENOBUFS || errno == ECONNREFUSED) continue;
       bl_fail(s, errno, "send");
       break;
     }
     p->sent++;
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
     int got = 0;
     while (!bl_stopping(s)) {
       ssize_t r = recv(fd, in, sizeof in, busy ? MSG_DONTWAIT : 0);
