@@ -48,16 +48,19 @@ static int consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
   return MIOR_DONE;
 }
 
-/* Send n packets from tx to rx (dst may be NULL for a connected tx), polling both; bounded. */
-static uint32_t exchange(mior_port *tx, mior_port *rx, counter *c, uint32_t n, const mior_addr *dst) {
-  uint32_t sent = 0;
+/* Send n packets with sequence numbers base.. from tx to rx (dst may be NULL for a connected tx),
+ * polling both; bounded.  Counts only what arrives during this call, so calls can follow each
+ * other with new sequence numbers. */
+static uint32_t exchange(mior_port *tx, mior_port *rx, counter *c, uint32_t base, uint32_t n,
+                         const mior_addr *dst) {
+  uint32_t sent = 0, got0 = c->got;
   int64_t deadline = now_ms() + 10000;
-  while (c->got < n && now_ms() < deadline) {
-    while (sent < n && sent - c->got < 64) {
+  while (c->got - got0 < n && now_ms() < deadline) {
+    while (sent < n && sent - (c->got - got0) < 64) {
       mior_pkt pkt;
       if (mior_tx_acquire(tx, &pkt) != 0) break;
-      uint32_t len = 64 + sent % 900;
-      fill(pkt.data, len, sent);
+      uint32_t len = 64 + (base + sent) % 900;
+      fill(pkt.data, len, base + sent);
       int rc = mior_tx_send(tx, &pkt, len, dst);
       if (rc < 0) {
         TEST_FAIL_AT("mior_tx_send -> %d (%s) %s", rc, mior_strerror(rc), mior_last_error());
@@ -107,7 +110,7 @@ static void check_fallback(void) {
   mior_addr dst;
   CHECK_OK(mior_port_local_addr(mior_transport_port(rx, 0), &dst));
   CHECK_OK(mior_port_local_addr(mior_transport_port(tx, 0), &c.want_src));
-  uint32_t sent = exchange(mior_transport_port(tx, 0), mior_transport_port(rx, 0), &c, 500, &dst);
+  uint32_t sent = exchange(mior_transport_port(tx, 0), mior_transport_port(rx, 0), &c, 0, 500, &dst);
   CHECK_EQ(sent, 500);
   CHECK_EQ(c.got, 500);
   CHECK_EQ(c.bad, 0);
@@ -195,8 +198,9 @@ static void check_ioring(void) {
   mior_addr src;
   CHECK_OK(mior_port_local_addr(txp, &src));
   c.want_src = src;
-  uint32_t sent = exchange(txp, rxp, &c, 2000, NULL);
-  sent += exchange(txp, rxp, &c, 2500, &peer) ;
+  /* 2000 without a destination, then 500 more addressed to the peer itself. */
+  uint32_t sent = exchange(txp, rxp, &c, 0, 2000, NULL);
+  sent += exchange(txp, rxp, &c, 2000, 500, &peer);
   CHECK_EQ(sent, 2500);
   CHECK_EQ(c.got, 2500);
   CHECK_EQ(c.bad, 0);

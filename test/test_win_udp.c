@@ -1,5 +1,8 @@
-/* UDP on loopback through the Windows sockets backend (overlapped Winsock + completion port), the
- * same checks the Linux transport suite makes, run under Wine in the cross build:
+/* UDP on loopback through the Windows backends, the same checks the Linux transport suite makes:
+ * the sockets backend (overlapped Winsock + completion port) everywhere, including under Wine in
+ * the cross build, and the ioring backend too where Windows has IoRing (Windows 11, Server 2025).
+ * IoRing has no address fields, so in that run every transport is connected to its peer
+ * (options.peer) and sends go to that peer only:
  *   - sequence-numbered payloads of varying size go from one transport to another (IPv4, IPv6)
  *     and all arrive once, intact, from the sender's address; the counters match exactly;
  *   - a connected sender (options.peer) sends without a destination;
@@ -8,7 +11,8 @@
  *   - a datagram longer than a slot is counted as truncated, not delivered;
  *   - stop/close while traffic is in flight is bounded and returns every slot;
  *   - bad arguments and unsupported kinds fail with the documented errno and a message.
- * Every test ends with mior_transport_close returning 0: the pool came back whole.
+ * Every test ends with mior_transport_close returning 0: the pool came back whole.  The
+ * bad-argument body checks Winsock's unconnected-socket rules and runs on the sockets backend only.
  */
 #include <stdatomic.h>
 #include <windows.h>
@@ -19,12 +23,13 @@
 
 static int64_t now_ms(void) { return (int64_t)(mior__now_ns() / 1000000u); }
 
-static const mior_backend BACKEND = MIOR_BACKEND_SOCKETS;
+/* The backend every body runs on: sockets, then ioring where it is supported. */
+static mior_backend backend = MIOR_BACKEND_SOCKETS;
 
 static mior_options opts(void) {
   mior_options o;
   mior_options_init(&o);
-  o.backend = BACKEND;
+  o.backend = backend;
   o.buf_count = 1024;
   return o;
 }
@@ -143,6 +148,58 @@ static mior_addr local_of(mior_transport *t) {
   return a;
 }
 
+/* A UDP port on host that was free a moment ago (opened and closed through the sockets backend). */
+static uint16_t free_port(const char *host) {
+  char ep[80];
+  snprintf(ep, sizeof ep, "udp://%s:0", host);
+  mior_options o;
+  mior_options_init(&o);
+  o.backend = MIOR_BACKEND_SOCKETS;
+  o.buf_count = 16;
+  mior_transport *t = NULL;
+  REQUIRE_OK(mior_transport_open(&t, ep, &o, NULL));
+  mior_addr a = local_of(t);
+  CHECK_EQ(mior_transport_close(t), 0);
+  return a.port;
+}
+
+/* Two different free ports on host. */
+static void free_ports(const char *host, uint16_t *a, uint16_t *b) {
+  *a = free_port(host);
+  *b = free_port(host);
+  for (int i = 0; i < 10 && *b == *a; i++) *b = free_port(host);
+  REQUIRE(*a != *b);
+}
+
+/* Open a receiving transport and a sending one on host ("127.0.0.1" or "[::1]").  On sockets both
+ * are bound to port 0 and rx is unconnected; tx is connected to rx when connect_tx.  On ioring,
+ * which cannot address datagrams, both are bound to free ports and connected to each other. */
+static void open_pair(const char *host, mior_options *orx, mior_receiver *recv, mior_transport **rx,
+                      mior_options *otx, mior_transport **tx, int connect_tx) {
+  char ep_rx[80], ep_tx[80], peer_rx[80], peer_tx[80];
+  if (backend == MIOR_BACKEND_IORING) {
+    uint16_t prx, ptx;
+    free_ports(host, &prx, &ptx);
+    snprintf(ep_rx, sizeof ep_rx, "udp://%s:%u", host, prx);
+    snprintf(ep_tx, sizeof ep_tx, "udp://%s:%u", host, ptx);
+    snprintf(peer_rx, sizeof peer_rx, "%s:%u", host, ptx);
+    snprintf(peer_tx, sizeof peer_tx, "%s:%u", host, prx);
+    orx->peer = peer_rx;
+    otx->peer = peer_tx;
+    REQUIRE_OK(mior_transport_open(rx, ep_rx, orx, recv));
+    REQUIRE_OK(mior_transport_open(tx, ep_tx, otx, NULL));
+    return;
+  }
+  snprintf(ep_rx, sizeof ep_rx, "udp://%s:0", host);
+  REQUIRE_OK(mior_transport_open(rx, ep_rx, orx, recv));
+  if (connect_tx) {
+    mior_addr dst = local_of(*rx);
+    REQUIRE_OK(mior_addr_format(&dst, peer_tx, sizeof peer_tx));
+    otx->peer = peer_tx;
+  }
+  REQUIRE_OK(mior_transport_open(tx, ep_rx, otx, NULL));
+}
+
 /* Nothing left with the application (close returning 0 is the final word on the pool). */
 static void check_user_held_zero(mior_transport *t) {
   mior_port_stats st;
@@ -234,17 +291,16 @@ static void poll_for(mior_port *p, int64_t ms) {
 
 /* --- bodies ------------------------------------------------------------------------------------ */
 
-static void body_transfer(const char *ep, uint32_t count) {
+static void body_transfer(const char *host, uint32_t count) {
   tally t;
   tally_init(&t, count);
   mior_options o = opts();
   mior_receiver recv = {consume, NULL, &t};
   mior_transport *rx = NULL, *tx = NULL;
-  REQUIRE_OK(mior_transport_open(&rx, ep, &o, &recv));
   mior_options ot = opts();
   ot.flags |= MIOR_OPT_NO_RX;
-  REQUIRE_OK(mior_transport_open(&tx, ep, &ot, NULL));
-  CHECK_EQ(mior_port_backend(mior_transport_port(rx, 0)), BACKEND);
+  open_pair(host, &o, &recv, &rx, &ot, &tx, 0);
+  CHECK_EQ(mior_port_backend(mior_transport_port(rx, 0)), backend);
   mior_addr dst = local_of(rx), src = local_of(tx);
   CHECK(dst.port != 0 && src.port != 0 && dst.port != src.port);
   t.check_src = 1;
@@ -255,7 +311,7 @@ static void body_transfer(const char *ep, uint32_t count) {
   poll_for(rxp, 50); /* a duplicate would show up now */
   CHECK_EQ(pr.sent, count);
   CHECK_TALLY(&t);
-  printf("    %s: %u packets, %.1f MB in %lld ms\n", ep, pr.sent, pr.sent_bytes / 1e6,
+  printf("    %s: %u packets, %.1f MB in %lld ms\n", host, pr.sent, pr.sent_bytes / 1e6,
          (long long)pr.elapsed_ms);
 
   mior_port_stats rs, ts;
@@ -271,7 +327,7 @@ static void body_transfer(const char *ep, uint32_t count) {
   CHECK_EQ(ts.tx_short, 0);
   CHECK_EQ(ts.rx_packets, 0);
   CHECK_EQ(ts.tx_backpressure, pr.eagain);
-  CHECK_EQ(rs.backend, BACKEND);
+  CHECK_EQ(rs.backend, backend);
   CHECK(rs.completions > 0);
   check_user_held_zero(rx);
   check_user_held_zero(tx);
@@ -280,8 +336,8 @@ static void body_transfer(const char *ep, uint32_t count) {
   tally_free(&t);
 }
 
-static void body_v4(void) { body_transfer("udp://127.0.0.1:0", 5000); }
-static void body_v6(void) { body_transfer("udp://[::1]:0", 3000); }
+static void body_v4(void) { body_transfer("127.0.0.1", 5000); }
+static void body_v6(void) { body_transfer("[::1]", 3000); }
 
 static void body_peer(void) {
   tally t;
@@ -289,14 +345,9 @@ static void body_peer(void) {
   mior_options o = opts();
   mior_receiver recv = {consume, NULL, &t};
   mior_transport *rx = NULL, *tx = NULL;
-  REQUIRE_OK(mior_transport_open(&rx, "udp://127.0.0.1:0", &o, &recv));
-  char peer[64];
-  mior_addr dst = local_of(rx);
-  REQUIRE_OK(mior_addr_format(&dst, peer, sizeof peer));
   mior_options ot = opts();
-  ot.peer = peer;
   ot.flags |= MIOR_OPT_NO_RX;
-  REQUIRE_OK(mior_transport_open(&tx, "udp://127.0.0.1:0", &ot, NULL));
+  open_pair("127.0.0.1", &o, &recv, &rx, &ot, &tx, 1);
   t.check_src = 1;
   t.want_src = local_of(tx);
   mior_port *rxp = mior_transport_port(rx, 0), *txp = mior_transport_port(tx, 0);
@@ -318,13 +369,12 @@ static void body_backpressure(void) {
   mior_options o = opts();
   mior_receiver recv = {consume, NULL, &t};
   mior_transport *rx = NULL, *tx = NULL;
-  REQUIRE_OK(mior_transport_open(&rx, "udp://127.0.0.1:0", &o, &recv));
   mior_options ot = opts();
   ot.flags |= MIOR_OPT_NO_RX;
   ot.buf_count = TX_SLOTS;
   ot.sq_entries = 64;
   ot.batch = 16;
-  REQUIRE_OK(mior_transport_open(&tx, "udp://127.0.0.1:0", &ot, NULL));
+  open_pair("127.0.0.1", &o, &recv, &rx, &ot, &tx, 0);
   mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
   mior_addr dst = local_of(rx);
 
@@ -417,10 +467,9 @@ static void body_keep(void) {
   mior_options o = opts();
   mior_receiver recv = {consume, NULL, &t};
   mior_transport *rx = NULL, *tx = NULL;
-  REQUIRE_OK(mior_transport_open(&rx, "udp://127.0.0.1:0", &o, &recv));
   mior_options ot = opts();
   ot.flags |= MIOR_OPT_NO_RX;
-  REQUIRE_OK(mior_transport_open(&tx, "udp://127.0.0.1:0", &ot, NULL));
+  open_pair("127.0.0.1", &o, &recv, &rx, &ot, &tx, 0);
   mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
   mior_addr dst = local_of(rx);
 
@@ -463,15 +512,19 @@ static void body_keep(void) {
   t3.keep_max = 1;
   t3.kept = calloc(1, sizeof *t3.kept);
   mior_receiver recv3 = {consume, NULL, &t3};
-  mior_transport *rx3 = NULL;
-  REQUIRE_OK(mior_transport_open(&rx3, "udp://127.0.0.1:0", &o, &recv3));
+  mior_transport *rx3 = NULL, *tx3 = NULL;
+  mior_options o3 = opts(), ot3 = opts();
+  ot3.flags |= MIOR_OPT_NO_RX;
+  open_pair("127.0.0.1", &o3, &recv3, &rx3, &ot3, &tx3, 0);
   mior_addr dst3 = local_of(rx3);
-  run_pump(txp, &t3, mior_transport_port(rx3, 0), 0, 1, 1, 100, &dst3, 5000);
+  run_pump(mior_transport_port(tx3, 0), &t3, mior_transport_port(rx3, 0), 0, 1, 1, 100, &dst3, 5000);
   CHECK_EQ(t3.kept_n, 1);
   CHECK_ERR(mior_transport_close(rx3), -EBUSY);
+  drain_tx(mior_transport_port(tx3, 0), 1, 2000);
+  CHECK_EQ(mior_transport_close(tx3), 0);
   tally_free(&t3);
 
-  drain_tx(txp, N1 + N2 + 1, 2000);
+  drain_tx(txp, N1 + N2, 2000);
   check_user_held_zero(tx);
   CHECK_EQ(mior_transport_close(tx), 0);
   CHECK_EQ(mior_transport_close(rx), 0);
@@ -489,10 +542,9 @@ static void body_truncated(void) {
   o.buf_count = 64;
   mior_receiver recv = {consume, NULL, &t};
   mior_transport *rx = NULL, *tx = NULL;
-  REQUIRE_OK(mior_transport_open(&rx, "udp://127.0.0.1:0", &o, &recv));
   mior_options ot = opts();
   ot.flags |= MIOR_OPT_NO_RX;
-  REQUIRE_OK(mior_transport_open(&tx, "udp://127.0.0.1:0", &ot, NULL));
+  open_pair("127.0.0.1", &o, &recv, &rx, &ot, &tx, 0);
   mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
   mior_addr dst = local_of(rx);
   mior_port_poll(rxp, 0, 0); /* receives posted before anything arrives (the asynchronous path) */
@@ -530,6 +582,7 @@ static void body_truncated(void) {
 /* --- close while traffic is in flight -------------------------------------------------------- */
 
 typedef struct blaster {
+  char ep[80], peer[80]; /* where the blaster opens, and its peer (empty: none) */
   mior_addr dst;
   atomic_int stop;
   uint64_t sent;
@@ -541,7 +594,8 @@ static void *blast_thread(void *arg) {
   mior_options o = opts();
   o.flags |= MIOR_OPT_NO_RX;
   mior_transport *tx = NULL;
-  bl->open_rc = mior_transport_open(&tx, "udp://127.0.0.1:0", &o, NULL);
+  if (bl->peer[0]) o.peer = bl->peer;
+  bl->open_rc = mior_transport_open(&tx, bl->ep, &o, NULL);
   if (bl->open_rc < 0) return NULL;
   mior_port *p = mior_transport_port(tx, 0);
   int64_t deadline = now_ms() + 20000;
@@ -601,11 +655,25 @@ static void run_close(int stop_first) {
   mior_receiver recv = {count_consume, count_flush, &c};
   mior_options o = opts();
   mior_transport *rx = NULL;
-  REQUIRE_OK(mior_transport_open(&rx, "udp://127.0.0.1:0", &o, &recv));
-  CHECK_OK(mior_transport_start(rx));
-  CHECK_ERR(mior_transport_start(rx), -EALREADY);
   blaster bl;
   memset(&bl, 0, sizeof bl);
+  snprintf(bl.ep, sizeof bl.ep, "udp://127.0.0.1:0");
+  if (backend == MIOR_BACKEND_IORING) {
+    /* Both ends connected to each other before either sends. */
+    uint16_t prx, ptx;
+    char ep_rx[80], peer_rx[80];
+    free_ports("127.0.0.1", &prx, &ptx);
+    snprintf(ep_rx, sizeof ep_rx, "udp://127.0.0.1:%u", prx);
+    snprintf(peer_rx, sizeof peer_rx, "127.0.0.1:%u", ptx);
+    snprintf(bl.ep, sizeof bl.ep, "udp://127.0.0.1:%u", ptx);
+    snprintf(bl.peer, sizeof bl.peer, "127.0.0.1:%u", prx);
+    o.peer = peer_rx;
+    REQUIRE_OK(mior_transport_open(&rx, ep_rx, &o, &recv));
+  } else {
+    REQUIRE_OK(mior_transport_open(&rx, bl.ep, &o, &recv));
+  }
+  CHECK_OK(mior_transport_start(rx));
+  CHECK_ERR(mior_transport_start(rx), -EALREADY);
   bl.dst = local_of(rx);
   atomic_init(&bl.stop, 0);
   test_thread th;
@@ -650,7 +718,17 @@ static void body_close_cycles(void) {
     mior_transport *t = NULL;
     mior_options o = opts();
     o.buf_count = 256;
-    REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, NULL));
+    if (backend == MIOR_BACKEND_IORING) {
+      /* Connected to itself: the only peer it can send to without another transport. */
+      char ep[80], self[80];
+      uint16_t port = free_port("127.0.0.1");
+      snprintf(ep, sizeof ep, "udp://127.0.0.1:%u", port);
+      snprintf(self, sizeof self, "127.0.0.1:%u", port);
+      o.peer = self;
+      REQUIRE_OK(mior_transport_open(&t, ep, &o, NULL));
+    } else {
+      REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, NULL));
+    }
     mior_port *p = mior_transport_port(t, 0);
     if (i % 3 == 1) CHECK(mior_port_poll(p, 0, 0) >= 0);
     if (i % 3 == 2) {
@@ -729,31 +807,41 @@ static void body_args(void) {
 
 int main(void) {
   char why[200] = "";
-  if (mior_backend_supported(BACKEND) != 1) {
+  if (mior_backend_supported(MIOR_BACKEND_SOCKETS) != 1) {
     snprintf(why, sizeof why, "%s", mior_last_error());
     TEST_SKIP("Winsock backend unavailable: %s", why);
   }
   static const struct {
     const char *name;
     void (*fn)(void);
+    int sockets_only;
   } bodies[] = {
-      {"udp ipv4 loopback", body_v4},
-      {"udp ipv6 loopback", body_v6},
-      {"udp connected peer", body_peer},
-      {"tx backpressure and recovery", body_backpressure},
-      {"kept packets released from another thread", body_keep},
-      {"datagram longer than a slot", body_truncated},
-      {"stop then close with traffic in flight", body_stop_close},
-      {"close while started with traffic in flight", body_close_started},
-      {"open/poll/start/stop/close cycles", body_close_cycles},
-      {"bad arguments", body_args},
+      {"udp ipv4 loopback", body_v4, 0},
+      {"udp ipv6 loopback", body_v6, 0},
+      {"udp connected peer", body_peer, 0},
+      {"tx backpressure and recovery", body_backpressure, 0},
+      {"kept packets released from another thread", body_keep, 0},
+      {"datagram longer than a slot", body_truncated, 0},
+      {"stop then close with traffic in flight", body_stop_close, 0},
+      {"close while started with traffic in flight", body_close_started, 0},
+      {"open/poll/start/stop/close cycles", body_close_cycles, 0},
+      {"bad arguments", body_args, 1},
   };
-  /* Every body twice: with FILE_SKIP_COMPLETION_PORT_ON_SUCCESS (immediate results completed by
-   * the backend itself) and without it (every completion through the port). */
-  for (int mode = 0; mode < 2; mode++) {
-    _putenv(mode ? "MIOR_WINSOCK_NO_SKIP=1" : "MIOR_WINSOCK_NO_SKIP=0");
-    const char *mname = mode ? "sockets, all through the port" : "sockets";
+  /* Every body twice on sockets: with FILE_SKIP_COMPLETION_PORT_ON_SUCCESS (immediate results
+   * completed by the backend itself) and without it (every completion through the port); then
+   * once on ioring where the system has it (its sends fall back to Winsock only without WRITE). */
+  int ioring = mior_backend_supported(MIOR_BACKEND_IORING) == 1;
+  if (!ioring) {
+    snprintf(why, sizeof why, "%s", mior_last_error());
+    printf("  ioring bodies not run: %s\n", why);
+  }
+  for (int mode = 0; mode < 3; mode++) {
+    if (mode == 2 && !ioring) break;
+    backend = mode == 2 ? MIOR_BACKEND_IORING : MIOR_BACKEND_SOCKETS;
+    _putenv(mode == 1 ? "MIOR_WINSOCK_NO_SKIP=1" : "MIOR_WINSOCK_NO_SKIP=0");
+    const char *mname = mode == 2 ? "ioring" : mode == 1 ? "sockets, all through the port" : "sockets";
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+      if (bodies[i].sockets_only && backend != MIOR_BACKEND_SOCKETS) continue;
       int before = test_failures;
       int64_t t0 = now_ms();
       bodies[i].fn();
