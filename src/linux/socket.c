@@ -56,10 +56,14 @@ void mior__sockaddr_to(const struct sockaddr *sa, socklen_t len, mior_addr *out)
   }
 }
 
-int mior__socket_local_addr(int fd, mior_addr *out) {
+int mior__socket_local_addr(const mior__sock *s, mior_addr *out) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) return -errno;
+  if (s->kind == MIOR__KIND_PACKET) {
+    memset(out, 0, sizeof *out);
+    return 0;
+  }
+  if (getsockname(s->fd, (struct sockaddr *)&ss, &len) < 0) return -errno;
   mior__sockaddr_to((struct sockaddr *)&ss, len, out);
   return 0;
 }

@@ -29,7 +29,8 @@ typedef union mior__sockaddr {
 /* Conversions between mior_addr and struct sockaddr. */
 socklen_t mior__sockaddr_from(const mior_addr *a, mior__sockaddr *out);
 void mior__sockaddr_to(const struct sockaddr *sa, socklen_t len, mior_addr *out);
-int mior__socket_local_addr(int fd, mior_addr *out);
+/* The socket's local address; a packet socket has none (family MIOR_AF_UNSPEC). */
+int mior__socket_local_addr(const mior__sock *s, mior_addr *out);
 /* The socket's drop counter (sk_drops via SO_MEMINFO, Linux 4.12), or 0 if unavailable. */
 uint64_t mior__socket_drops(int fd);
 

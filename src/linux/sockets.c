@@ -298,11 +298,7 @@ static uint64_t sockets_kernel_drops(const struct mior__ring *r) {
 }
 
 static int sockets_local_addr(struct mior__ring *r, mior_addr *out) {
-  if (r->sock.kind == MIOR__KIND_PACKET) {
-    memset(out, 0, sizeof *out);
-    return 0;
-  }
-  return mior__socket_local_addr(r->sock.fd, out);
+  return mior__socket_local_addr(&r->sock, out);
 }
 
 const mior__backend_ops mior__sockets_ops = {
