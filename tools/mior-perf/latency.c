@@ -8,7 +8,6 @@
  * PING_TIMEOUT counts as lost and the next one goes out; a late pong is ignored (by sequence).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +22,7 @@ typedef struct srv_side {
   perf_error err;
   perf_latch ready;
   atomic_int stop;
-  pthread_t thread;
+  perf_thread *thread;
   mior_addr addr;
   uint64_t echoed, foreign, echo_drops;
   mior_port_stats stats;
@@ -33,7 +32,7 @@ typedef struct cli_side {
   perf_run *run;
   perf_error err;
   perf_latch ready, go, done;
-  pthread_t thread;
+  perf_thread *thread;
   char peer[64];
   /* The round trip in flight; written by the receive callback on the same thread. */
   uint64_t expect_seq, got_ns;
@@ -92,6 +91,7 @@ static void *srv_main(void *arg) {
   mior_options opts;
   perf_options(run, &opts);
   if (run->cfg->kind == PERF_KIND_IP) opts.peer = run->env->ip_tx;
+  if (run->connected) opts.peer = run->peer_of_rx; /* IoRing: see perf_run.connected */
   mior_receiver recv = {srv_consume, srv_flush, s};
   rc = mior_transport_open(&t, ep, &opts, &recv);
   if (rc < 0) {
@@ -278,10 +278,10 @@ int perf_latency(perf_run *run, perf_result *res, perf_error *err) {
                   (double)(n - last_n) / dt, mean);
     last_t = now, last_n = n, last_sum = sum;
   }
-  pthread_join(c->thread, NULL);
+  perf_thread_join(c->thread);
   c_started = 0;
   atomic_store(&s->stop, 1);
-  pthread_join(s->thread, NULL);
+  perf_thread_join(s->thread);
   s_started = 0;
   perf_progress_end(run);
 
@@ -316,8 +316,8 @@ int perf_latency(perf_run *run, perf_result *res, perf_error *err) {
 
 out:
   atomic_store(&run->stop, 1);
-  if (c_started) pthread_join(c->thread, NULL);
-  if (s_started) pthread_join(s->thread, NULL);
+  if (c_started) perf_thread_join(c->thread);
+  if (s_started) perf_thread_join(s->thread);
   perf_progress_end(run);
   int ret = 0;
   if (err->err)
@@ -326,7 +326,7 @@ out:
     *err = s->err, ret = err->err;
   else if (c && c->err.err)
     *err = c->err, ret = err->err;
-  else if (*run->interrupted)
+  else if (atomic_load(run->interrupted))
     ret = -EINTR, snprintf(err->what, sizeof err->what, "interrupted"), err->err = ret;
   free(s);
   free(c);

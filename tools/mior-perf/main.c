@@ -2,29 +2,21 @@
  *
  *   mior-perf throughput|latency|selftest [options]      (mior-perf --help for the options)
  *
- * This file: the command line, the environment (loopback or a namespace pair), signals, and the
- * loop over backends.  The modes are in throughput.c and latency.c, the output in report.c.
+ * This file: the command line, the environment (loopback, or on Linux a namespace pair, set up
+ * in os_linux.c), and the loop over backends.  The modes are in throughput.c and latency.c, the
+ * output in report.c.  The same file builds on Linux and Windows (no getopt: MSVC has none).
  */
 #include <errno.h>
-#include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #include "testpkt.h"
-#include "netns.h"
 #include "perf.h"
 #include "selftest.h"
 
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig) {
-  (void)sig;
-  interrupted = 1;
-}
+/* Set by Ctrl-C (os_*.c); the workers and the main thread poll it. */
+static atomic_int interrupted;
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -34,12 +26,13 @@ static void usage(FILE *f) {
           "Both ends run in this process, each on its own thread (pinned to different CPUs when\n"
           "there are two or more).  By default UDP over loopback (127.0.0.1), no privileges.\n"
           "\n"
-          "  --backend B     uring, sockets, auto or all (uring then sockets, side by side);\n"
-          "                  default auto\n"
+          "  --backend B     uring (Linux), ioring (Windows), sockets, auto or all (the system's\n"
+          "                  ring backend, then sockets, side by side; a backend that cannot run\n"
+          "                  here is reported and skipped); default auto\n"
           "  --kind K        udp (default), ip (raw IPv4 with IP_HDRINCL) or packet (AF_PACKET,\n"
-          "                  Ethernet frames); ip and packet need --netns and root\n"
-          "  --netns         run across a veth pair between two new network namespaces (root);\n"
-          "                  the sender/client in one, the receiver/server in the other\n"
+          "                  Ethernet frames); ip and packet need --netns and root (Linux only)\n"
+          "  --netns         run across a veth pair between two new network namespaces (root;\n"
+          "                  Linux only); the sender/client in one, the receiver/server in the other\n"
           "  --rps           with --netns: set RPS on the receiving veth so its kernel receive\n"
           "                  path runs on the receiver's CPU, not the sender's\n"
           "  --size N        udp: UDP payload bytes (default 18); ip: whole IPv4 packet\n"
@@ -84,92 +77,145 @@ static int parse_secs(const char *s, double lo, double hi, double *out) {
   return 0;
 }
 
-enum { OPT_BACKEND = 256, OPT_KIND, OPT_NETNS, OPT_RPS, OPT_SIZE, OPT_SECONDS, OPT_WARMUP,
+enum { OPT_HELP = 1, OPT_BACKEND, OPT_KIND, OPT_NETNS, OPT_RPS, OPT_SIZE, OPT_SECONDS, OPT_WARMUP,
        OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON };
+
+typedef struct perf_option {
+  const char *name;
+  int has_arg;
+  int id;
+} perf_option;
+
+static const perf_option options[] = {
+    {"backend", 1, OPT_BACKEND}, {"kind", 1, OPT_KIND},     {"netns", 0, OPT_NETNS},
+    {"rps", 0, OPT_RPS},         {"size", 1, OPT_SIZE},     {"seconds", 1, OPT_SECONDS},
+    {"warmup", 1, OPT_WARMUP},   {"rate", 1, OPT_RATE},     {"batch", 1, OPT_BATCH},
+    {"busy-poll", 1, OPT_BUSY},  {"queues", 1, OPT_QUEUES}, {"json", 0, OPT_JSON},
+    {"help", 0, OPT_HELP},
+};
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+/* Find the long option at argv[*i] the way getopt_long does: "--name value", "--name=value",
+ * and any unambiguous prefix of a name.  Returns it with *value set (advancing *i past a
+ * separate value), or NULL when it is unknown, ambiguous, lacks its value or gives one to a flag. */
+static const perf_option *next_option(int argc, char **argv, int *i, const char **value) {
+  const char *arg = argv[*i] + 2;
+  const char *eq = strchr(arg, '=');
+  size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
+  const perf_option *found = NULL;
+  int matches = 0;
+  for (size_t k = 0; k < NOPTIONS && n > 0; k++) {
+    if (strncmp(options[k].name, arg, n) != 0) continue;
+    found = &options[k];
+    if (strlen(options[k].name) == n) { /* an exact name wins over the names it is a prefix of */
+      matches = 1;
+      break;
+    }
+    matches++;
+  }
+  if (matches != 1) return NULL;
+  *value = NULL;
+  if (found->has_arg) {
+    if (eq)
+      *value = eq + 1;
+    else if (*i + 1 < argc)
+      *value = argv[++*i];
+    else
+      return NULL;
+  } else if (eq) {
+    return NULL;
+  }
+  return found;
+}
 
 /* Returns -1 to go on, or an exit status. */
 static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
-  static const struct option longopts[] = {
-      {"backend", required_argument, NULL, OPT_BACKEND}, {"kind", required_argument, NULL, OPT_KIND},
-      {"netns", no_argument, NULL, OPT_NETNS},           {"rps", no_argument, NULL, OPT_RPS},
-      {"size", required_argument, NULL, OPT_SIZE},       {"seconds", required_argument, NULL, OPT_SECONDS},
-      {"warmup", required_argument, NULL, OPT_WARMUP},   {"rate", required_argument, NULL, OPT_RATE},
-      {"batch", required_argument, NULL, OPT_BATCH},     {"busy-poll", required_argument, NULL, OPT_BUSY},
-      {"queues", required_argument, NULL, OPT_QUEUES},   {"json", no_argument, NULL, OPT_JSON},
-      {"help", no_argument, NULL, 'h'},                  {NULL, 0, NULL, 0},
-  };
   uint64_t size = 0, v;
   double warmup = -1;
-  int c;
+  const char *mode = NULL;
+  int operands_only = 0;
   memset(cfg, 0, sizeof *cfg);
   cfg->backends[0] = MIOR_BACKEND_AUTO;
   cfg->nbackends = 1;
   cfg->seconds = 3;
   cfg->queues = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-    switch (c) {
-      case 'h': usage(stdout); return PERF_EXIT_OK;
+  /* Options and the mode may come in any order, as with GNU getopt; "--" ends the options. */
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i], *val = NULL;
+    if (operands_only || arg[0] != '-' || !arg[1]) {
+      if (mode) return bad("unexpected argument '%s'", arg);
+      mode = arg;
+      continue;
+    }
+    if (!strcmp(arg, "--")) {
+      operands_only = 1;
+      continue;
+    }
+    if (!strcmp(arg, "-h")) {
+      usage(stdout);
+      return PERF_EXIT_OK;
+    }
+    const perf_option *o = arg[1] == '-' ? next_option(argc, argv, &i, &val) : NULL;
+    if (!o) return bad("unknown or incomplete option '%s'", arg);
+    switch (o->id) {
+      case OPT_HELP: usage(stdout); return PERF_EXIT_OK;
       case OPT_BACKEND:
-        if (!strcmp(optarg, "all")) {
-          cfg->backends[0] = MIOR_BACKEND_URING;
+        if (!strcmp(val, "all")) {
+          cfg->backends[0] = perf_ring_backend();
           cfg->backends[1] = MIOR_BACKEND_SOCKETS;
           cfg->nbackends = 2;
-        } else if (mior_backend_parse(optarg, &cfg->backends[0]) < 0) {
-          return bad("unknown backend '%s' (uring, sockets, auto or all)", optarg);
+          cfg->all = 1;
+        } else if (mior_backend_parse(val, &cfg->backends[0]) < 0) {
+          return bad("unknown backend '%s' (uring, ioring, sockets, auto or all)", val);
         } else {
           cfg->nbackends = 1;
+          cfg->all = 0;
         }
         break;
       case OPT_KIND:
-        if (!strcmp(optarg, "udp")) cfg->kind = PERF_KIND_UDP;
-        else if (!strcmp(optarg, "ip")) cfg->kind = PERF_KIND_IP;
-        else if (!strcmp(optarg, "packet")) cfg->kind = PERF_KIND_PACKET;
-        else return bad("unknown kind '%s' (udp, ip or packet)", optarg);
+        if (!strcmp(val, "udp")) cfg->kind = PERF_KIND_UDP;
+        else if (!strcmp(val, "ip")) cfg->kind = PERF_KIND_IP;
+        else if (!strcmp(val, "packet")) cfg->kind = PERF_KIND_PACKET;
+        else return bad("unknown kind '%s' (udp, ip or packet)", val);
         break;
       case OPT_NETNS: cfg->netns = 1; break;
       case OPT_RPS: *rps = 1; break;
       case OPT_SIZE:
-        if (parse_u64(optarg, 1, 65535, &size) < 0) return bad("bad --size '%s'", optarg);
+        if (parse_u64(val, 1, 65535, &size) < 0) return bad("bad --size '%s'", val);
         break;
       case OPT_SECONDS:
-        if (parse_secs(optarg, 0.1, 3600, &cfg->seconds) < 0)
-          return bad("bad --seconds '%s' (0.1 to 3600)", optarg);
+        if (parse_secs(val, 0.1, 3600, &cfg->seconds) < 0)
+          return bad("bad --seconds '%s' (0.1 to 3600)", val);
         break;
       case OPT_WARMUP:
-        if (parse_secs(optarg, 0, 60, &warmup) < 0) return bad("bad --warmup '%s' (0 to 60)", optarg);
+        if (parse_secs(val, 0, 60, &warmup) < 0) return bad("bad --warmup '%s' (0 to 60)", val);
         break;
       case OPT_RATE:
-        if (parse_u64(optarg, 0, 100000000, &cfg->rate) < 0) return bad("bad --rate '%s'", optarg);
+        if (parse_u64(val, 0, 100000000, &cfg->rate) < 0) return bad("bad --rate '%s'", val);
         break;
       case OPT_BATCH:
-        if (parse_u64(optarg, 1, 4096, &v) < 0) return bad("bad --batch '%s' (1 to 4096)", optarg);
+        if (parse_u64(val, 1, 4096, &v) < 0) return bad("bad --batch '%s' (1 to 4096)", val);
         cfg->batch = (uint32_t)v;
         break;
       case OPT_BUSY:
-        if (parse_u64(optarg, 0, 1000000, &v) < 0) return bad("bad --busy-poll '%s'", optarg);
+        if (parse_u64(val, 0, 1000000, &v) < 0) return bad("bad --busy-poll '%s'", val);
         cfg->busy_poll_us = (uint32_t)v;
         break;
       case OPT_QUEUES:
-        if (parse_u64(optarg, 1, PERF_MAX_FLOWS, &v) < 0) return bad("bad --queues '%s' (1 to 16)", optarg);
+        if (parse_u64(val, 1, PERF_MAX_FLOWS, &v) < 0) return bad("bad --queues '%s' (1 to 16)", val);
         cfg->queues = (uint32_t)v;
         break;
       case OPT_JSON: cfg->json = 1; break;
-      default:
-        return bad("unknown or incomplete option '%s'", argv[optind - 1]);
+      default: break;
     }
   }
-  if (optind >= argc) return bad("%s", "which mode? throughput, latency or selftest");
-  if (optind + 1 < argc) return bad("unexpected argument '%s'", argv[optind + 1]);
-  if (!strcmp(argv[optind], "throughput")) cfg->mode = PERF_MODE_THROUGHPUT;
-  else if (!strcmp(argv[optind], "latency")) cfg->mode = PERF_MODE_LATENCY;
-  else return bad("unknown mode '%s' (throughput, latency or selftest)", argv[optind]);
+  if (!mode) return bad("%s", "which mode? throughput, latency or selftest");
+  if (!strcmp(mode, "throughput")) cfg->mode = PERF_MODE_THROUGHPUT;
+  else if (!strcmp(mode, "latency")) cfg->mode = PERF_MODE_LATENCY;
+  else return bad("unknown mode '%s' (throughput, latency or selftest)", mode);
 
-  if (cfg->kind != PERF_KIND_UDP && (!cfg->netns || geteuid() != 0)) {
-    fprintf(stderr, "mior-perf: --kind %s needs --netns (and root)\n", perf_kind_name(cfg->kind));
-    return PERF_EXIT_USAGE;
-  }
-  if (*rps && !cfg->netns) return bad("%s", "--rps needs --netns");
+  int rc = perf_os_check_args(cfg, *rps);
+  if (rc >= 0) return rc;
   cfg->size = size ? (uint32_t)size : perf_size_default(cfg->kind);
   if (cfg->size < perf_size_min(cfg->kind) || cfg->size > perf_size_max(cfg->kind)) {
     fprintf(stderr, "mior-perf: --size %u out of range for --kind %s (%u to %u)\n", cfg->size,
@@ -184,32 +230,8 @@ static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
   cfg->warmup = warmup >= 0 ? warmup : (cfg->seconds / 4 < 0.5 ? cfg->seconds / 4 : 0.5);
   if (cfg->mode == PERF_MODE_LATENCY && (cfg->rate || cfg->queues > 1))
     return bad("%s", "--rate and --queues apply to throughput only");
-  cfg->progress = !cfg->json && isatty(STDERR_FILENO);
+  cfg->progress = !cfg->json && perf_stderr_is_terminal();
   return -1;
-}
-
-static void env_loopback(perf_env *env) {
-  memset(env, 0, sizeof *env);
-  env->netns_fd_tx = env->netns_fd_rx = -1;
-  snprintf(env->ip_tx, sizeof env->ip_tx, "127.0.0.1");
-  snprintf(env->ip_rx, sizeof env->ip_rx, "127.0.0.1");
-}
-
-static void env_from_pair(perf_env *env, const netns_pair *p) {
-  env->netns_fd_tx = p->fd_a;
-  env->netns_fd_rx = p->fd_b;
-  snprintf(env->ip_tx, sizeof env->ip_tx, "%s", p->ip_a);
-  snprintf(env->ip_rx, sizeof env->ip_rx, "%s", p->ip_b);
-  snprintf(env->if_tx, sizeof env->if_tx, "%s", p->if_a);
-  snprintf(env->if_rx, sizeof env->if_rx, "%s", p->if_b);
-  memcpy(env->mac_tx, p->mac_a, 6);
-  memcpy(env->mac_rx, p->mac_b, 6);
-}
-
-static uint32_t random_run_id(void) {
-  uint32_t id = 0;
-  if (getrandom(&id, sizeof id, 0) != sizeof id) id = (uint32_t)getpid() ^ (uint32_t)perf_now_ns();
-  return id;
 }
 
 static int run_backend(const perf_config *cfg, const perf_env *env, mior_backend b, perf_result *res) {
@@ -218,12 +240,28 @@ static int run_backend(const perf_config *cfg, const perf_env *env, mior_backend
   run.cfg = cfg;
   run.env = env;
   run.backend = b;
-  run.run_id = random_run_id();
+  run.run_id = perf_random_u32();
   run.interrupted = &interrupted;
   atomic_init(&run.stop, 0);
 
   perf_error err = {0, ""};
-  int rc = cfg->mode == PERF_MODE_LATENCY ? perf_latency(&run, res, &err) : perf_throughput(&run, res, &err);
+  int rc = 0;
+  /* IoRing has no address fields, so on it (or on AUTO where IoRing exists, which picks it) udp
+   * runs between two ends bound to chosen ports and connected to each other.  Elsewhere only the
+   * sender is connected, as before. */
+  run.connected = cfg->kind == PERF_KIND_UDP &&
+                  (b == MIOR_BACKEND_IORING ||
+                   (b == MIOR_BACKEND_AUTO && mior_backend_supported(MIOR_BACKEND_IORING) == 1));
+  if (run.connected && cfg->queues > 1) {
+    rc = -EOPNOTSUPP;
+    snprintf(err.what, sizeof err.what,
+             "--queues above 1 needs an unconnected receiver, and IoRing needs connected sockets");
+  } else if (run.connected) {
+    rc = perf_pick_udp_ports(env, &run.port_tx, &run.port_rx, &err);
+    snprintf(run.peer_of_rx, sizeof run.peer_of_rx, "%s:%u", env->ip_tx, (unsigned)run.port_tx);
+  }
+  if (rc >= 0)
+    rc = cfg->mode == PERF_MODE_LATENCY ? perf_latency(&run, res, &err) : perf_throughput(&run, res, &err);
   if (rc < 0) {
     fprintf(stderr, "mior-perf: %s %s over %s: %s\n", mior_backend_name(b), perf_mode_name(cfg->mode),
             perf_kind_name(cfg->kind), err.what);
@@ -235,6 +273,7 @@ static int run_backend(const perf_config *cfg, const perf_env *env, mior_backend
 }
 
 int main(int argc, char **argv) {
+  perf_os_init();
   if (argc >= 2 && !strcmp(argv[1], "selftest")) return mior_perf_selftest(argc - 1, argv + 1);
 
   perf_config cfg;
@@ -242,77 +281,70 @@ int main(int argc, char **argv) {
   int rc = parse_args(argc, argv, &cfg, &rps);
   if (rc >= 0) return rc;
 
+  /* A backend demanded by name must run here.  With --backend all, one that cannot (IoRing under
+   * Wine or before Windows 11, io_uring disabled by sysctl) is reported with the reason and
+   * skipped: "all" means every backend this system has. */
+  char skip_reason[2][256] = {"", ""};
+  int runnable = 0;
   for (int i = 0; i < cfg.nbackends; i++) {
-    if (cfg.backends[i] != MIOR_BACKEND_AUTO && mior_backend_supported(cfg.backends[i]) != 1) {
+    if (cfg.backends[i] == MIOR_BACKEND_AUTO || mior_backend_supported(cfg.backends[i]) == 1) {
+      runnable++;
+      continue;
+    }
+    if (!cfg.all) {
       fprintf(stderr, "mior-perf: backend %s is not available here: %s\n",
               mior_backend_name(cfg.backends[i]), mior_last_error());
       return PERF_EXIT_RUNTIME;
     }
+    snprintf(skip_reason[i], sizeof skip_reason[i], "%s",
+             mior_last_error()[0] ? mior_last_error() : "not supported on this system");
+  }
+  if (!runnable) {
+    fprintf(stderr, "mior-perf: none of the backends of --backend all is available here\n");
+    return PERF_EXIT_RUNTIME;
   }
 
-  /* The handler only sets a flag: the workers notice within 100 ms, and the main thread then
-   * joins them and removes the namespaces.  No SA_RESTART, so sleeps end early. */
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
+  perf_interrupt_install(&interrupted);
 
   perf_env env;
-  env_loopback(&env);
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  if (ncpu >= 2) {
+  memset(&env, 0, sizeof env);
+  env.netns_fd_tx = env.netns_fd_rx = -1;
+  snprintf(env.ip_tx, sizeof env.ip_tx, "127.0.0.1");
+  snprintf(env.ip_rx, sizeof env.ip_rx, "127.0.0.1");
+  if (perf_cpu_count() >= 2) {
     env.cpu_tx = 0;
     env.cpu_rx = 1;
   } else {
     env.cpu_tx = env.cpu_rx = -1;
   }
 
-  netns_pair pair;
-  memset(&pair, 0, sizeof pair);
   int status = PERF_EXIT_OK;
-  if (cfg.netns) {
-    char why[256];
-    if (!netns_available(why, sizeof why)) {
-      fprintf(stderr, "mior-perf: --netns is not available: %s\n", why);
-      return PERF_EXIT_USAGE;
-    }
-    /* Static neighbour entries: no ARP exchange in the middle of a measurement. */
-    rc = netns_pair_create(&pair, "perf", 200, 1);
-    if (rc < 0 || interrupted) {
-      if (rc < 0) fprintf(stderr, "mior-perf: creating the namespaces: %s\n", strerror(-rc));
-      status = PERF_EXIT_RUNTIME;
-      goto out;
-    }
-    env_from_pair(&env, &pair);
-    if (rps && env.cpu_rx >= 0) {
-      char mask[16];
-      snprintf(mask, sizeof mask, "%x", 1u << env.cpu_rx);
-      rc = netns_set_rps(&pair, 1, mask);
-      if (rc < 0) {
-        fprintf(stderr, "mior-perf: setting RPS: %s\n", strerror(-rc));
-        status = PERF_EXIT_RUNTIME;
-        goto out;
-      }
-    }
+  rc = perf_os_env_open(&cfg, rps, &env, &interrupted);
+  if (rc >= 0) {
+    status = rc;
+    goto out;
   }
 
   if (!cfg.json) {
     printf("mior-perf %s: %s over %s, %.1f s measured after %.1f s warm-up, size %u, cpus tx %d rx %d%s\n",
-           perf_mode_name(cfg.mode), perf_kind_name(cfg.kind),
-           cfg.netns ? "a veth pair between two namespaces" : "loopback", cfg.seconds, cfg.warmup,
-           cfg.size, env.cpu_tx, env.cpu_rx, cfg.netns ? (rps ? ", RPS on" : ", RPS off") : "");
+           perf_mode_name(cfg.mode), perf_kind_name(cfg.kind), perf_os_env_name(&cfg), cfg.seconds,
+           cfg.warmup, cfg.size, env.cpu_tx, env.cpu_rx,
+           cfg.netns ? (rps ? ", RPS on" : ", RPS off") : "");
     fflush(stdout);
   }
   perf_result res[2];
   memset(res, 0, sizeof res);
-  for (int i = 0; i < cfg.nbackends && !interrupted; i++) {
+  int ran = 0;
+  for (int i = 0; i < cfg.nbackends && !atomic_load(&interrupted); i++) {
+    if (skip_reason[i][0]) {
+      perf_report_skipped(&cfg, cfg.backends[i], skip_reason[i]);
+      continue;
+    }
     if (run_backend(&cfg, &env, cfg.backends[i], &res[i]) < 0) {
       status = PERF_EXIT_RUNTIME;
       break;
     }
+    ran++;
     if (cfg.json) {
       perf_report_json(&cfg, &res[i]);
     } else {
@@ -321,19 +353,12 @@ int main(int argc, char **argv) {
       fflush(stdout);
     }
   }
-  if (status == PERF_EXIT_OK && interrupted) status = PERF_EXIT_RUNTIME;
-  if (status == PERF_EXIT_OK && cfg.nbackends == 2 && !cfg.json)
-    perf_report_compare(&cfg, &res[0], &res[1]);
+  if (status == PERF_EXIT_OK && atomic_load(&interrupted)) status = PERF_EXIT_RUNTIME;
+  if (status == PERF_EXIT_OK && ran == 2 && !cfg.json) perf_report_compare(&cfg, &res[0], &res[1]);
 
 out:
-  if (cfg.netns) {
-    rc = netns_pair_destroy(&pair);
-    if (rc < 0) {
-      fprintf(stderr, "mior-perf: removing the namespaces %s and %s: %s\n", pair.ns_a, pair.ns_b,
-              strerror(-rc));
-      status = PERF_EXIT_RUNTIME;
-    }
-  }
-  if (interrupted) fprintf(stderr, "mior-perf: interrupted\n");
+  /* Also after a failed or interrupted set-up: whatever part of it was made is removed. */
+  if (perf_os_env_close(&cfg) < 0) status = PERF_EXIT_RUNTIME;
+  if (atomic_load(&interrupted)) fprintf(stderr, "mior-perf: interrupted\n");
   return status;
 }

@@ -2,19 +2,31 @@
  *
  * The tool runs both ends of a test in one process: a receiver (or echo server) thread and a
  * sender (or ping client) thread, each driving its own transport with mior_port_poll.  With
- * --netns each thread first enters its own network namespace, so the packets cross a veth pair.
+ * --netns (Linux) each thread first enters its own network namespace, so the packets cross a
+ * veth pair.  What differs between Linux and Windows is behind os.h and the perf_os_* functions
+ * below (os_linux.c, os_win.c).
  */
 #ifndef MIOR_PERF_H
 #define MIOR_PERF_H
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <mior/mior.h>
 
 #include "hist.h"
+#include "os.h"
+
+/* printf-style checking where the compiler has it (GCC, clang; not MSVC).  mingw-w64 builds use
+ * its own C99 printf (__USE_MINGW_ANSI_STDIO), which is what gnu_printf describes there. */
+#if defined(__MINGW32__)
+#  define PERF_PRINTF(a, b) __attribute__((format(gnu_printf, a, b)))
+#elif defined(__GNUC__)
+#  define PERF_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#  define PERF_PRINTF(a, b)
+#endif
 
 /* Exit codes. */
 #define PERF_EXIT_OK 0
@@ -33,6 +45,7 @@ typedef struct perf_config {
   perf_kind kind;
   mior_backend backends[2]; /* the backends to run, in order */
   int nbackends;            /* 1, or 2 for --backend all */
+  int all;                  /* --backend all: an unavailable backend is reported and skipped */
   int netns;
   uint32_t size;         /* udp: UDP payload bytes; ip: whole IP packet; packet: whole frame */
   double seconds;        /* measured phase */
@@ -60,8 +73,14 @@ typedef struct perf_run {
   const perf_env *env;
   mior_backend backend;
   uint32_t run_id;         /* random; the receiver rejects packets from other runs */
-  volatile sig_atomic_t *interrupted; /* set by SIGINT/SIGTERM */
+  atomic_int *interrupted; /* set by Ctrl-C (and SIGTERM, SIGHUP on Linux) */
   atomic_int stop;         /* ask workers to finish */
+  /* udp on IoRing, which has no address fields: both ends bind chosen ports and are connected
+   * to each other (options.peer on both sides).  Otherwise the ports are 0 and only the sender
+   * is connected. */
+  int connected;
+  uint16_t port_tx, port_rx;
+  char peer_of_rx[64];     /* the receiver's / server's peer: the sender's address */
 } perf_run;
 
 /* Results of one backend run, as printed and written to JSON. */
@@ -107,14 +126,30 @@ void perf_sleep_ns(uint64_t ns);
 
 /* 1 if the run should finish (asked to, or interrupted by a signal). */
 static inline int perf_stopping(const perf_run *run) {
-  return atomic_load_explicit(&run->stop, memory_order_relaxed) || *run->interrupted;
+  return atomic_load_explicit(&run->stop, memory_order_relaxed) ||
+         atomic_load_explicit(run->interrupted, memory_order_relaxed);
 }
 
-/* pthread_create with SIGINT/SIGTERM/SIGHUP blocked in the new thread; 0 or a negative errno. */
-int perf_thread_start(pthread_t *th, void *(*fn)(void *), void *arg);
-
-/* Pin the calling thread (cpu < 0: leave it), enter its namespace (fd < 0: stay). */
+/* Pin the calling thread (cpu < 0: leave it), enter its namespace (fd < 0: stay; Linux only).
+ * 0, or a negative errno with *err filled. */
 int perf_thread_setup(int cpu, int netns_fd, perf_error *err);
+
+/* Two distinct free UDP ports on the loopback ends of env (for a connected run). */
+int perf_pick_udp_ports(const perf_env *env, uint16_t *port_tx, uint16_t *port_rx, perf_error *err);
+
+/* The system-specific part of the command line and the environment (os_linux.c, os_win.c).
+ *
+ * perf_os_check_args: refuse what this system cannot do (Linux: --kind ip|packet without --netns
+ * and root; Windows: --kind ip|packet, --netns and --rps).  Prints the reason and returns the
+ * exit status, or -1 to go on.
+ * perf_os_env_open: fill *env for the run: loopback, or (Linux, --netns) a namespace pair, with
+ * RPS when rps is set.  Returns -1 to go on, or the exit status after printing why not.
+ * perf_os_env_close: undo it; 0, or a negative errno after printing why. */
+int perf_os_check_args(const perf_config *cfg, int rps);
+int perf_os_env_open(const perf_config *cfg, int rps, perf_env *env, const atomic_int *interrupted);
+int perf_os_env_close(const perf_config *cfg);
+/* How the run's network is described in the header line ("loopback", "a veth pair ..."). */
+const char *perf_os_env_name(const perf_config *cfg);
 
 /* The endpoint and the common options for one end of a run (tx_side: the sender / ping client,
  * else the receiver / echo server). */
@@ -123,7 +158,7 @@ void perf_options(const perf_run *run, mior_options *opts);
 
 /* Progress line support. */
 void perf_progress(const perf_run *run, const char *phase, double t, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+    PERF_PRINTF(4, 5);
 void perf_progress_end(const perf_run *run);
 
 /* The modes.  Return 0 with *res filled, or a negative errno with *err filled. */
@@ -136,5 +171,8 @@ const char *perf_mode_name(perf_mode m);
 void perf_report_one(const perf_config *cfg, const perf_result *r);
 void perf_report_compare(const perf_config *cfg, const perf_result *a, const perf_result *b);
 void perf_report_json(const perf_config *cfg, const perf_result *r);
+/* --backend all where one backend cannot run here: say so (a JSON line with "skipped" and the
+ * reason under --json, else a line of text), and go on with the other. */
+void perf_report_skipped(const perf_config *cfg, mior_backend b, const char *reason);
 
 #endif

@@ -138,6 +138,20 @@ static void json_port(const char *side, const mior_port_stats *s) {
   printf(",\"%s_completions_per_submit\":%.2f", side, per_submit(s));
 }
 
+void perf_report_skipped(const perf_config *cfg, mior_backend b, const char *reason) {
+  if (!cfg->json) {
+    printf("\nmior-perf %s  backend %s  skipped: not available here: %s\n", perf_mode_name(cfg->mode),
+           mior_backend_name(b), reason);
+    fflush(stdout);
+    return;
+  }
+  printf("{\"backend\":\"%s\",\"kind\":\"%s\",\"mode\":\"%s\",\"skipped\":true", mior_backend_name(b),
+         perf_kind_name(cfg->kind), perf_mode_name(cfg->mode));
+  json_str("reason", reason);
+  printf("}\n");
+  fflush(stdout);
+}
+
 void perf_report_json(const perf_config *cfg, const perf_result *r) {
   printf("{\"backend\":\"%s\",\"kind\":\"%s\",\"mode\":\"%s\"", mior_backend_name(r->backend),
          perf_kind_name(r->kind), perf_mode_name(r->mode));

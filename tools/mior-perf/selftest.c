@@ -12,17 +12,15 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <mior/mior.h>
 #include <mior/proto/checksum.h>
 
+#include "os.h"
 #include "selftest.h"
 
 #define REPS 5
@@ -34,9 +32,7 @@ struct figure {
 };
 
 static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+  return (double)perf_now_ns() * 1e-9;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -85,7 +81,7 @@ static int pool_pairs(mior_pool *pool, uint32_t bulk, double seconds, double *ra
 }
 
 struct contender {
-  pthread_t thread;
+  perf_thread *thread;
   mior_pool *pool;
   _Atomic int *go;
   double seconds;
@@ -123,7 +119,7 @@ static int pool_pairs_contended(mior_pool *pool, int threads, double seconds, do
     c[i].pool = pool;
     c[i].go = &go;
     c[i].seconds = seconds;
-    if (pthread_create(&c[i].thread, NULL, contender_main, &c[i]) != 0) {
+    if (perf_thread_start(&c[i].thread, contender_main, &c[i]) < 0) {
       rc = -EAGAIN;
       break;
     }
@@ -132,7 +128,7 @@ static int pool_pairs_contended(mior_pool *pool, int threads, double seconds, do
   atomic_store_explicit(&go, 1, memory_order_release);
   double pairs = 0, elapsed = 0;
   for (int i = 0; i < started; i++) {
-    pthread_join(c[i].thread, NULL);
+    perf_thread_join(c[i].thread);
     if (c[i].rc < 0) rc = c[i].rc;
     pairs += (double)c[i].pairs;
     if (c[i].elapsed > elapsed) elapsed = c[i].elapsed;
@@ -365,7 +361,7 @@ int mior_perf_selftest(int argc, char **argv) {
       return 2;
     }
   }
-  r.cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  r.cpus = perf_cpu_count();
   /* The time is shared by 3 pool figures and one figure per checksum implementation and size. */
   int figures = 3;
   for (int k = 0; k < NIMPL; k++) {

@@ -3,7 +3,6 @@
  * checksum. */
 #include "testpkt.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 
@@ -57,9 +56,14 @@ int perf_frame_init(perf_frame *f, perf_kind kind, uint32_t size, const char *sr
     f->l3_off = (uint32_t)rc;
   }
   mior_ipv4_params ip;
+  mior_addr src, dst;
   memset(&ip, 0, sizeof ip);
-  if (inet_pton(AF_INET, src_ip, ip.src) != 1 || inet_pton(AF_INET, dst_ip, ip.dst) != 1)
+  /* mior's own parser rather than inet_pton, which Windows has only behind Winsock. */
+  if (mior_addr_parse(&src, src_ip) < 0 || mior_addr_parse(&dst, dst_ip) < 0 ||
+      src.family != MIOR_AF_INET || dst.family != MIOR_AF_INET)
     return -EINVAL;
+  memcpy(ip.src, src.addr, 4);
+  memcpy(ip.dst, dst.addr, 4);
   ip.protocol = 17;
   ip.ttl = 64;
   ip.dont_fragment = 1; /* the tool never fragments */
@@ -113,11 +117,11 @@ int perf_frame_parse(perf_kind kind, const uint8_t *data, uint32_t len, perf_hdr
     if (ihl < IP4_LEN) return -1;
     off = l3 + ihl;
     if (len < off + UDP_LEN) return -1;
-    uint16_t sport, dport;
-    memcpy(&sport, data + off, 2);
-    memcpy(&dport, data + off + 2, 2);
+    /* Network byte order, read bytewise (no ntohs: it lives in different headers per system). */
+    uint16_t sport = (uint16_t)(data[off] << 8 | data[off + 1]);
+    uint16_t dport = (uint16_t)(data[off + 2] << 8 | data[off + 3]);
     /* Data and pings go to PERF_DPORT; pongs come from it. */
-    if (ntohs(dport) != PERF_DPORT && ntohs(sport) != PERF_DPORT) return -1;
+    if (dport != PERF_DPORT && sport != PERF_DPORT) return -1;
     off += UDP_LEN;
   }
   if (len < off + PERF_HDR_LEN) return -1;

@@ -7,7 +7,6 @@
  * queued that never arrived, once the receiver has drained.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +29,7 @@ typedef struct rx_side {
   perf_error err;
   perf_latch ready, done;
   atomic_int stop;
-  pthread_t thread;
+  perf_thread *thread;
   mior_addr addr; /* where the sender sends (port 0's local address) */
   seq_track *flows; /* PERF_MAX_FLOWS, touched only by the receiver thread */
   uint64_t received, foreign;
@@ -43,7 +42,7 @@ typedef struct tx_side {
   perf_error err;
   perf_latch ready, go;
   atomic_int stop;
-  pthread_t thread;
+  perf_thread *thread;
   char peer[64];  /* udp: the receiver's address, as text for mior_options.peer */
   uint64_t sent[PERF_MAX_FLOWS];
   uint64_t total;
@@ -117,6 +116,7 @@ static void *rx_main(void *arg) {
   mior_options opts;
   perf_options(run, &opts);
   opts.queues = cfg->kind == PERF_KIND_IP ? 1 : cfg->queues;
+  if (run->connected) opts.peer = run->peer_of_rx; /* IoRing: see perf_run.connected */
   mior_receiver recv = {rx_consume, rx_flush, rx};
   rc = mior_transport_open(&t, ep, &opts, &recv);
   if (rc < 0) {
@@ -393,7 +393,7 @@ int perf_throughput(perf_run *run, perf_result *res, perf_error *err) {
 
   /* Stop the sender, then give the receiver until its count stops moving (at most 1 s). */
   atomic_store(&tx->stop, 1);
-  pthread_join(tx->thread, NULL);
+  perf_thread_join(tx->thread);
   tx_started = 0;
   uint64_t settle_end = perf_now_ns() + 1000000000u, prev = UINT64_MAX;
   while (!perf_stopping(run) && perf_now_ns() < settle_end) {
@@ -403,7 +403,7 @@ int perf_throughput(perf_run *run, perf_result *res, perf_error *err) {
     perf_sleep_ns(100000000u);
   }
   atomic_store(&rx->stop, 1);
-  pthread_join(rx->thread, NULL);
+  perf_thread_join(rx->thread);
   rx_started = 0;
   perf_progress_end(run);
 
@@ -435,8 +435,8 @@ int perf_throughput(perf_run *run, perf_result *res, perf_error *err) {
 out:
   /* On any failure: stop both sides and report the first error. */
   atomic_store(&run->stop, 1);
-  if (tx_started) pthread_join(tx->thread, NULL);
-  if (rx_started) pthread_join(rx->thread, NULL);
+  if (tx_started) perf_thread_join(tx->thread);
+  if (rx_started) perf_thread_join(rx->thread);
   perf_progress_end(run);
   int ret = 0;
   if (err->err)
@@ -445,7 +445,7 @@ out:
     *err = rx->err, ret = err->err;
   else if (tx && tx->err.err)
     *err = tx->err, ret = err->err;
-  else if (*run->interrupted)
+  else if (atomic_load(run->interrupted))
     ret = -EINTR, snprintf(err->what, sizeof err->what, "interrupted"), err->err = ret;
   if (rx) free(rx->flows);
   free(rx);

@@ -1,17 +1,11 @@
-/* mior-perf: small helpers shared by the modes: errors from worker threads, latches, time,
- * thread placement, endpoints and options, the progress line. */
+/* mior-perf: small helpers shared by the modes: errors from worker threads, latches, free
+ * ports, endpoints and options, the progress line.  Portable: the system's part is in os_*.c. */
 #include <errno.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "testpkt.h"
-#include "netns.h"
 #include "perf.h"
 
 void perf_error_set(perf_error *e, int err, const char *what) {
@@ -37,35 +31,31 @@ int perf_latch_wait(perf_latch *l, const perf_run *run, double timeout_s) {
   return 1;
 }
 
-uint64_t perf_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void perf_sleep_ns(uint64_t ns) {
-  struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-  /* A signal cuts the sleep short, which is what the callers want: they check the stop flag. */
-  nanosleep(&ts, NULL);
-}
-
-int perf_thread_setup(int cpu, int netns_fd, perf_error *err) {
-  if (cpu >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    /* Pinning is a refinement: a refusal (a restricted cpuset) is not worth failing the run. */
-    (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+int perf_pick_udp_ports(const perf_env *env, uint16_t *port_tx, uint16_t *port_rx, perf_error *err) {
+  /* Bind port 0 on each end and read back what the system chose; both stay open until both are
+   * known, so the two differ.  Between the close here and the run's own bind another program
+   * could take a port, which on loopback is unlikely enough not to guard against. */
+  const char *ip[2] = {env->ip_tx, env->ip_rx};
+  uint16_t *port[2] = {port_tx, port_rx};
+  mior_transport *t[2] = {NULL, NULL};
+  int rc = 0;
+  for (int i = 0; i < 2 && rc >= 0; i++) {
+    char ep[80];
+    mior_options opts;
+    mior_addr a;
+    mior_options_init(&opts);
+    opts.backend = MIOR_BACKEND_SOCKETS;
+    opts.flags |= MIOR_OPT_NO_RX;
+    opts.buf_count = 64;
+    snprintf(ep, sizeof ep, "udp://%s:0", ip[i]);
+    rc = mior_transport_open(&t[i], ep, &opts, NULL);
+    if (rc >= 0) rc = mior_port_local_addr(mior_transport_port(t[i], 0), &a);
+    if (rc >= 0) *port[i] = a.port;
   }
-  if (netns_fd >= 0) {
-    int rc = netns_enter(netns_fd);
-    if (rc < 0) {
-      err->err = rc;
-      snprintf(err->what, sizeof err->what, "entering the network namespace: %s", strerror(-rc));
-      return rc;
-    }
-  }
-  return 0;
+  if (rc < 0) perf_error_set(err, rc, "choosing free UDP ports for a connected pair");
+  for (int i = 0; i < 2; i++)
+    if (t[i]) mior_transport_close(t[i]);
+  return rc < 0 ? rc : 0;
 }
 
 void perf_endpoint(const perf_run *run, int tx_side, char *buf, size_t len) {
@@ -78,7 +68,8 @@ void perf_endpoint(const perf_run *run, int tx_side, char *buf, size_t len) {
       snprintf(buf, len, "packet://%s", tx_side ? env->if_tx : env->if_rx);
       break;
     default:
-      snprintf(buf, len, "udp://%s:0", tx_side ? env->ip_tx : env->ip_rx);
+      snprintf(buf, len, "udp://%s:%u", tx_side ? env->ip_tx : env->ip_rx,
+               (unsigned)(tx_side ? run->port_tx : run->port_rx));
       break;
   }
 }
@@ -116,18 +107,4 @@ void perf_progress_end(const perf_run *run) {
   if (!run->cfg->progress) return;
   fputs("\r\033[K", stderr);
   fflush(stderr);
-}
-
-int perf_thread_start(pthread_t *th, void *(*fn)(void *), void *arg) {
-  /* Workers never take SIGINT/SIGTERM: the main thread does, so its sleeps end early and it
-   * runs the cleanup. */
-  sigset_t block, old;
-  sigemptyset(&block);
-  sigaddset(&block, SIGINT);
-  sigaddset(&block, SIGTERM);
-  sigaddset(&block, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &block, &old);
-  int rc = pthread_create(th, NULL, fn, arg);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  return rc ? -rc : 0;
 }
