@@ -58,6 +58,10 @@ MIOR_API int mior_backend_supported(mior_backend b);
 #define MIOR_OPT_MLOCK 0x10u                 /* lock the pool in memory */
 #define MIOR_OPT_NO_RX 0x20u                 /* transmit only: post no receives */
 #define MIOR_OPT_NO_DEFER_TASKRUN 0x40u      /* uring: do not use SINGLE_ISSUER|DEFER_TASKRUN */
+#define MIOR_OPT_UDP_GSO 0x80u               /* uring udp with a peer: send runs of equal-size
+                                                datagrams as one UDP GSO send (UDP_SEGMENT): several
+                                                times the packet rate, but an unpaced sender can
+                                                then bury a receiver; see docs/TUNING.md */
 
 typedef struct mior_options {
   size_t sz;             /* sizeof(mior_options); set by mior_options_init */
@@ -162,6 +166,8 @@ MIOR_API mior_backend mior_port_backend(const mior_port *port);
 #define MIOR_FEAT_FALLBACK 0x100u      /* AUTO fell back from the preferred backend */
 #define MIOR_FEAT_TX_WINSOCK 0x200u    /* ioring: sends go through Winsock (IoRing before version 3
                                           has no WRITE); receives stay on the ring */
+#define MIOR_FEAT_UDP_GSO 0x400u       /* uring: runs of equal-size sends to the connected peer go
+                                          out as one UDP GSO send (cleared if the kernel refuses) */
 
 /* Write the names of the features set in `features`, comma separated. */
 MIOR_API int mior_features_format(uint32_t features, char *buf, size_t len);

@@ -68,6 +68,7 @@ int mior_backend_supported(mior_backend b) {
 static const char *const feature_names[] = {
     "registered-buffers", "registered-file", "multishot-rx", "single-issuer", "defer-taskrun",
     "coop-taskrun",       "sqpoll",          "mmsg-batch",   "fallback",      "winsock-tx",
+    "udp-gso",
 };
 
 int mior_features_format(uint32_t features, char *buf, size_t len) {
@@ -128,7 +129,8 @@ static int options_resolve(mior_options *o, const mior_options *user, const mior
     return mior__fail(-EINVAL, "rx_depth %u: must be below buf_count (%u) and at most 32768",
                       o->rx_depth, o->buf_count);
   const uint32_t known = MIOR_OPT_NO_REGISTERED_BUFFERS | MIOR_OPT_NO_MULTISHOT | MIOR_OPT_SQPOLL |
-                         MIOR_OPT_HUGEPAGES | MIOR_OPT_MLOCK | MIOR_OPT_NO_RX | MIOR_OPT_NO_DEFER_TASKRUN;
+                         MIOR_OPT_HUGEPAGES | MIOR_OPT_MLOCK | MIOR_OPT_NO_RX | MIOR_OPT_NO_DEFER_TASKRUN |
+                         MIOR_OPT_UDP_GSO;
   if (o->flags & ~known) return mior__fail(-EINVAL, "unknown option flags 0x%x", o->flags & ~known);
   if (o->sndbuf < 0 || o->rcvbuf < 0) return mior__fail(-EINVAL, "negative socket buffer size");
   if (o->busy_poll_us > 1000000 || o->coalesce_us > 1000000)

@@ -3,7 +3,11 @@
  * One ring per port.  The pool region is registered once (fixed buffers) and the socket as fixed
  * file 0.  Receives: one multishot receive feeding from a provided-buffer ring whose buffer ids are
  * the pool's slot indices (kernel 6.0+), or, where that is unavailable, one receive kept posted per
- * slot.  Sends: one SQE per packet, submitted per batch.
+ * slot.  Sends: tx_queue only records the send; submit turns the queued sends into SQEs.  On a
+ * connected UDP socket a run of sends of one length (the last may be shorter) becomes a single
+ * SENDMSG with an iovec per slot and a UDP_SEGMENT control message (UDP GSO, Linux 4.18): the
+ * kernel builds one large skb and cuts it into datagrams as late as it can, which saves the
+ * per-datagram route, IP and device work on the way out.  Anything else is one SQE per packet.
  *
  * Setup tries the newest flags first and falls back on -EINVAL, as liburing's own tests do:
  * SINGLE_ISSUER|DEFER_TASKRUN (6.1), then COOP_TASKRUN (5.19), then plain.  The ring is created
@@ -12,6 +16,7 @@
  */
 #include <errno.h>
 #include <liburing.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,13 +30,25 @@
 #include "linux/socket.h"
 
 /* user_data: op in the top byte, requested length (sends) in the next 24 bits, slot below. */
-enum { UD_RX = 1, UD_TX = 2, UD_MULTISHOT = 3, UD_CANCEL = 4 };
+enum { UD_RX = 1, UD_TX = 2, UD_MULTISHOT = 3, UD_CANCEL = 4, UD_GSO = 5 };
 #define UD(op, len, slot) (((uint64_t)(op) << 56) | ((uint64_t)(len) << 32) | (uint64_t)(slot))
 #define UD_OP(ud) ((unsigned)((ud) >> 56))
 #define UD_LEN(ud) ((uint32_t)(((ud) >> 32) & 0xffffffu))
 #define UD_SLOT(ud) ((uint32_t)(ud))
 
 #define BUF_GROUP 0
+
+#ifndef UDP_SEGMENT
+#  define UDP_SEGMENT 103
+#endif
+/* UDP_MAX_SEGMENTS of kernels before 6.9 (later ones allow 128). */
+#define GSO_MAX_SEGS 64
+/* One GSO send is one IP packet before segmentation: the UDP payload plus the UDP header must fit
+ * IPv4's 16-bit total length with its header, and IPv6's payload length; the smaller bound serves
+ * both. */
+#define GSO_MAX_BYTES (65535u - 8u - 40u)
+/* GSO sends in flight at once; when all are busy, runs go out as single sends. */
+#define GSO_RECORDS 128
 #define REG_CHUNK_SHIFT 30 /* registered buffers are at most 1 GiB each */
 
 /* Per-slot message headers for sends with an address and posted receives that need the sender's
@@ -40,6 +57,28 @@ struct slot_meta {
   struct msghdr msg;
   struct iovec iov;
   mior__sockaddr sa;
+};
+
+/* A send recorded by tx_queue, turned into an SQE at submit. */
+struct tx_pend {
+  uint32_t slot;
+  uint32_t off;
+  uint32_t len;    /* bit 31: the send has a destination (its msghdr is in meta[slot]) */
+};
+#define PEND_DST 0x80000000u
+
+/* One GSO send: the kernel reads msg, iov and cmsg until the operation completes. */
+struct gso_rec {
+  struct msghdr msg;
+  struct iovec iov[GSO_MAX_SEGS];
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } cmsg;
+  uint32_t slots[GSO_MAX_SEGS];
+  uint32_t count;
+  uint32_t done;   /* completion records already handed out for this send (reap resumes) */
+  uint32_t seg;    /* segment size */
 };
 
 struct mior__ring {
@@ -55,7 +94,16 @@ struct mior__ring {
   mior_pool_region region;
   mior_port_stats *stats;
   struct slot_meta *meta;
-  uint32_t tx_inflight;
+  uint32_t tx_inflight;    /* slots in submitted sends */
+  struct tx_pend *pend;    /* sends queued, not yet made into SQEs; one per slot at most */
+  uint32_t npend;
+  uint32_t nrequeued;      /* pend[0..nrequeued) are refused GSO sends put back since the last submit */
+  /* UDP GSO: 0 off, 1 on but not yet confirmed by a completed send, 2 confirmed. */
+  int gso;
+  uint32_t gso_max_seg;    /* largest segment the path takes (route MTU minus headers) */
+  struct gso_rec *gso_recs;
+  uint32_t *gso_free;
+  uint32_t gso_nfree;
   uint32_t posted;        /* posted receives outstanding */
   int names;              /* receives report the sender's address (udp) */
   /* multishot receive */
@@ -183,7 +231,38 @@ static void uring_close(struct mior__ring *r) {
   if (r->br) munmap(r->br, r->br_len);
   if (r->sock.fd >= 0) close(r->sock.fd);
   free(r->meta);
+  free(r->pend);
+  free(r->gso_recs);
+  free(r->gso_free);
   free(r);
+}
+
+/* GSO only when asked (MIOR_OPT_UDP_GSO), for a connected UDP socket, and with segments no larger than the route's MTU allows:
+ * the kernel refuses (EINVAL) a segment that would need IP fragmentation. */
+static void setup_gso(struct mior__ring *r, const mior_options *o, uint32_t *features) {
+  if (r->sock.kind != MIOR__KIND_UDP || !r->sock.connected || !(o->flags & MIOR_OPT_UDP_GSO)) return;
+  int mtu = 0;
+  socklen_t len = sizeof mtu;
+  int v6 = r->sock.family == AF_INET6;
+  uint32_t hdr = (v6 ? 40u : 20u) + 8u;
+  if (getsockopt(r->sock.fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &len) == 0 &&
+      (uint32_t)mtu > hdr)
+    r->gso_max_seg = (uint32_t)mtu - hdr;
+  else
+    r->gso_max_seg = GSO_MAX_BYTES;
+  r->gso_recs = calloc(GSO_RECORDS, sizeof *r->gso_recs);
+  r->gso_free = malloc(GSO_RECORDS * sizeof *r->gso_free);
+  if (!r->gso_recs || !r->gso_free) {
+    free(r->gso_recs);
+    free(r->gso_free);
+    r->gso_recs = NULL;
+    r->gso_free = NULL;
+    return; /* single sends work without it */
+  }
+  for (uint32_t i = 0; i < GSO_RECORDS; i++) r->gso_free[i] = GSO_RECORDS - 1 - i;
+  r->gso_nfree = GSO_RECORDS;
+  r->gso = 1;
+  *features |= MIOR_FEAT_UDP_GSO;
 }
 
 static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
@@ -199,8 +278,11 @@ static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32
     return rc;
   }
   r->meta = calloc(r->region.buf_count, sizeof *r->meta);
-  if (!r->meta) {
+  r->pend = malloc((size_t)r->region.buf_count * sizeof *r->pend);
+  if (!r->meta || !r->pend) {
     close(r->sock.fd);
+    free(r->meta);
+    free(r->pend);
     free(r);
     return mior__fail(-ENOMEM, "out of memory for message headers");
   }
@@ -208,6 +290,7 @@ static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32
   if (rc < 0) {
     close(r->sock.fd);
     free(r->meta);
+    free(r->pend);
     free(r);
     return rc;
   }
@@ -224,6 +307,7 @@ static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32
     *features |= MIOR_FEAT_REG_BUFFERS;
   }
   r->names = r->sock.kind == MIOR__KIND_UDP;
+  setup_gso(r, o, features);
   /* Multishot recv and recvmsg arrived in 6.0; provided-buffer rings in 5.19. */
   if (!(o->flags & (MIOR_OPT_NO_MULTISHOT | MIOR_OPT_NO_RX)) && kernel_at_least(6, 0) &&
       setup_buf_ring(r, o->rx_depth) == 0) {
@@ -305,26 +389,125 @@ static int uring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uin
   if (MIOR_UNLIKELY(dst && (dst->family == MIOR_AF_INET6) != (r->sock.family == AF_INET6)))
     return mior__fail(-EAFNOSUPPORT, "destination is IPv%d but the socket is IPv%d",
                       dst->family == MIOR_AF_INET6 ? 6 : 4, r->sock.family == AF_INET6 ? 6 : 4);
-  struct io_uring_sqe *sqe = get_sqe(r);
-  if (MIOR_UNLIKELY(!sqe)) return -EAGAIN;
-  uint8_t *buf = mior_pool_region_slot(&r->region, slot) + off;
+  /* The pending array holds one entry per slot, and a slot is queued at most once at a time, so
+   * it cannot overflow; the check keeps the contract's -EAGAIN should that ever change. */
+  if (MIOR_UNLIKELY(r->npend >= r->region.buf_count)) return -EAGAIN;
   if (dst) {
     struct slot_meta *m = &r->meta[slot];
-    m->iov.iov_base = buf;
+    m->iov.iov_base = mior_pool_region_slot(&r->region, slot) + off;
     m->iov.iov_len = len;
     memset(&m->msg, 0, sizeof m->msg);
     m->msg.msg_name = &m->sa;
     m->msg.msg_namelen = mior__sockaddr_from(dst, &m->sa);
     m->msg.msg_iov = &m->iov;
     m->msg.msg_iovlen = 1;
-    io_uring_prep_sendmsg(sqe, r->file, &m->msg, 0);
-  } else {
-    io_uring_prep_send(sqe, r->file, buf, len, 0);
   }
-  sqe->flags |= r->sqe_flags;
-  io_uring_sqe_set_data64(sqe, UD(UD_TX, len, slot));
-  r->tx_inflight++;
+  struct tx_pend *e = &r->pend[r->npend++];
+  e->slot = slot;
+  e->off = off;
+  e->len = len | (dst ? PEND_DST : 0);
   return 0;
+}
+
+/* A free SQE, submitting what is already prepared when the queue is full.  NULL only if the
+ * kernel would not take any (then the rest waits for the next submit). */
+static struct io_uring_sqe *get_tx_sqe(struct mior__ring *r) {
+  struct io_uring_sqe *sqe = get_sqe(r);
+  if (MIOR_LIKELY(sqe)) return sqe;
+  int rc = io_uring_submit(&r->ring);
+  r->stats->submits++;
+  if (rc <= 0) return NULL;
+  return get_sqe(r);
+}
+
+/* How many pending sends from i on can go as one GSO send: equal lengths without a destination,
+ * the last one possibly shorter, within the segment and byte limits.  0 if fewer than two. */
+static uint32_t gso_run(const struct mior__ring *r, uint32_t i) {
+  uint32_t seg = r->pend[i].len;
+  if (seg & PEND_DST || seg > r->gso_max_seg || r->gso_nfree == 0) return 0;
+  uint32_t n = 1, total = seg;
+  while (i + n < r->npend && n < GSO_MAX_SEGS) {
+    uint32_t l = r->pend[i + n].len;
+    if (l & PEND_DST || l > seg || total + l > GSO_MAX_BYTES) break;
+    total += l;
+    n++;
+    if (l < seg) break; /* a shorter datagram can only end a GSO send */
+  }
+  return n >= 2 ? n : 0;
+}
+
+static void prep_gso(struct mior__ring *r, struct io_uring_sqe *sqe, uint32_t i, uint32_t n) {
+  uint32_t idx = r->gso_free[--r->gso_nfree];
+  struct gso_rec *g = &r->gso_recs[idx];
+  g->count = n;
+  g->done = 0;
+  g->seg = r->pend[i].len;
+  for (uint32_t k = 0; k < n; k++) {
+    const struct tx_pend *e = &r->pend[i + k];
+    g->slots[k] = e->slot;
+    g->iov[k].iov_base = mior_pool_region_slot(&r->region, e->slot) + e->off;
+    g->iov[k].iov_len = e->len;
+  }
+  memset(&g->msg, 0, sizeof g->msg);
+  g->msg.msg_iov = g->iov;
+  g->msg.msg_iovlen = n;
+  g->msg.msg_control = g->cmsg.buf;
+  g->msg.msg_controllen = sizeof g->cmsg.buf;
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&g->msg);
+  cm->cmsg_level = SOL_UDP;
+  cm->cmsg_type = UDP_SEGMENT;
+  cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  uint16_t seg16 = (uint16_t)g->seg;
+  memcpy(CMSG_DATA(cm), &seg16, sizeof seg16);
+  io_uring_prep_sendmsg(sqe, r->file, &g->msg, 0);
+  sqe->flags |= r->sqe_flags;
+  io_uring_sqe_set_data64(sqe, UD(UD_GSO, 0, idx));
+}
+
+/* Turn the pending sends into SQEs, in order. */
+static void tx_prepare(struct mior__ring *r) {
+  uint32_t i = 0;
+  while (i < r->npend) {
+    struct io_uring_sqe *sqe = get_tx_sqe(r);
+    if (MIOR_UNLIKELY(!sqe)) break;
+    uint32_t n = r->gso ? gso_run(r, i) : 0;
+    if (n) {
+      prep_gso(r, sqe, i, n);
+    } else {
+      const struct tx_pend *e = &r->pend[i];
+      uint32_t len = e->len & ~PEND_DST;
+      if (e->len & PEND_DST) io_uring_prep_sendmsg(sqe, r->file, &r->meta[e->slot].msg, 0);
+      else io_uring_prep_send(sqe, r->file, mior_pool_region_slot(&r->region, e->slot) + e->off, len, 0);
+      sqe->flags |= r->sqe_flags;
+      io_uring_sqe_set_data64(sqe, UD(UD_TX, len, e->slot));
+      n = 1;
+    }
+    r->tx_inflight += n;
+    i += n;
+  }
+  if (MIOR_UNLIKELY(i < r->npend)) memmove(r->pend, r->pend + i, (size_t)(r->npend - i) * sizeof *r->pend);
+  r->npend -= i;
+  r->nrequeued = i < r->nrequeued ? r->nrequeued - i : 0;
+}
+
+/* Put the sends of a GSO batch the kernel refused back at the head of the queue as single sends,
+ * behind those of earlier refused batches, so that nothing is lost and the order is kept (GSO
+ * sends on one socket complete in the order they were submitted).  Single sends submitted after
+ * the refused batch are already on their way and may overtake it: UDP allows that, and it only
+ * happens when a route stops taking GSO. */
+static void gso_requeue(struct mior__ring *r, const struct gso_rec *g, uint32_t from) {
+  uint32_t n = g->count - from;
+  struct tx_pend *at = r->pend + r->nrequeued;
+  memmove(at + n, at, (size_t)(r->npend - r->nrequeued) * sizeof *r->pend);
+  r->nrequeued += n;
+  for (uint32_t k = 0; k < n; k++) {
+    const struct iovec *v = &g->iov[from + k];
+    uint32_t slot = g->slots[from + k];
+    at[k].slot = slot;
+    at[k].off = (uint32_t)((uint8_t *)v->iov_base - mior_pool_region_slot(&r->region, slot));
+    at[k].len = (uint32_t)v->iov_len;
+  }
+  r->npend += n;
 }
 
 static void arm_multishot(struct mior__ring *r) {
@@ -339,6 +522,7 @@ static void arm_multishot(struct mior__ring *r) {
 }
 
 static int uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
+  if (r->npend) tx_prepare(r);
   if (r->multishot && !r->ms_armed && r->br_count > 0 && !r->canceling && !r->ms_broken) arm_multishot(r);
   if (MIOR_UNLIKELY(r->ms_broken == 1)) {
     r->ms_broken = 2;
@@ -365,14 +549,79 @@ static int uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   return mior__fail(ret, "io_uring_enter: %s", strerror(-ret));
 }
 
+/* Errors that say the kernel or the route will not take this GSO send as built (no UDP GSO, a
+ * device without checksum offload, a segment or total beyond what the path allows), as opposed
+ * to errors the same datagrams would also have met as single sends. */
+static int gso_refused(int res) {
+  return res == -EINVAL || res == -EIO || res == -EOPNOTSUPP || res == -EMSGSIZE;
+}
+
+/* Hand out the completion records of one GSO send.  Returns 1 when the CQE is used up, 0 when
+ * `out` is full first (g->done says where to resume). */
+static int gso_complete(struct mior__ring *r, struct gso_rec *g, uint32_t idx, int32_t res, mior__cqe *out,
+                        uint32_t max, uint32_t *n) {
+  if (g->done == 0 && res < 0 && !r->canceling && res != -ECANCELED) {
+    if (gso_refused(res)) {
+      /* Nothing went out: send the datagrams again one by one.  Before any GSO send succeeded
+       * this is the probe failing (old kernel, no offload): GSO stays off for the port.  After,
+       * it is this segment size the path will not take: GSO stays on for smaller ones. */
+      if (r->gso == 2 && res != -EIO && res != -EOPNOTSUPP && g->seg > 1) {
+        if (r->gso_max_seg >= g->seg) r->gso_max_seg = g->seg - 1;
+      } else {
+        r->gso = 0;
+        r->stats->features &= ~MIOR_FEAT_UDP_GSO;
+      }
+      r->tx_inflight -= g->count;
+      gso_requeue(r, g, 0);
+      r->gso_free[r->gso_nfree++] = idx;
+      return 1;
+    }
+    /* Any other error (a pending ICMP error such as ECONNREFUSED, ENOBUFS, ...) is what the first
+     * single send would have reported and consumed; the datagrams after it were never tried, so
+     * they go again as single sends rather than all failing. */
+    mior__cqe *c = &out[(*n)++];
+    c->op = MIOR__OP_TX;
+    c->slot = g->slots[0];
+    c->res = res;
+    c->off = (uint32_t)g->iov[0].iov_len;
+    r->tx_inflight -= g->count;
+    g->done = 1;
+    gso_requeue(r, g, 1);
+    r->gso_free[r->gso_nfree++] = idx;
+    return 1;
+  }
+  if (res >= 0 && r->gso == 1) r->gso = 2;
+  while (g->done < g->count) {
+    if (*n == max) return 0;
+    mior__cqe *c = &out[(*n)++];
+    uint32_t len = (uint32_t)g->iov[g->done].iov_len;
+    c->op = MIOR__OP_TX;
+    c->slot = g->slots[g->done];
+    /* The kernel sends a GSO batch whole or not at all: on success every datagram went out. */
+    c->res = res < 0 ? res : (int32_t)len;
+    c->off = len;
+    g->done++;
+    r->tx_inflight--;
+  }
+  r->gso_free[r->gso_nfree++] = idx;
+  return 1;
+}
+
 static uint32_t uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
   struct io_uring_cqe *cqe;
   unsigned head, seen = 0;
   uint32_t n = 0;
   io_uring_for_each_cqe(&r->ring, head, cqe) {
     if (n == max) break;
-    seen++;
     uint64_t ud = cqe->user_data;
+    if (UD_OP(ud) == UD_GSO) {
+      /* One completion for a whole GSO send: a record per slot, resumed at the next reap when
+       * `out` fills up first. */
+      if (!gso_complete(r, &r->gso_recs[UD_SLOT(ud)], UD_SLOT(ud), cqe->res, out, max, &n)) break;
+      seen++;
+      continue;
+    }
+    seen++;
     mior__cqe *c = &out[n];
     switch (UD_OP(ud)) {
     case UD_TX:
@@ -453,11 +702,13 @@ static uint32_t uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
 }
 
 static uint32_t uring_outstanding(struct mior__ring *r) {
-  return r->posted + r->tx_inflight + (r->ms_armed ? 1u : 0u);
+  return r->posted + r->tx_inflight + r->npend + (r->ms_armed ? 1u : 0u);
 }
 
 static int uring_cancel(struct mior__ring *r) {
   if (!r->enabled) return 0;
+  /* Queued sends go out first: the contract returns every slot through a completion. */
+  if (r->npend) tx_prepare(r);
   r->canceling = 1;
   struct io_uring_sqe *sqe = get_sqe(r);
   if (!sqe) {

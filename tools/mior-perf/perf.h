@@ -55,6 +55,7 @@ typedef struct perf_config {
   uint32_t busy_poll_us; /* mior_options.busy_poll_us */
   uint32_t queues;       /* receiver queues and sender flows (throughput only) */
   int json;
+  int gso;               /* MIOR_OPT_UDP_GSO on the sender */
   int progress;          /* live line on a terminal (not with --json) */
 } perf_config;
 
