@@ -82,7 +82,10 @@ trap on_exit EXIT
 # Packages: installed only when missing; apt-get update runs once, and only then.
 
 base_pkgs=(build-essential cmake pkg-config liburing-dev libnuma-dev iproute2 ethtool)
-test_pkgs=(gcc-mingw-w64-x86-64 wine64 tcpdump libpcap-dev liblwip-dev clang)
+# The tests drive real peers: the kernel's ping, curl, nc and Python sockets talk to lwIP; nft filters
+# the kernel's RSTs in ip mode; libFuzzer comes with clang's runtime package.
+test_pkgs=(gcc-mingw-w64-x86-64 wine64 tcpdump libpcap-dev liblwip-dev clang libclang-rt-14-dev
+           curl nftables netcat-openbsd iputils-ping python3)
 
 ensure_packages() {
   local missing=() p
