@@ -22,11 +22,18 @@ void perf_latch_set(perf_latch *l) {
   atomic_store_explicit(&l->set, 1, memory_order_release);
 }
 
+/* Polls with a growing sleep (50 us doubling to 10 ms): start-up hand-overs stay quick, and a
+ * long wait (the main thread waiting out a latency run) wakes 100 times a second, not thousands.
+ * On a 2-CPU machine each wake-up of this thread preempts a worker spinning in busy-poll mode;
+ * a fixed 200 us poll did that 5,000 times a second and was the whole of mior-perf's busy-poll
+ * p99 (36 us against 9 us for the same loop without it). */
 int perf_latch_wait(perf_latch *l, const perf_run *run, double timeout_s) {
-  uint64_t end = perf_now_ns() + (uint64_t)(timeout_s * 1e9);
+  uint64_t end = perf_now_ns() + (uint64_t)(timeout_s * 1e9), nap = 50000;
   while (!atomic_load_explicit(&l->set, memory_order_acquire)) {
-    if (perf_stopping(run) || perf_now_ns() > end) return 0;
-    perf_sleep_ns(200000);
+    uint64_t now = perf_now_ns();
+    if (perf_stopping(run) || now > end) return 0;
+    perf_sleep_ns(nap < end - now ? nap : end - now);
+    if (nap < 10000000u) nap *= 2;
   }
   return 1;
 }
