@@ -43,6 +43,9 @@ static void usage(FILE *f) {
           "  --rate PPS      throughput: send at this rate (token bucket), default unlimited\n"
           "  --batch N       packets per submit and per receive batch (mior_options.batch)\n"
           "  --busy-poll US  spin this long before blocking (mior_options.busy_poll_us)\n"
+          "  --opt LIST      transport options for both ends, comma-separated: no-multishot,\n"
+          "                  no-registered-buffers, no-defer-taskrun, sqpoll, hugepages, mlock\n"
+          "                  (MIOR_OPT_*; the uring ones are ignored by sockets)\n"
           "  --gso           udp: the sender sends runs of equal-size datagrams as one UDP GSO\n"
           "                  send (MIOR_OPT_UDP_GSO; io_uring only)\n"
           "  --queues N      throughput: receiver queues and sender flows, default 1\n"
@@ -58,6 +61,33 @@ static int bad(const char *fmt, const char *arg) {
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\n(mior-perf --help for usage)\n");
   return PERF_EXIT_USAGE;
+}
+
+/* --opt: comma-separated names of MIOR_OPT_* flags, for trying the transport's variants. */
+static const struct {
+  const char *name;
+  uint32_t flag;
+} opt_names[] = {
+    {"no-registered-buffers", MIOR_OPT_NO_REGISTERED_BUFFERS},
+    {"no-multishot", MIOR_OPT_NO_MULTISHOT},
+    {"sqpoll", MIOR_OPT_SQPOLL},
+    {"hugepages", MIOR_OPT_HUGEPAGES},
+    {"mlock", MIOR_OPT_MLOCK},
+    {"no-defer-taskrun", MIOR_OPT_NO_DEFER_TASKRUN},
+};
+
+static int parse_opt_flags(const char *s, uint32_t *flags) {
+  while (*s) {
+    size_t n = strcspn(s, ",");
+    size_t i = 0;
+    for (; i < sizeof opt_names / sizeof opt_names[0]; i++)
+      if (strlen(opt_names[i].name) == n && !strncmp(s, opt_names[i].name, n)) break;
+    if (i == sizeof opt_names / sizeof opt_names[0]) return -1;
+    *flags |= opt_names[i].flag;
+    s += n;
+    if (*s == ',') s++;
+  }
+  return 0;
 }
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
@@ -80,7 +110,7 @@ static int parse_secs(const char *s, double lo, double hi, double *out) {
 }
 
 enum { OPT_HELP = 1, OPT_BACKEND, OPT_KIND, OPT_NETNS, OPT_RPS, OPT_SIZE, OPT_SECONDS, OPT_WARMUP,
-       OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON, OPT_GSO };
+       OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON, OPT_GSO, OPT_OPT };
 
 typedef struct perf_option {
   const char *name;
@@ -93,7 +123,7 @@ static const perf_option options[] = {
     {"rps", 0, OPT_RPS},         {"size", 1, OPT_SIZE},     {"seconds", 1, OPT_SECONDS},
     {"warmup", 1, OPT_WARMUP},   {"rate", 1, OPT_RATE},     {"batch", 1, OPT_BATCH},
     {"busy-poll", 1, OPT_BUSY},  {"queues", 1, OPT_QUEUES}, {"json", 0, OPT_JSON},
-    {"gso", 0, OPT_GSO},         {"help", 0, OPT_HELP},
+    {"gso", 0, OPT_GSO},         {"opt", 1, OPT_OPT},       {"help", 0, OPT_HELP},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -209,6 +239,9 @@ static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
         break;
       case OPT_JSON: cfg->json = 1; break;
       case OPT_GSO: cfg->gso = 1; break;
+      case OPT_OPT:
+        if (parse_opt_flags(val, &cfg->opt_flags) < 0) return bad("bad --opt '%s' (see --help)", val);
+        break;
       default: break;
     }
   }

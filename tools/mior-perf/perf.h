@@ -56,6 +56,7 @@ typedef struct perf_config {
   uint32_t queues;       /* receiver queues and sender flows (throughput only) */
   int json;
   int gso;               /* MIOR_OPT_UDP_GSO on the sender */
+  uint32_t opt_flags;    /* --opt: MIOR_OPT_* flags for both ends */
   int progress;          /* live line on a terminal (not with --json) */
 } perf_config;
 
@@ -96,6 +97,9 @@ typedef struct perf_result {
   uint64_t tx_total, rx_total; /* over the whole run, warm-up included */
   uint64_t lost, reordered, duplicates, foreign;
   double loss;             /* percent of sent packets that never arrived */
+  /* CPU seconds of the sending (client) and receiving (server) threads, whole run (set-up,
+   * warm-up and close included, like the baselines' getrusage(RUSAGE_THREAD)) */
+  double cpu_tx_s, cpu_rx_s;
   /* latency */
   uint64_t samples;
   double mean_us, min_us, p50_us, p90_us, p99_us, p999_us, max_us;
