@@ -26,6 +26,7 @@ typedef struct srv_side {
   mior_addr addr;
   uint64_t echoed, foreign, echo_drops;
   mior_port_stats stats;
+  double cpu_s;
 } srv_side;
 
 typedef struct cli_side {
@@ -45,6 +46,7 @@ typedef struct cli_side {
   uint64_t measure_start, measure_end;     /* clock around the measured phase */
   _Atomic uint64_t pub_count, pub_sum_ns;  /* for the progress line */
   mior_port_stats stats;
+  double cpu_s;
 } cli_side;
 
 static int srv_consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
@@ -115,6 +117,7 @@ static void *srv_main(void *arg) {
 out:
   if (t && (rc = mior_transport_close(t)) < 0) perf_error_set(&s->err, rc, "closing the echo server");
   if (s->err.err) atomic_store(&run->stop, 1);
+  s->cpu_s = perf_thread_cpu_s();
   perf_latch_set(&s->ready);
   return NULL;
 }
@@ -232,6 +235,7 @@ stats:
 out:
   if (t && (rc = mior_transport_close(t)) < 0) perf_error_set(&c->err, rc, "closing the ping client");
   if (c->err.err) atomic_store(&run->stop, 1);
+  c->cpu_s = perf_thread_cpu_s();
   perf_latch_set(&c->ready);
   perf_latch_set(&c->done);
   return NULL;
@@ -313,6 +317,8 @@ int perf_latency(perf_run *run, perf_result *res, perf_error *err) {
   res->max_us = (double)c->h.max / 1e3;
   res->rx_stats = s->stats;
   res->tx_stats = c->stats;
+  res->cpu_tx_s = c->cpu_s;
+  res->cpu_rx_s = s->cpu_s;
 
 out:
   atomic_store(&run->stop, 1);

@@ -41,6 +41,10 @@ int perf_cpu_count(void);
 uint64_t perf_now_ns(void);
 void perf_sleep_ns(uint64_t ns);
 
+/* User + system CPU seconds the calling thread has used so far (Linux: getrusage(RUSAGE_THREAD);
+ * Windows: GetThreadTimes). */
+double perf_thread_cpu_s(void);
+
 /* A random number for the run id: it only has to differ between runs, so that a receiver can
  * reject the stragglers of an earlier run. */
 uint32_t perf_random_u32(void);

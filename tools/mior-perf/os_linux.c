@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,6 +88,13 @@ void perf_sleep_ns(uint64_t ns) {
   /* A signal cuts the sleep short (the handler is installed without SA_RESTART), which is what
    * the callers want: they check the stop flag. */
   nanosleep(&ts, NULL);
+}
+
+double perf_thread_cpu_s(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_THREAD, &ru) < 0) return 0;
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 uint32_t perf_random_u32(void) {

@@ -101,6 +101,15 @@ void perf_sleep_ns(uint64_t ns) {
     Sleep(wait);
 }
 
+double perf_thread_cpu_s(void) {
+  FILETIME created, exited, kernel, user;
+  if (!GetThreadTimes(GetCurrentThread(), &created, &exited, &kernel, &user)) return 0;
+  ULARGE_INTEGER k, u;
+  k.LowPart = kernel.dwLowDateTime, k.HighPart = kernel.dwHighDateTime;
+  u.LowPart = user.dwLowDateTime, u.HighPart = user.dwHighDateTime;
+  return (double)(k.QuadPart + u.QuadPart) / 1e7; /* 100 ns units */
+}
+
 uint32_t perf_random_u32(void) {
   /* Different in every run, which is all the run id needs: the counter, the process and thread
    * ids and a stack address, mixed (splitmix64's finaliser). */

@@ -169,6 +169,7 @@ void perf_report_json(const perf_config *cfg, const perf_result *r) {
            "\"p99_us\":%.3f,\"p999_us\":%.3f,\"max_us\":%.3f",
            (unsigned long long)r->samples, r->min_us, r->mean_us, r->p50_us, r->p90_us, r->p99_us,
            r->p999_us, r->max_us);
+  printf(",\"cpu_tx_s\":%.4f,\"cpu_rx_s\":%.4f", r->cpu_tx_s, r->cpu_rx_s);
   printf(",\"batch\":%u,\"busy_poll_us\":%u,\"queues\":%u,\"rate\":%llu", cfg->batch,
          cfg->busy_poll_us, cfg->queues, (unsigned long long)cfg->rate);
   json_port(r->mode == PERF_MODE_LATENCY ? "srv" : "rx", &r->rx_stats);
