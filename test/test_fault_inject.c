@@ -142,6 +142,18 @@ static void run_case(mior_backend b) {
     if (n.died && !died_at) died_at = tt_now_ms();
     if (died_at && tt_now_ms() > died_at + 500) break;
   }
+  if (fc->dies && fc->plan.die_err) {
+    /* A send after the death is refused with the socket's error and counted, whether or not the
+     * window above still had room to try one (how many packets were unaccounted for when the
+     * socket died depends on timing). */
+    mior_pkt pkt;
+    if (mior_tx_acquire(port, &pkt) == 0) {
+      uint32_t len = tt_len_for(next, TT_HDR, 1400);
+      tt_fill(pkt.data, len, next);
+      CHECK_ERR(mior_tx_send(port, &pkt, len, &self), fc->plan.die_err);
+      refused++;
+    }
+  }
   REQUIRE_OK(mior__fault_counts_get(port, &n));
   mior_port_stats st;
   REQUIRE_OK(mior_port_stats_get(port, &st));

@@ -90,6 +90,9 @@ typedef struct mior__backend_ops {
    * cancelled operations complete through reap; returns the number still outstanding that will
    * complete (posted receives and sends), 0 when nothing more will come. */
   int (*cancel)(struct mior__ring *r);
+  /* How many more receive slots the backend wants now.  Optional (NULL: as many as rx_depth
+   * allows).  The front end never offers more than this to rx_post. */
+  uint32_t (*rx_room)(struct mior__ring *r);
   /* Operations still outstanding that will produce a completion (sends, posted receives). */
   uint32_t (*outstanding)(struct mior__ring *r);
   /* Packets the kernel dropped at this socket since it opened (receive buffer full, ...), or 0

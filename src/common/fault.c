@@ -39,6 +39,10 @@ static int fault_bind_thread(struct mior__ring *w) {
   return w->inner_ops->bind_thread(w->inner);
 }
 
+static uint32_t fault_rx_room(struct mior__ring *w) {
+  return w->inner_ops->rx_room(w->inner);
+}
+
 static uint32_t fault_rx_post(struct mior__ring *w, const uint32_t *slots, uint32_t n) {
   return w->inner_ops->rx_post(w->inner, slots, n);
 }
@@ -146,6 +150,7 @@ int mior__fault_install(mior_port *port, const mior__fault_plan *plan) {
   w->ops.open = fault_open;
   w->ops.bind_thread = fault_bind_thread;
   w->ops.rx_post = fault_rx_post;
+  w->ops.rx_room = port->ops->rx_room ? fault_rx_room : NULL;
   w->ops.tx_queue = fault_tx_queue;
   w->ops.submit = fault_submit;
   w->ops.reap = fault_reap;

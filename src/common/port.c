@@ -46,6 +46,11 @@ static void rx_refill(struct mior_port *p) {
   if (p->no_rx || p->closing) return;
   uint32_t need = p->rx_depth - p->rx_posted;
   if (need == 0 || (need < p->batch && p->rx_posted > 0)) return;
+  if (p->ops->rx_room) {
+    uint32_t room = p->ops->rx_room(p->ring);
+    if (need > room) need = room;
+    if (need == 0) return;
+  }
   if (p->cache_len < need) cache_fill(p, need - p->cache_len);
   uint32_t n = need < p->cache_len ? need : p->cache_len;
   if (n == 0) return;
