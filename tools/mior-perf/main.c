@@ -45,6 +45,8 @@ static void usage(FILE *f) {
           "  --busy-poll US  spin this long before blocking (mior_options.busy_poll_us)\n"
           "  --gso           udp: the sender sends runs of equal-size datagrams as one UDP GSO\n"
           "                  send (MIOR_OPT_UDP_GSO; io_uring only)\n"
+          "  --no-tx-ring    packet: the sender sends one io_uring SEND per frame instead of\n"
+          "                  through an AF_PACKET TX ring (MIOR_OPT_NO_TX_RING)\n"
           "  --queues N      throughput: receiver queues and sender flows, default 1\n"
           "  --json          one JSON object per backend run on stdout, no table or progress\n"
           "  -h, --help      this text\n"
@@ -80,7 +82,7 @@ static int parse_secs(const char *s, double lo, double hi, double *out) {
 }
 
 enum { OPT_HELP = 1, OPT_BACKEND, OPT_KIND, OPT_NETNS, OPT_RPS, OPT_SIZE, OPT_SECONDS, OPT_WARMUP,
-       OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON, OPT_GSO };
+       OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON, OPT_GSO, OPT_NO_TX_RING };
 
 typedef struct perf_option {
   const char *name;
@@ -93,7 +95,7 @@ static const perf_option options[] = {
     {"rps", 0, OPT_RPS},         {"size", 1, OPT_SIZE},     {"seconds", 1, OPT_SECONDS},
     {"warmup", 1, OPT_WARMUP},   {"rate", 1, OPT_RATE},     {"batch", 1, OPT_BATCH},
     {"busy-poll", 1, OPT_BUSY},  {"queues", 1, OPT_QUEUES}, {"json", 0, OPT_JSON},
-    {"gso", 0, OPT_GSO},         {"help", 0, OPT_HELP},
+    {"gso", 0, OPT_GSO},         {"no-tx-ring", 0, OPT_NO_TX_RING}, {"help", 0, OPT_HELP},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -209,6 +211,7 @@ static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
         break;
       case OPT_JSON: cfg->json = 1; break;
       case OPT_GSO: cfg->gso = 1; break;
+      case OPT_NO_TX_RING: cfg->no_tx_ring = 1; break;
       default: break;
     }
   }

@@ -56,6 +56,7 @@ typedef struct perf_config {
   uint32_t queues;       /* receiver queues and sender flows (throughput only) */
   int json;
   int gso;               /* MIOR_OPT_UDP_GSO on the sender */
+  int no_tx_ring;        /* MIOR_OPT_NO_TX_RING on the sender */
   int progress;          /* live line on a terminal (not with --json) */
 } perf_config;
 

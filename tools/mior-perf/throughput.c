@@ -197,6 +197,7 @@ static void *tx_main(void *arg) {
   mior_options opts;
   perf_options(run, &opts);
   if (cfg->gso) opts.flags |= MIOR_OPT_UDP_GSO;
+  if (cfg->no_tx_ring) opts.flags |= MIOR_OPT_NO_TX_RING;
   opts.flags |= MIOR_OPT_NO_RX; /* a sender only: also keeps a packet socket from reading back
                                    its own outgoing frames */
   if (cfg->kind == PERF_KIND_UDP) opts.peer = tx->peer;
