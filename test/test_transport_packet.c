@@ -1,7 +1,8 @@
 /* The `packet` kind (AF_PACKET, whole Ethernet frames; root), under every backend, and under
  * io_uring both through the AF_PACKET TX ring (the default) and with one SEND per frame
  * (MIOR_OPT_NO_TX_RING), across a veth pair between two namespaces the test makes and always
- * deletes:
+ * deletes (with the ring, a transmit-only port sends linear frames and a port that also receives
+ * sends page fragments; both are run):
  *   - packet://<veth b> receives sequence-numbered frames that packet://<veth a> sends, every one
  *     intact, in order, with the addresses and EtherType it was sent with; a frame over the link's
  *     limit is refused and counted, an 802.1Q-tagged one may be 4 bytes longer;
@@ -25,6 +26,9 @@ static netns_pair pair;
 static uint8_t ip_a[4], ip_b[4];
 /* Extra option flags of the run (MIOR_OPT_NO_TX_RING for the per-frame variant). */
 static uint32_t run_flags;
+/* body_frames: the sender also receives (no MIOR_OPT_NO_RX), so its TX ring frames go out as page
+ * fragments rather than linear frames (src/linux/packet_ring.h). */
+static int sender_receives;
 
 /* With io_uring the TX ring is the default for packet ports; MIOR_OPT_NO_TX_RING turns it off, and
  * the sockets backend has none.  Both ends are checked: the receiver sends nothing, but it is a
@@ -134,7 +138,7 @@ static void body_frames(mior_backend b) {
   mior_transport *rx = NULL, *tx = NULL;
   REQUIRE_OK(tt_open_in(pair.fd_b, &rx, ep_b, &o, &recv));
   mior_options ot = tt_opts(b);
-  ot.flags |= MIOR_OPT_NO_RX | run_flags;
+  ot.flags |= (sender_receives ? 0 : MIOR_OPT_NO_RX) | run_flags;
   REQUIRE_OK(tt_open_in(pair.fd_a, &tx, ep_a, &ot, NULL));
   CHECK_EQ(mior_port_backend(mior_transport_port(rx, 0)), b);
   check_tx_ring(tx, b);
@@ -440,14 +444,9 @@ static void body_kernel_frames(mior_backend b) {
   tt_rx_free(&r);
 }
 
-/* Run body under every backend, then once more under io_uring with per-frame sends. */
-static int for_each_mode(const char *name, void (*body)(mior_backend b)) {
-  run_flags = 0;
-  int ran = tt_for_each_backend(name, body);
-  if (mior_backend_supported(MIOR_BACKEND_URING) != 1) return ran;
+static void run_uring(const char *name, const char *variant, void (*body)(mior_backend b)) {
   char full[160];
-  snprintf(full, sizeof full, "%s, MIOR_OPT_NO_TX_RING", name);
-  run_flags = MIOR_OPT_NO_TX_RING;
+  snprintf(full, sizeof full, "%s, %s", name, variant);
   int before = test_failures;
   int64_t t0 = tt_now_us();
   tt_phase = full;
@@ -455,6 +454,15 @@ static int for_each_mode(const char *name, void (*body)(mior_backend b)) {
   printf("  %s [uring]: %s (%.1f ms)\n", full, test_failures == before ? "ok" : "FAILED",
          (tt_now_us() - t0) / 1000.0);
   fflush(stdout);
+}
+
+/* Run body under every backend, then once more under io_uring with per-frame sends. */
+static int for_each_mode(const char *name, void (*body)(mior_backend b)) {
+  run_flags = 0;
+  int ran = tt_for_each_backend(name, body);
+  if (mior_backend_supported(MIOR_BACKEND_URING) != 1) return ran;
+  run_flags = MIOR_OPT_NO_TX_RING;
+  run_uring(name, "MIOR_OPT_NO_TX_RING", body);
   run_flags = 0;
   return ran + 1;
 }
@@ -475,6 +483,11 @@ int main(void) {
   REQUIRE(inet_pton(AF_INET, pair.ip_b, ip_b) == 1);
   int ran = 0;
   ran += for_each_mode("packet://b from packet://a", body_frames);
+  if (mior_backend_supported(MIOR_BACKEND_URING) == 1) {
+    sender_receives = 1;
+    run_uring("packet://b from packet://a", "the sender also receives", body_frames);
+    sender_receives = 0;
+  }
   ran += for_each_mode("packet://b sees kernel UDP", body_kernel_frames);
 
   REQUIRE(set_mtu(JUMBO_MTU) == 0);

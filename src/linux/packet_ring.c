@@ -50,7 +50,19 @@ static int link_info(int fd, const char *ifname, int *mtu, int *type) {
   return 0;
 }
 
-int mior__txring_open(mior__txring *t, int fd, const char *ifname, uint32_t slot_size, uint32_t batch) {
+/* Undo PACKET_VNET_HDR after a failed setup, so per-frame sends see plain frames again. */
+static int vnet_off(int fd, int err) {
+  int zero = 0;
+  if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &zero, sizeof zero) < 0)
+    return mior__fail(-EIO, "PACKET_TX_RING setup failed (%s) and PACKET_VNET_HDR could not be undone: %s",
+                      strerror(-err), strerror(errno));
+  return err;
+}
+
+static int ring_setup(mior__txring *t, int fd, uint32_t block_size, uint32_t frame_size, uint32_t frames);
+
+int mior__txring_open(mior__txring *t, int fd, const char *ifname, uint32_t slot_size, uint32_t batch,
+                      int linear) {
   memset(t, 0, sizeof *t);
   int mtu = 0, type = 0;
   int rc = link_info(fd, ifname, &mtu, &type);
@@ -68,7 +80,8 @@ int mior__txring_open(mior__txring *t, int fd, const char *ifname, uint32_t slot
    * above, whole pages.  Either way the frames are contiguous in the mapping. */
   uint32_t longest = t->max_len + (t->vlan_extra ? 4u : 0u);
   if (slot_size < longest) longest = slot_size;
-  uint32_t need = (uint32_t)MIOR__TXRING_DATA_OFF + longest;
+  uint32_t vnet = linear ? (uint32_t)sizeof(struct virtio_net_hdr) : 0u;
+  uint32_t need = (uint32_t)MIOR__TXRING_DATA_OFF + vnet + longest;
   uint32_t page = (uint32_t)sysconf(_SC_PAGESIZE);
   uint32_t frame_size, block_size;
   if (need <= page) {
@@ -90,6 +103,19 @@ int mior__txring_open(mior__txring *t, int fd, const char *ifname, uint32_t slot
   uint32_t per_block = block_size / frame_size;
   if (frames < per_block) frames = per_block;
 
+  /* Before the ring: the kernel refuses to change it once a ring exists. */
+  if (vnet) {
+    int one = 1;
+    if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0) return -errno;
+  }
+  rc = ring_setup(t, fd, block_size, frame_size, frames);
+  if (rc < 0) return vnet && rc != -EIO ? vnet_off(fd, rc) : rc;
+  t->vnet = vnet;
+  return 0;
+}
+
+static int ring_setup(mior__txring *t, int fd, uint32_t block_size, uint32_t frame_size, uint32_t frames) {
+  uint32_t per_block = block_size / frame_size;
   int ver = TPACKET_V2;
   if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof ver) < 0) return -errno;
   /* PACKET_LOSS: a frame the kernel refuses is dropped and the ring goes on.  Without it the

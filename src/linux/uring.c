@@ -308,8 +308,11 @@ static int setup_txring(struct mior__ring *r, const mior__ring_cfg *cfg, uint32_
   r->txr = calloc(1, sizeof *r->txr);
   r->done = malloc((size_t)cap * sizeof *r->done);
   int rc = -ENOMEM;
+  /* A port that never receives can have linear frames (packet_ring.h).  tpacket_snd reads their
+   * virtio_net_hdr since Linux 4.15, long before io_uring could send on a packet socket. */
   if (r->txr && r->done)
-    rc = mior__txring_open(r->txr, r->sock.fd, cfg->ep->ifname, r->region.buf_size, o->batch);
+    rc = mior__txring_open(r->txr, r->sock.fd, cfg->ep->ifname, r->region.buf_size, o->batch,
+                           (o->flags & MIOR_OPT_NO_RX) != 0);
   if (rc < 0) {
     free(r->txr);
     free(r->done);
