@@ -281,6 +281,8 @@ typedef struct tt_rx {
   uint32_t count;          /* sequence numbers 0..count-1 expected */
   uint8_t *seen;           /* count flags */
   uint32_t got, dups, bad, foreign, out_of_range;
+  uint32_t reordered;      /* packets that arrived after one with a higher sequence number */
+  uint32_t last_seq;       /* sequence number of the last new packet (valid once got > 0) */
   uint64_t bytes;          /* bytes of the received packets we counted (pkt->len) */
   int (*unwrap)(struct tt_rx *r, const mior_pkt *pkt, const uint8_t **pl, uint32_t *plen);
   void *uctx;
@@ -355,6 +357,8 @@ static inline int tt_consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
     r->dups++;
     return MIOR_DONE;
   }
+  if (r->got > 0 && seq < r->last_seq) r->reordered++;
+  r->last_seq = seq;
   r->seen[seq] = 1;
   r->got++;
   r->bytes += pkt->len;

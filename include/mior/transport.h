@@ -62,6 +62,9 @@ MIOR_API int mior_backend_supported(mior_backend b);
                                                 datagrams as one UDP GSO send (UDP_SEGMENT): several
                                                 times the packet rate, but an unpaced sender can
                                                 then bury a receiver; see docs/TUNING.md */
+#define MIOR_OPT_NO_TX_RING 0x100u           /* uring packet: send one SEND per frame instead of
+                                                through an AF_PACKET TX ring (PACKET_TX_RING);
+                                                see docs/TUNING.md */
 
 typedef struct mior_options {
   size_t sz;             /* sizeof(mior_options); set by mior_options_init */
@@ -168,6 +171,10 @@ MIOR_API mior_backend mior_port_backend(const mior_port *port);
                                           has no WRITE); receives stay on the ring */
 #define MIOR_FEAT_UDP_GSO 0x400u       /* uring: runs of equal-size sends to the connected peer go
                                           out as one UDP GSO send (cleared if the kernel refuses) */
+#define MIOR_FEAT_TX_RING 0x800u       /* uring packet: sends are copied into an AF_PACKET TX ring
+                                          and sent by one kick per batch (absent: one SEND per
+                                          frame, by MIOR_OPT_NO_TX_RING or because the kernel or
+                                          the link would not have a ring) */
 
 /* Write the names of the features set in `features`, comma separated. */
 MIOR_API int mior_features_format(uint32_t features, char *buf, size_t len);
@@ -182,7 +189,8 @@ typedef struct mior_port_stats {
   uint64_t rx_errors;                /* failed receive completions (other than the above) */
   uint64_t rx_rearm;                 /* multishot receives re-armed */
   uint64_t rx_kept;                  /* packets the receiver kept */
-  uint64_t tx_errors;                /* failed sends (slot returned) */
+  uint64_t tx_errors;                /* failed sends (slot returned); with a TX ring
+                                        (MIOR_FEAT_TX_RING) also failed kicks of the ring */
   uint64_t tx_short;                 /* sends that wrote fewer bytes than asked */
   uint64_t tx_backpressure;          /* mior_tx_acquire calls that returned -EAGAIN */
   uint64_t conn_refused;             /* ICMP port unreachable reported on the socket */

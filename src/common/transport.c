@@ -68,7 +68,7 @@ int mior_backend_supported(mior_backend b) {
 static const char *const feature_names[] = {
     "registered-buffers", "registered-file", "multishot-rx", "single-issuer", "defer-taskrun",
     "coop-taskrun",       "sqpoll",          "mmsg-batch",   "fallback",      "winsock-tx",
-    "udp-gso",
+    "udp-gso",            "tx-ring",
 };
 
 int mior_features_format(uint32_t features, char *buf, size_t len) {
@@ -130,7 +130,7 @@ static int options_resolve(mior_options *o, const mior_options *user, const mior
                       o->rx_depth, o->buf_count);
   const uint32_t known = MIOR_OPT_NO_REGISTERED_BUFFERS | MIOR_OPT_NO_MULTISHOT | MIOR_OPT_SQPOLL |
                          MIOR_OPT_HUGEPAGES | MIOR_OPT_MLOCK | MIOR_OPT_NO_RX | MIOR_OPT_NO_DEFER_TASKRUN |
-                         MIOR_OPT_UDP_GSO;
+                         MIOR_OPT_UDP_GSO | MIOR_OPT_NO_TX_RING;
   if (o->flags & ~known) return mior__fail(-EINVAL, "unknown option flags 0x%x", o->flags & ~known);
   if (o->sndbuf < 0 || o->rcvbuf < 0) return mior__fail(-EINVAL, "negative socket buffer size");
   if (o->busy_poll_us > 1000000 || o->coalesce_us > 1000000)

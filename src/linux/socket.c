@@ -156,17 +156,21 @@ static int open_packet(mior__sock *s, const mior__ring_cfg *cfg) {
   /* Protocol 0 first: the socket receives nothing until bound to its one interface. */
   s->fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
   if (s->fd < 0) return fail_errno(-1, errno, "socket(AF_PACKET)", "packet:// endpoint");
+  /* A transmit-only port stays at protocol 0: bound to the interface for sending, but never a tap
+   * on it, so the kernel neither queues the link's traffic to it nor offers it each outgoing frame
+   * (dev_queue_xmit_nit), and it takes no part in fanout. */
+  int rx = !(cfg->opts->flags & MIOR_OPT_NO_RX);
   int one = 1;
   /* Without this a port that sends and receives sees each of its own frames come back. */
-  setsockopt(s->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+  if (rx) setsockopt(s->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
   set_bufs(s->fd, cfg->opts);
   struct sockaddr_ll sll;
   memset(&sll, 0, sizeof sll);
   sll.sll_family = AF_PACKET;
-  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_protocol = rx ? htons(ETH_P_ALL) : 0;
   sll.sll_ifindex = (int)ifindex;
   if (bind(s->fd, (struct sockaddr *)&sll, sizeof sll) < 0) return fail_errno(s->fd, errno, "bind", ep->ifname);
-  if (cfg->queues > 1) {
+  if (rx && cfg->queues > 1) {
     int arg = (cfg->group_id & 0xffff) | (PACKET_FANOUT_HASH << 16);
     if (setsockopt(s->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0)
       return fail_errno(s->fd, errno, "setsockopt(PACKET_FANOUT)", "needed for queues > 1");

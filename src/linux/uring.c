@@ -7,7 +7,11 @@
  * connected UDP socket a run of sends of one length (the last may be shorter) becomes a single
  * SENDMSG with an iovec per slot and a UDP_SEGMENT control message (UDP GSO, Linux 4.18): the
  * kernel builds one large skb and cuts it into datagrams as late as it can, which saves the
- * per-datagram route, IP and device work on the way out.  Anything else is one SQE per packet.
+ * per-datagram route, IP and device work on the way out.  A packet port sends through an AF_PACKET
+ * TX ring (packet_ring.h) where the kernel allows one: submit copies each queued frame into the
+ * ring, hands its slot back at once (the completion record is made right there), and one SEND with
+ * no buffer on the socket, a "kick", makes the kernel send every frame marked since.  Anything
+ * else is one SQE per packet.
  *
  * Setup tries the newest flags first and falls back on -EINVAL, as liburing's own tests do:
  * SINGLE_ISSUER|DEFER_TASKRUN (6.1), then COOP_TASKRUN (5.19), then plain.  The ring is created
@@ -27,10 +31,11 @@
 
 #include "common/internal.h"
 #include "common/os.h"
+#include "linux/packet_ring.h"
 #include "linux/socket.h"
 
 /* user_data: op in the top byte, requested length (sends) in the next 24 bits, slot below. */
-enum { UD_RX = 1, UD_TX = 2, UD_MULTISHOT = 3, UD_CANCEL = 4, UD_GSO = 5 };
+enum { UD_RX = 1, UD_TX = 2, UD_MULTISHOT = 3, UD_CANCEL = 4, UD_GSO = 5, UD_KICK = 6, UD_RING_WAIT = 7 };
 #define UD(op, len, slot) (((uint64_t)(op) << 56) | ((uint64_t)(len) << 32) | (uint64_t)(slot))
 #define UD_OP(ud) ((unsigned)((ud) >> 56))
 #define UD_LEN(ud) ((uint32_t)(((ud) >> 32) & 0xffffffu))
@@ -50,6 +55,9 @@ enum { UD_RX = 1, UD_TX = 2, UD_MULTISHOT = 3, UD_CANCEL = 4, UD_GSO = 5 };
 /* GSO sends in flight at once; when all are busy, runs go out as single sends. */
 #define GSO_RECORDS 128
 #define REG_CHUNK_SHIFT 30 /* registered buffers are at most 1 GiB each */
+/* TX ring full and nothing else in flight that would complete: look again after this long.  The
+ * kernel frees ring frames as the device sends them, which no completion reports. */
+#define RING_WAIT_NS 50000
 
 /* Per-slot message headers for sends with an address and posted receives that need the sender's
  * address.  They must stay put until the operation completes. */
@@ -66,6 +74,14 @@ struct tx_pend {
   uint32_t len;    /* bit 31: the send has a destination (its msghdr is in meta[slot]) */
 };
 #define PEND_DST 0x80000000u
+
+/* A send already done as far as the port is concerned (its frame was copied into the TX ring),
+ * waiting to be handed out by reap. */
+struct tx_done {
+  uint32_t slot;
+  int32_t res;     /* bytes, or a negative errno for a frame refused before the ring */
+  uint32_t len;    /* bytes asked */
+};
 
 /* One GSO send: the kernel reads msg, iov and cmsg until the operation completes. */
 struct gso_rec {
@@ -118,6 +134,17 @@ struct mior__ring {
   uint32_t br_mask;
   uint32_t br_count;      /* buffers in the ring, not yet consumed */
   struct msghdr ms_msg;   /* template for multishot recvmsg: name length only */
+  /* packet ports: the AF_PACKET TX ring, or NULL for one SEND per frame */
+  mior__txring *txr;
+  struct tx_done *done;   /* completion records of frames copied into the ring, FIFO */
+  uint32_t done_mask;     /* capacity - 1 (a power of two >= buf_count: a slot is in it once) */
+  uint32_t done_head;
+  uint32_t ndone;
+  int kick_inflight;      /* a kick is submitted and its completion not yet handled */
+  int kick_needed;        /* frames were marked SEND_REQUEST that no kick issued since covers */
+  uint32_t kick_skip;     /* kick completions handled early by kick_scan, for reap to pass over */
+  int ring_wait;          /* the retry timer for a full ring is armed */
+  struct __kernel_timespec ring_wait_ts;
 };
 
 static int kernel_at_least(int major, int minor) {
@@ -232,6 +259,11 @@ static void uring_close(struct mior__ring *r) {
   if (!r) return;
   io_uring_queue_exit(&r->ring);
   if (r->br) munmap(r->br, r->br_len);
+  if (r->txr) {
+    mior__txring_close(r->txr);
+    free(r->txr);
+  }
+  free(r->done);
   if (r->sock.fd >= 0) close(r->sock.fd);
   free(r->meta);
   free(r->pend);
@@ -266,6 +298,35 @@ static void setup_gso(struct mior__ring *r, const mior_options *o, uint32_t *fea
   r->gso_nfree = GSO_RECORDS;
   r->gso = 1;
   *features |= MIOR_FEAT_UDP_GSO;
+}
+
+/* Packet ports send through a TX ring unless MIOR_OPT_NO_TX_RING.  Where the kernel or the link
+ * will not have one, per-frame sends remain (MIOR_FEAT_TX_RING says which).  Returns 0, or a
+ * negative errno only if the socket is left unable to send. */
+static int setup_txring(struct mior__ring *r, const mior__ring_cfg *cfg, uint32_t *features) {
+  const mior_options *o = cfg->opts;
+  if (r->sock.kind != MIOR__KIND_PACKET || (o->flags & MIOR_OPT_NO_TX_RING)) return 0;
+  uint32_t cap = 1;
+  while (cap < r->region.buf_count) cap <<= 1;
+  r->txr = calloc(1, sizeof *r->txr);
+  r->done = malloc((size_t)cap * sizeof *r->done);
+  int rc = -ENOMEM;
+  /* A port that never receives can have linear frames (packet_ring.h).  tpacket_snd reads their
+   * virtio_net_hdr since Linux 4.15, long before io_uring could send on a packet socket. */
+  if (r->txr && r->done)
+    rc = mior__txring_open(r->txr, r->sock.fd, cfg->ep->ifname, r->region.buf_size, o->batch,
+                           (o->flags & MIOR_OPT_NO_RX) != 0);
+  if (rc < 0) {
+    free(r->txr);
+    free(r->done);
+    r->txr = NULL;
+    r->done = NULL;
+    return rc == -EIO ? rc : 0;
+  }
+  r->done_mask = cap - 1;
+  r->ring_wait_ts.tv_nsec = RING_WAIT_NS;
+  *features |= MIOR_FEAT_TX_RING;
+  return 0;
 }
 
 static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
@@ -313,6 +374,11 @@ static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32
   r->rx_allow_max = o->batch < o->rx_depth ? o->batch : o->rx_depth;
   r->rx_allow = r->rx_allow_max; /* start ready for load; a quiet socket brings it down at once */
   setup_gso(r, o, features);
+  rc = setup_txring(r, cfg, features);
+  if (rc < 0) {
+    uring_close(r);
+    return rc;
+  }
   /* Multishot recv and recvmsg arrived in 6.0; provided-buffer rings in 5.19. */
   if (!(o->flags & (MIOR_OPT_NO_MULTISHOT | MIOR_OPT_NO_RX)) && kernel_at_least(6, 0) &&
       setup_buf_ring(r, o->rx_depth) == 0) {
@@ -410,7 +476,7 @@ static int uring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uin
   /* The pending array holds one entry per slot, and a slot is queued at most once at a time, so
    * it cannot overflow; the check keeps the contract's -EAGAIN should that ever change. */
   if (MIOR_UNLIKELY(r->npend >= r->region.buf_count)) return -EAGAIN;
-  if (dst) {
+  if (dst && !r->txr) {
     struct slot_meta *m = &r->meta[slot];
     m->iov.iov_base = mior_pool_region_slot(&r->region, slot) + off;
     m->iov.iov_len = len;
@@ -528,6 +594,126 @@ static void gso_requeue(struct mior__ring *r, const struct gso_rec *g, uint32_t 
   r->npend += n;
 }
 
+/* --- packet ports: the TX ring ------------------------------------------------------------- */
+
+static inline void done_push(struct mior__ring *r, uint32_t slot, int32_t res, uint32_t len) {
+  struct tx_done *d = &r->done[(r->done_head + r->ndone) & r->done_mask];
+  d->slot = slot;
+  d->res = res;
+  d->len = len;
+  r->ndone++;
+}
+
+/* Copy the pending sends into the ring, in order, and record their completions: the slots are free
+ * again as soon as their bytes are in the ring.  Stops at the first frame the kernel still owns
+ * (the ring is full); the rest stay pending, which the port sees as sends in flight (backpressure),
+ * not as loss. */
+static void ring_prepare(struct mior__ring *r) {
+  mior__txring *t = r->txr;
+  uint32_t i, placed = 0;
+  for (i = 0; i < r->npend; i++) {
+    const struct tx_pend *e = &r->pend[i];
+    uint32_t len = e->len & ~PEND_DST;
+    const uint8_t *data = mior_pool_region_slot(&r->region, e->slot) + e->off;
+    /* A frame carries its own addresses; a destination is refused as the kernel refuses an
+     * address that is not a sockaddr_ll.  The checks are those the kernel would make in the ring,
+     * where a refused frame would vanish without a word (PACKET_LOSS). */
+    int32_t res = MIOR_UNLIKELY(e->len & PEND_DST) ? -EINVAL : mior__txring_check(t, data, len);
+    if (MIOR_LIKELY(res == 0)) {
+      if (!mior__txring_put(t, data, len)) break;
+      res = (int32_t)len;
+      placed++;
+    }
+    done_push(r, e->slot, res, len);
+  }
+  if (MIOR_UNLIKELY(i < r->npend)) memmove(r->pend, r->pend + i, (size_t)(r->npend - i) * sizeof *r->pend);
+  r->npend -= i;
+  if (placed) r->kick_needed = 1;
+}
+
+/* Queue a kick: a SEND with no buffer, for which packet_sendmsg runs tpacket_snd over every frame
+ * marked SEND_REQUEST.  Without MSG_DONTWAIT, so that a kick finding the socket's send buffer full
+ * waits inside io_uring (poll) for room instead of failing with -EAGAIN. */
+static void ring_kick(struct mior__ring *r) {
+  struct io_uring_sqe *sqe = get_tx_sqe(r);
+  if (MIOR_UNLIKELY(!sqe)) return; /* still needed: the next submit tries again */
+  io_uring_prep_send(sqe, r->file, NULL, 0, 0);
+  sqe->flags |= r->sqe_flags;
+  io_uring_sqe_set_data64(sqe, UD(UD_KICK, 0, 0));
+  r->kick_inflight = 1;
+  r->kick_needed = 0;
+}
+
+/* A kick completed with res (bytes sent, or a negative errno).  Counts a failure and decides what
+ * the frames it left behind need.  Returns 1 when the next kick should go at once (from reap), 0
+ * when it can wait for the next submit or for new frames. */
+static int kick_done(struct mior__ring *r, int32_t res) {
+  r->kick_inflight = 0;
+  /* -EAGAIN and -EINTR mean "try again"; io_uring normally absorbs them itself. */
+  if (res < 0 && res != -EAGAIN && res != -EINTR && !(res == -ECANCELED && r->canceling)) r->stats->tx_errors++;
+  if (!r->kick_needed && mior__txring_unsent(r->txr)) {
+    /* The kick stopped short of the last frame: the send buffer filled (it then returns what it
+     * sent) or the device's queue did (-ENOBUFS, the frame stays marked).  Kick again.  After any
+     * other error (the link went down) the frames wait for the next frame queued, so that a dead
+     * link is not retried in a loop. */
+    if (res >= 0 || res == -EAGAIN || res == -EINTR || res == -ENOBUFS || res == -ECANCELED)
+      r->kick_needed = 1;
+  }
+  /* -ENOBUFS comes back at once while the device queue is full: retry at the next submit, not in a
+   * loop here. */
+  return r->kick_needed && res != -ENOBUFS;
+}
+
+/* A kick on an AF_PACKET socket normally completes inline, during the submit that issued it, but
+ * its completion then waits in the CQ until the port reaps.  Frames marked meanwhile would wait for
+ * that reap too: find the completion now, handle it, and let reap pass over it.  Kicks are issued
+ * one at a time, so kick completions sit in the CQ in issue order, and those already handled come
+ * first. */
+static void kick_scan(struct mior__ring *r) {
+  struct io_uring_cqe *cqe;
+  unsigned head;
+  uint32_t seen = 0;
+  io_uring_for_each_cqe(&r->ring, head, cqe) {
+    if (UD_OP(cqe->user_data) != UD_KICK || seen++ < r->kick_skip) continue;
+    r->kick_skip++;
+    kick_done(r, cqe->res);
+    return;
+  }
+}
+
+/* Ring full, and no kick in flight whose completion would bring the port back: arm a short timer
+ * so that a waiting poll wakes up to look again. */
+static void arm_ring_wait(struct mior__ring *r) {
+  struct io_uring_sqe *sqe = get_sqe(r);
+  if (!sqe) return;
+  io_uring_prep_timeout(sqe, &r->ring_wait_ts, 0, 0);
+  io_uring_sqe_set_data64(sqe, UD(UD_RING_WAIT, 0, 0));
+  r->ring_wait = 1;
+}
+
+/* Move pending sends into the ring and kick it as needed (at most one kick in flight). */
+static void ring_submit(struct mior__ring *r) {
+  if (r->npend) ring_prepare(r);
+  if (r->kick_needed && r->kick_inflight) kick_scan(r);
+  if (r->kick_needed && !r->kick_inflight) ring_kick(r);
+  if (MIOR_UNLIKELY(r->npend && !r->kick_inflight && !r->ring_wait)) arm_ring_wait(r);
+}
+
+static uint32_t done_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
+  uint32_t n = r->ndone < max ? r->ndone : max;
+  for (uint32_t i = 0; i < n; i++) {
+    const struct tx_done *d = &r->done[(r->done_head + i) & r->done_mask];
+    mior__cqe *c = &out[i];
+    c->op = MIOR__OP_TX;
+    c->slot = d->slot;
+    c->res = d->res;
+    c->off = d->len;
+  }
+  r->done_head = (r->done_head + n) & r->done_mask;
+  r->ndone -= n;
+  return n;
+}
+
 static void arm_multishot(struct mior__ring *r) {
   struct io_uring_sqe *sqe = get_sqe(r);
   if (!sqe) return;
@@ -540,14 +726,16 @@ static void arm_multishot(struct mior__ring *r) {
 }
 
 static int uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
-  if (r->npend) tx_prepare(r);
+  if (r->txr) ring_submit(r);
+  else if (r->npend) tx_prepare(r);
   if (r->multishot && !r->ms_armed && r->br_count > 0 && !r->canceling && !r->ms_broken) arm_multishot(r);
   if (MIOR_UNLIKELY(r->ms_broken == 1)) {
     r->ms_broken = 2;
     return mior__fail(-EOPNOTSUPP, "the kernel rejected multishot receive; open with MIOR_OPT_NO_MULTISHOT");
   }
   int ret = 0;
-  if (wait && io_uring_cq_ready(&r->ring) == 0) {
+  /* Completion records of frames copied into the TX ring are ready without the kernel. */
+  if (wait && io_uring_cq_ready(&r->ring) == 0 && r->ndone == 0) {
     struct io_uring_cqe *cqe;
     struct __kernel_timespec ts;
     ts.tv_sec = timeout_us / 1000000;
@@ -629,6 +817,8 @@ static uint32_t uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
   struct io_uring_cqe *cqe;
   unsigned head, seen = 0;
   uint32_t n = 0, nrx = 0;
+  int rekick = 0;
+  if (r->ndone) n = done_reap(r, out, max);
   io_uring_for_each_cqe(&r->ring, head, cqe) {
     if (n == max) break;
     uint64_t ud = cqe->user_data;
@@ -712,6 +902,13 @@ static uint32_t uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
       n++;
       break;
     }
+    case UD_KICK:
+      if (r->kick_skip) r->kick_skip--; /* handled by kick_scan already */
+      else rekick |= kick_done(r, cqe->res);
+      break;
+    case UD_RING_WAIT:
+      r->ring_wait = 0;
+      break;
     default: /* cancel requests and anything else carry no slot */
       break;
     }
@@ -721,17 +918,28 @@ static uint32_t uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
     else r->rx_allow = nrx;
   }
   io_uring_cq_advance(&r->ring, seen);
+  /* Frames marked while the kick was in flight, or left behind by it: kick again now, not at the
+   * port's next submit, which may be long in coming if the port only sends now and then. */
+  if (rekick && r->kick_needed && !r->kick_inflight) {
+    ring_kick(r);
+    if (r->kick_inflight) {
+      io_uring_submit(&r->ring);
+      r->stats->submits++;
+    }
+  }
   return n;
 }
 
 static uint32_t uring_outstanding(struct mior__ring *r) {
-  return r->posted + r->tx_inflight + r->npend + (r->ms_armed ? 1u : 0u);
+  return r->posted + r->tx_inflight + r->npend + r->ndone + (r->ms_armed ? 1u : 0u) +
+         (r->kick_inflight ? 1u : 0u) + (r->ring_wait ? 1u : 0u);
 }
 
 static int uring_cancel(struct mior__ring *r) {
   if (!r->enabled) return 0;
   /* Queued sends go out first: the contract returns every slot through a completion. */
-  if (r->npend) tx_prepare(r);
+  if (r->txr) ring_submit(r);
+  else if (r->npend) tx_prepare(r);
   r->canceling = 1;
   struct io_uring_sqe *sqe = get_sqe(r);
   if (!sqe) {

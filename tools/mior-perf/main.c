@@ -44,10 +44,12 @@ static void usage(FILE *f) {
           "  --batch N       packets per submit and per receive batch (mior_options.batch)\n"
           "  --busy-poll US  spin this long before blocking (mior_options.busy_poll_us)\n"
           "  --opt LIST      transport options for both ends, comma-separated: no-multishot,\n"
-          "                  no-registered-buffers, no-defer-taskrun, sqpoll, hugepages, mlock\n"
-          "                  (MIOR_OPT_*; the uring ones are ignored by sockets)\n"
+          "                  no-registered-buffers, no-defer-taskrun, no-tx-ring (packet: one\n"
+          "                  SEND per frame instead of the AF_PACKET TX ring), sqpoll,\n"
+          "                  hugepages, mlock (MIOR_OPT_*; the uring ones are ignored by sockets)\n"
           "  --gso           udp: the sender sends runs of equal-size datagrams as one UDP GSO\n"
           "                  send (MIOR_OPT_UDP_GSO; io_uring only)\n"
+
           "  --queues N      throughput: receiver queues and sender flows, default 1\n"
           "  --json          one JSON object per backend run on stdout, no table or progress\n"
           "  -h, --help      this text\n"
@@ -74,6 +76,7 @@ static const struct {
     {"hugepages", MIOR_OPT_HUGEPAGES},
     {"mlock", MIOR_OPT_MLOCK},
     {"no-defer-taskrun", MIOR_OPT_NO_DEFER_TASKRUN},
+    {"no-tx-ring", MIOR_OPT_NO_TX_RING},
 };
 
 static int parse_opt_flags(const char *s, uint32_t *flags) {
