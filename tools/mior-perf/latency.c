@@ -95,6 +95,8 @@ static void *srv_main(void *arg) {
   if (run->cfg->kind == PERF_KIND_IP) opts.peer = run->env->ip_tx;
   if (run->connected) opts.peer = run->peer_of_rx; /* IoRing: see perf_run.connected */
   mior_receiver recv = {srv_consume, srv_flush, s};
+  mior_pcap_tap tap;
+  perf_receiver_tap(run, &tap, &recv);
   rc = mior_transport_open(&t, ep, &opts, &recv);
   if (rc < 0) {
     perf_error_set(&s->err, rc, "opening the echo server");
@@ -156,6 +158,8 @@ static void *cli_main(void *arg) {
   if (cfg->kind == PERF_KIND_UDP) opts.peer = c->peer;
   if (cfg->kind == PERF_KIND_IP) opts.peer = env->ip_rx;
   mior_receiver recv = {cli_consume, NULL, c};
+  mior_pcap_tap tap;
+  perf_receiver_tap(run, &tap, &recv);
   rc = mior_transport_open(&t, ep, &opts, &recv);
   if (rc < 0) {
     perf_error_set(&c->err, rc, "opening the ping client");

@@ -50,6 +50,9 @@ static void usage(FILE *f) {
           "  --gso           udp: the sender sends runs of equal-size datagrams as one UDP GSO\n"
           "                  send (MIOR_OPT_UDP_GSO; io_uring only)\n"
 
+          "  --pcap FILE     record every packet the receiving end gets (both ends in latency\n"
+          "                  mode) into FILE, pcap format; with --backend all, FILE-BACKEND.pcap\n"
+          "                  per backend.  Slows the receiver: for looking, not for measuring\n"
           "  --queues N      throughput: receiver queues and sender flows, default 1\n"
           "  --json          one JSON object per backend run on stdout, no table or progress\n"
           "  -h, --help      this text\n"
@@ -113,7 +116,7 @@ static int parse_secs(const char *s, double lo, double hi, double *out) {
 }
 
 enum { OPT_HELP = 1, OPT_BACKEND, OPT_KIND, OPT_NETNS, OPT_RPS, OPT_SIZE, OPT_SECONDS, OPT_WARMUP,
-       OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON, OPT_GSO, OPT_OPT };
+       OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON, OPT_GSO, OPT_OPT, OPT_PCAP };
 
 typedef struct perf_option {
   const char *name;
@@ -126,7 +129,8 @@ static const perf_option options[] = {
     {"rps", 0, OPT_RPS},         {"size", 1, OPT_SIZE},     {"seconds", 1, OPT_SECONDS},
     {"warmup", 1, OPT_WARMUP},   {"rate", 1, OPT_RATE},     {"batch", 1, OPT_BATCH},
     {"busy-poll", 1, OPT_BUSY},  {"queues", 1, OPT_QUEUES}, {"json", 0, OPT_JSON},
-    {"gso", 0, OPT_GSO},         {"opt", 1, OPT_OPT},       {"help", 0, OPT_HELP},
+    {"gso", 0, OPT_GSO},         {"opt", 1, OPT_OPT},       {"pcap", 1, OPT_PCAP},
+    {"help", 0, OPT_HELP},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -245,6 +249,10 @@ static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
       case OPT_OPT:
         if (parse_opt_flags(val, &cfg->opt_flags) < 0) return bad("bad --opt '%s' (see --help)", val);
         break;
+      case OPT_PCAP:
+        if (!val[0]) return bad("%s", "--pcap needs a file name");
+        cfg->pcap_path = val;
+        break;
       default: break;
     }
   }
@@ -273,6 +281,30 @@ static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
   return -1;
 }
 
+/* --pcap FILE: one file per backend run.  With several backends (--backend all) the backend's
+ * name goes before the extension: out.pcap -> out-uring.pcap, out-sockets.pcap. */
+static void pcap_name(const perf_config *cfg, mior_backend b, char *buf, size_t len) {
+  const char *path = cfg->pcap_path;
+  if (cfg->nbackends < 2) {
+    snprintf(buf, len, "%s", path);
+    return;
+  }
+  const char *slash = strrchr(path, '/');
+#ifdef _WIN32
+  const char *bslash = strrchr(path, '\\');
+  if (bslash && (!slash || bslash > slash)) slash = bslash;
+#endif
+  const char *dot = strrchr(path, '.');
+  if (!dot || (slash && dot < slash)) dot = path + strlen(path);
+  snprintf(buf, len, "%.*s-%s%s", (int)(dot - path), path, mior_backend_name(b), dot);
+}
+
+static uint32_t pcap_linktype(perf_kind k) {
+  if (k == PERF_KIND_PACKET) return MIOR_PCAP_LINKTYPE_ETHERNET;
+  if (k == PERF_KIND_IP) return MIOR_PCAP_LINKTYPE_RAW;
+  return MIOR_PCAP_LINKTYPE_USER0; /* udp: payloads only */
+}
+
 static int run_backend(const perf_config *cfg, const perf_env *env, mior_backend b, perf_result *res) {
   perf_run run;
   memset(&run, 0, sizeof run);
@@ -299,8 +331,26 @@ static int run_backend(const perf_config *cfg, const perf_env *env, mior_backend
     rc = perf_pick_udp_ports(env, &run.port_tx, &run.port_rx, &err);
     snprintf(run.peer_of_rx, sizeof run.peer_of_rx, "%s:%u", env->ip_tx, (unsigned)run.port_tx);
   }
+  char pcap_path[1024] = "";
+  if (rc >= 0 && cfg->pcap_path) {
+    pcap_name(cfg, b, pcap_path, sizeof pcap_path);
+    rc = mior_pcap_open(&run.pcap, pcap_path, pcap_linktype(cfg->kind), 0);
+    if (rc < 0) snprintf(err.what, sizeof err.what, "--pcap %s: %s", pcap_path, mior_strerror(rc));
+  }
   if (rc >= 0)
     rc = cfg->mode == PERF_MODE_LATENCY ? perf_latency(&run, res, &err) : perf_throughput(&run, res, &err);
+  if (run.pcap) {
+    uint64_t n = mior_pcap_count(run.pcap);
+    int crc = mior_pcap_close(run.pcap);
+    if (crc < 0 && rc >= 0) {
+      rc = crc;
+      snprintf(err.what, sizeof err.what, "--pcap %s: %s", pcap_path, mior_strerror(crc));
+    }
+    if (rc >= 0) {
+      res->pcap_packets = n;
+      if (!cfg->json) fprintf(stderr, "mior-perf: %llu packets recorded in %s\n", (unsigned long long)n, pcap_path);
+    }
+  }
   if (rc < 0) {
     fprintf(stderr, "mior-perf: %s %s over %s: %s\n", mior_backend_name(b), perf_mode_name(cfg->mode),
             perf_kind_name(cfg->kind), err.what);

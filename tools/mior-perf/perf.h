@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <mior/mior.h>
+#include <mior/pcap.h>
 
 #include "hist.h"
 #include "os.h"
@@ -57,6 +58,7 @@ typedef struct perf_config {
   int json;
   int gso;               /* MIOR_OPT_UDP_GSO on the sender */
   uint32_t opt_flags;    /* --opt: MIOR_OPT_* flags for both ends */
+  const char *pcap_path; /* --pcap: record what the receiving ends get, or NULL */
   int progress;          /* live line on a terminal (not with --json) */
 } perf_config;
 
@@ -83,6 +85,7 @@ typedef struct perf_run {
   int connected;
   uint16_t port_tx, port_rx;
   char peer_of_rx[64];     /* the receiver's / server's peer: the sender's address */
+  mior_pcap *pcap;         /* --pcap: the capture of this backend's run, or NULL */
 } perf_run;
 
 /* Results of one backend run, as printed and written to JSON. */
@@ -100,6 +103,7 @@ typedef struct perf_result {
   /* CPU seconds of the sending (client) and receiving (server) threads, whole run (set-up,
    * warm-up and close included, like the baselines' getrusage(RUSAGE_THREAD)) */
   double cpu_tx_s, cpu_rx_s;
+  uint64_t pcap_packets;   /* --pcap: packets recorded */
   /* latency */
   uint64_t samples;
   double mean_us, min_us, p50_us, p90_us, p99_us, p999_us, max_us;
@@ -115,6 +119,10 @@ typedef struct perf_error {
 } perf_error;
 
 void perf_error_set(perf_error *e, int err, const char *what);
+
+/* With --pcap, replace *recv by a receiver that records each packet into run->pcap first; tap is
+ * the wrapper's storage and must outlive the transport.  Without --pcap, nothing changes. */
+void perf_receiver_tap(const perf_run *run, mior_pcap_tap *tap, mior_receiver *recv);
 
 /* A one-way latch between the main thread and a worker ("ready", "go", "done"). */
 typedef struct perf_latch {

@@ -170,6 +170,7 @@ void perf_report_json(const perf_config *cfg, const perf_result *r) {
            (unsigned long long)r->samples, r->min_us, r->mean_us, r->p50_us, r->p90_us, r->p99_us,
            r->p999_us, r->max_us);
   printf(",\"cpu_tx_s\":%.4f,\"cpu_rx_s\":%.4f", r->cpu_tx_s, r->cpu_rx_s);
+  if (cfg->pcap_path) printf(",\"pcap_packets\":%llu", (unsigned long long)r->pcap_packets);
   printf(",\"batch\":%u,\"busy_poll_us\":%u,\"queues\":%u,\"rate\":%llu", cfg->batch,
          cfg->busy_poll_us, cfg->queues, (unsigned long long)cfg->rate);
   json_port(r->mode == PERF_MODE_LATENCY ? "srv" : "rx", &r->rx_stats);

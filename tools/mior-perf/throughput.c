@@ -120,6 +120,8 @@ static void *rx_main(void *arg) {
   opts.queues = cfg->kind == PERF_KIND_IP ? 1 : cfg->queues;
   if (run->connected) opts.peer = run->peer_of_rx; /* IoRing: see perf_run.connected */
   mior_receiver recv = {rx_consume, rx_flush, rx};
+  mior_pcap_tap tap;
+  perf_receiver_tap(run, &tap, &recv);
   rc = mior_transport_open(&t, ep, &opts, &recv);
   if (rc < 0) {
     perf_error_set(&rx->err, rc, "opening the receiver");

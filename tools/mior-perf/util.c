@@ -18,6 +18,11 @@ void perf_error_set(perf_error *e, int err, const char *what) {
     snprintf(e->what, sizeof e->what, "%s: %s", what, mior_strerror(e->err));
 }
 
+void perf_receiver_tap(const perf_run *run, mior_pcap_tap *tap, mior_receiver *recv) {
+  mior_receiver inner = *recv;
+  if (run->pcap) mior_pcap_wrap_receiver(tap, run->pcap, &inner, recv);
+}
+
 void perf_latch_set(perf_latch *l) {
   atomic_store_explicit(&l->set, 1, memory_order_release);
 }
