@@ -33,8 +33,13 @@ else
 fi
 # The shared consumer must really use the installed libmior.so, not a copy from a build tree.
 if command -v ldd >/dev/null; then
-  ldd "$work/cmake/consumer_shared" | grep -q "$libdir/libmior.so" \
-    || { echo "consumer_shared does not load $libdir/libmior.so:"; ldd "$work/cmake/consumer_shared"; exit 1; }
+  # ldd's output is taken whole first: "ldd | grep -q" under pipefail fails at random when grep
+  # exits at the first match and ldd dies of SIGPIPE (seen once in CI).
+  deps="$(ldd "$work/cmake/consumer_shared")"
+  case "$deps" in
+    *"$libdir/libmior.so"*) ;;
+    *) echo "consumer_shared does not load $libdir/libmior.so:"; echo "$deps"; exit 1 ;;
+  esac
 fi
 
 echo "== consumer: pkg-config from $libdir/pkgconfig"
