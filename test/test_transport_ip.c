@@ -13,6 +13,7 @@
 
 static netns_pair pair;
 static uint8_t ip_a[4], ip_b[4];
+static char ep_a[64], ep_b[64]; /* ip://<address a>/udp, ip://<address b>/udp */
 /* Our own packets carry a full UDP checksum; the kernel's, over a veth, only a partial one. */
 static int verify_udp_csum;
 
@@ -50,16 +51,10 @@ static void body_ip_to_ip(mior_backend b) {
   r.uctx = &want_sport;
   r.want_unspec_src = 1;
   verify_udp_csum = 1;
-  char ep_a[64], ep_b[64];
-  snprintf(ep_a, sizeof ep_a, "ip://%s/udp", pair.ip_a);
-  snprintf(ep_b, sizeof ep_b, "ip://%s/udp", pair.ip_b);
-  mior_options o = tt_opts(b);
-  mior_receiver recv = tt_receiver(&r);
-  mior_transport *rx = NULL, *tx = NULL;
-  REQUIRE_OK(tt_open_in(pair.fd_b, &rx, ep_b, &o, &recv));
-  mior_options ot = tt_opts(b);
+  mior_options o = tt_opts(b), ot = tt_opts(b);
   ot.flags |= MIOR_OPT_NO_RX;
-  REQUIRE_OK(tt_open_in(pair.fd_a, &tx, ep_a, &ot, NULL));
+  mior_transport *rx = NULL, *tx = NULL;
+  tt_open_a_to_b(&pair, ep_a, &ot, &tx, ep_b, &o, &r, &rx);
   CHECK_EQ(mior_port_backend(mior_transport_port(rx, 0)), b);
 
   mior_port *rxp = mior_transport_port(rx, 0), *txp = mior_transport_port(tx, 0);
@@ -95,8 +90,6 @@ static void body_kernel_to_ip(mior_backend b) {
   r.uctx = &want_sport;
   r.want_unspec_src = 1;
   verify_udp_csum = 0;
-  char ep_b[64];
-  snprintf(ep_b, sizeof ep_b, "ip://%s/udp", pair.ip_b);
   mior_options o = tt_opts(b);
   mior_receiver recv = tt_receiver(&r);
   mior_transport *rx = NULL;
@@ -134,6 +127,8 @@ static void body_kernel_to_ip(mior_backend b) {
 int main(void) {
   tt_watchdog(110);
   tt_pair_create(&pair, "tip", 211);
+  snprintf(ep_a, sizeof ep_a, "ip://%s/udp", pair.ip_a);
+  snprintf(ep_b, sizeof ep_b, "ip://%s/udp", pair.ip_b);
   REQUIRE(inet_pton(AF_INET, pair.ip_a, ip_a) == 1);
   REQUIRE(inet_pton(AF_INET, pair.ip_b, ip_b) == 1);
   int ran = 0;

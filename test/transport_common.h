@@ -137,6 +137,30 @@ static inline int tt_open_in(int ns_fd, mior_transport **t, const char *ep, cons
   return rc;
 }
 
+/* tt_open_in that ends the test if the open fails, saying which body (tt_phase) opened what where:
+ * called from a shared helper, the file and line of the failure would not say. */
+static inline void tt_require_open_in(int ns_fd, const char *ns, mior_transport **t, const char *ep,
+                                      const mior_options *o, const mior_receiver *recv) {
+  int rc = tt_open_in(ns_fd, t, ep, o, recv);
+  if (rc < 0) {
+    TEST_FAIL_AT("%s: open %s in %s -> %d (%s) %s", tt_phase, ep, ns, rc, mior_strerror(rc),
+                 mior_last_error());
+    exit(1);
+  }
+}
+
+/* The two ends of a one-way test across pair p: *rx opened on ep_b inside ns b, delivering what
+ * arrives to the tally r, and *tx opened on ep_a inside ns a with no receiver (otx carries
+ * MIOR_OPT_NO_RX unless the sender should also receive, and drop, what comes to it).  The options
+ * are the body's own; a failed open ends the test. */
+static inline void tt_open_a_to_b(const netns_pair *p, const char *ep_a, const mior_options *otx,
+                                  mior_transport **tx, const char *ep_b, const mior_options *orx,
+                                  tt_rx *r, mior_transport **rx) {
+  mior_receiver recv = tt_receiver(r);
+  tt_require_open_in(p->fd_b, p->ns_b, rx, ep_b, orx, &recv);
+  tt_require_open_in(p->fd_a, p->ns_a, tx, ep_a, otx, NULL);
+}
+
 /* A kernel socket made inside namespace fd. */
 static inline int tt_socket_in(int ns_fd, int domain, int type, int proto) {
   REQUIRE_OK(netns_enter(ns_fd));
