@@ -85,7 +85,7 @@ static void body_kernel_to_ip(mior_backend b) {
   enum { K = 200 };
   tt_rx r;
   tt_rx_init(&r, K);
-  uint16_t want_sport = 0; /* set after bind */
+  uint16_t want_sport = 0; /* the kernel socket's port, once it has one */
   r.unwrap = unwrap_ip;
   r.uctx = &want_sport;
   r.want_unspec_src = 1;
@@ -96,28 +96,7 @@ static void body_kernel_to_ip(mior_backend b) {
   REQUIRE_OK(tt_open_in(pair.fd_b, &rx, ep_b, &o, &recv));
   mior_port *rxp = mior_transport_port(rx, 0);
 
-  int s = tt_socket_in(pair.fd_a, AF_INET, SOCK_DGRAM, 0);
-  REQUIRE(s >= 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET}, da = {.sin_family = AF_INET};
-  memcpy(&sa.sin_addr, ip_a, 4);
-  memcpy(&da.sin_addr, ip_b, 4);
-  da.sin_port = htons(DPORT);
-  REQUIRE(bind(s, (struct sockaddr *)&sa, sizeof sa) == 0);
-  socklen_t sl = sizeof sa;
-  REQUIRE(getsockname(s, (struct sockaddr *)&sa, &sl) == 0);
-  want_sport = ntohs(sa.sin_port);
-
-  uint8_t buf[1500];
-  int64_t deadline = tt_now_ms() + 10000;
-  for (uint32_t seq = 0; seq < K && tt_now_ms() < deadline; seq++) {
-    uint32_t len = tt_len_for(seq, TT_HDR, 1000);
-    tt_fill(buf, len, seq);
-    CHECK(sendto(s, buf, len, 0, (struct sockaddr *)&da, sizeof da) == (ssize_t)len);
-    /* Pace: keep at most 32 in flight. */
-    while (seq + 1 - r.got > 32 && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
-  }
-  while (r.got < K && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
-  close(s);
+  tt_kernel_udp_a_to_b(&pair, DPORT, 1000, &want_sport, &r, rxp);
   TT_CHECK_TALLY(&r);
   TT_CHECK_POOL_RETURNED(rx);
   CHECK_EQ(mior_transport_close(rx), 0);

@@ -169,4 +169,34 @@ static inline int tt_socket_in(int ns_fd, int domain, int type, int proto) {
   return s;
 }
 
+/* A kernel UDP socket inside ns a, bound to the pair's address a, sends r->count sequence-numbered
+ * payloads (TT_HDR..hi bytes) to address b, port dport, keeping at most 32 not yet in the tally;
+ * then rxp is polled until every one arrived or 10 s passed since the first send.  *sport is the
+ * socket's own port, set before the first send for an unwrap that checks it. */
+static inline void tt_kernel_udp_a_to_b(const netns_pair *p, uint16_t dport, uint32_t hi,
+                                        uint16_t *sport, tt_rx *r, mior_port *rxp) {
+  uint8_t buf[1500];
+  REQUIRE(hi <= sizeof buf);
+  int s = tt_socket_in(p->fd_a, AF_INET, SOCK_DGRAM, 0);
+  REQUIRE(s >= 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET}, da = {.sin_family = AF_INET};
+  REQUIRE(inet_pton(AF_INET, p->ip_a, &sa.sin_addr) == 1);
+  REQUIRE(inet_pton(AF_INET, p->ip_b, &da.sin_addr) == 1);
+  da.sin_port = htons(dport);
+  REQUIRE(bind(s, (struct sockaddr *)&sa, sizeof sa) == 0);
+  socklen_t sl = sizeof sa;
+  REQUIRE(getsockname(s, (struct sockaddr *)&sa, &sl) == 0);
+  *sport = ntohs(sa.sin_port);
+
+  int64_t deadline = tt_now_ms() + 10000;
+  for (uint32_t seq = 0; seq < r->count && tt_now_ms() < deadline; seq++) {
+    uint32_t len = tt_len_for(seq, TT_HDR, hi);
+    tt_fill(buf, len, seq);
+    CHECK(sendto(s, buf, len, 0, (struct sockaddr *)&da, sizeof da) == (ssize_t)len);
+    while (seq + 1 - r->got > 32 && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
+  }
+  while (r->got < r->count && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
+  close(s);
+}
+
 #endif
