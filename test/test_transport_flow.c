@@ -10,18 +10,6 @@
 
 #define TX_SLOTS 128u
 
-typedef struct seq_off {
-  uint32_t off, hi;
-} seq_off;
-
-static uint32_t build_off(void *ctx, uint8_t *buf, uint32_t cap, uint32_t seq) {
-  seq_off *s = ctx;
-  uint32_t len = tt_len_for(seq + s->off, TT_HDR, s->hi);
-  if (len > cap) len = cap;
-  tt_fill(buf, len, seq + s->off);
-  return len;
-}
-
 static void body_backpressure(mior_backend b) {
   enum { MAX = 4096, EXTRA = 500 };
   tt_rx r;
@@ -97,8 +85,8 @@ static void body_backpressure(mior_backend b) {
     mior_port_poll(rxp, 0, 1000);
   }
   CHECK_EQ(r.got, queued);
-  seq_off so = {queued, 200};
-  tt_pump_result pr = tt_pump(txp, &r, &rxp, 1, EXTRA, 64, &dst, build_off, &so, 10000);
+  tt_span so = {queued, 200};
+  tt_pump_result pr = tt_pump(txp, &r, &rxp, 1, EXTRA, 64, &dst, tt_build_payload, &so, 10000);
   tt_drain_tx(txp, queued + pr.sent, 2000);
   tt_poll_for(&rxp, 1, 30);
   CHECK_EQ(pr.sent, EXTRA);
@@ -165,8 +153,8 @@ static void body_keep(mior_backend b) {
   mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
   mior_addr dst = tt_local(rx);
 
-  seq_off so = {0, 900};
-  tt_pump_result pr = tt_pump(txp, &r, &rxp, 1, N1, 64, &dst, build_off, &so, 10000);
+  tt_span so = {0, 900};
+  tt_pump_result pr = tt_pump(txp, &r, &rxp, 1, N1, 64, &dst, tt_build_payload, &so, 10000);
   CHECK_EQ(pr.sent, N1);
   CHECK_EQ(r.got, N1);
   CHECK_EQ(r.kept_n, KEEP_MAX);
@@ -185,7 +173,7 @@ static void body_keep(mior_backend b) {
   pthread_t th;
   REQUIRE(pthread_create(&th, NULL, release_thread, &rl) == 0);
   so.off = N1;
-  pr = tt_pump(txp, &r, &rxp, 1, N2, 64, &dst, build_off, &so, 10000);
+  pr = tt_pump(txp, &r, &rxp, 1, N2, 64, &dst, tt_build_payload, &so, 10000);
   pthread_join(th, NULL);
   CHECK_EQ(pr.sent, N2);
   CHECK_EQ(rl.ok, r.kept_n);
@@ -218,7 +206,7 @@ static void body_keep(mior_backend b) {
   REQUIRE_OK(mior_transport_open(&rx3, "udp://127.0.0.1:0", &o, &recv3));
   mior_port *rxp3 = mior_transport_port(rx3, 0);
   mior_addr dst3 = tt_local(rx3);
-  pr = tt_pump(txp, &r3, &rxp3, 1, 1, 1, &dst3, build_off, &so, 5000);
+  pr = tt_pump(txp, &r3, &rxp3, 1, 1, 1, &dst3, tt_build_payload, &so, 5000);
   CHECK_EQ(r3.kept_n, 1);
   CHECK_OK(mior_port_stats_get(rxp3, &st));
   CHECK_EQ(st.user_held, 1);

@@ -13,6 +13,7 @@
 
 static netns_pair pair;
 static uint8_t ip_a[4], ip_b[4];
+static char ep_a[64], ep_b[64]; /* ip://<address a>/udp, ip://<address b>/udp */
 /* Our own packets carry a full UDP checksum; the kernel's, over a veth, only a partial one. */
 static int verify_udp_csum;
 
@@ -50,16 +51,10 @@ static void body_ip_to_ip(mior_backend b) {
   r.uctx = &want_sport;
   r.want_unspec_src = 1;
   verify_udp_csum = 1;
-  char ep_a[64], ep_b[64];
-  snprintf(ep_a, sizeof ep_a, "ip://%s/udp", pair.ip_a);
-  snprintf(ep_b, sizeof ep_b, "ip://%s/udp", pair.ip_b);
-  mior_options o = tt_opts(b);
-  mior_receiver recv = tt_receiver(&r);
-  mior_transport *rx = NULL, *tx = NULL;
-  REQUIRE_OK(tt_open_in(pair.fd_b, &rx, ep_b, &o, &recv));
-  mior_options ot = tt_opts(b);
+  mior_options o = tt_opts(b), ot = tt_opts(b);
   ot.flags |= MIOR_OPT_NO_RX;
-  REQUIRE_OK(tt_open_in(pair.fd_a, &tx, ep_a, &ot, NULL));
+  mior_transport *rx = NULL, *tx = NULL;
+  tt_open_a_to_b(&pair, ep_a, &ot, &tx, ep_b, &o, &r, &rx);
   CHECK_EQ(mior_port_backend(mior_transport_port(rx, 0)), b);
 
   mior_port *rxp = mior_transport_port(rx, 0), *txp = mior_transport_port(tx, 0);
@@ -90,41 +85,18 @@ static void body_kernel_to_ip(mior_backend b) {
   enum { K = 200 };
   tt_rx r;
   tt_rx_init(&r, K);
-  uint16_t want_sport = 0; /* set after bind */
+  uint16_t want_sport = 0; /* the kernel socket's port, once it has one */
   r.unwrap = unwrap_ip;
   r.uctx = &want_sport;
   r.want_unspec_src = 1;
   verify_udp_csum = 0;
-  char ep_b[64];
-  snprintf(ep_b, sizeof ep_b, "ip://%s/udp", pair.ip_b);
   mior_options o = tt_opts(b);
   mior_receiver recv = tt_receiver(&r);
   mior_transport *rx = NULL;
   REQUIRE_OK(tt_open_in(pair.fd_b, &rx, ep_b, &o, &recv));
   mior_port *rxp = mior_transport_port(rx, 0);
 
-  int s = tt_socket_in(pair.fd_a, AF_INET, SOCK_DGRAM, 0);
-  REQUIRE(s >= 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET}, da = {.sin_family = AF_INET};
-  memcpy(&sa.sin_addr, ip_a, 4);
-  memcpy(&da.sin_addr, ip_b, 4);
-  da.sin_port = htons(DPORT);
-  REQUIRE(bind(s, (struct sockaddr *)&sa, sizeof sa) == 0);
-  socklen_t sl = sizeof sa;
-  REQUIRE(getsockname(s, (struct sockaddr *)&sa, &sl) == 0);
-  want_sport = ntohs(sa.sin_port);
-
-  uint8_t buf[1500];
-  int64_t deadline = tt_now_ms() + 10000;
-  for (uint32_t seq = 0; seq < K && tt_now_ms() < deadline; seq++) {
-    uint32_t len = tt_len_for(seq, TT_HDR, 1000);
-    tt_fill(buf, len, seq);
-    CHECK(sendto(s, buf, len, 0, (struct sockaddr *)&da, sizeof da) == (ssize_t)len);
-    /* Pace: keep at most 32 in flight. */
-    while (seq + 1 - r.got > 32 && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
-  }
-  while (r.got < K && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
-  close(s);
+  tt_kernel_udp_a_to_b(&pair, DPORT, 1000, &want_sport, &r, rxp);
   TT_CHECK_TALLY(&r);
   TT_CHECK_POOL_RETURNED(rx);
   CHECK_EQ(mior_transport_close(rx), 0);
@@ -134,6 +106,8 @@ static void body_kernel_to_ip(mior_backend b) {
 int main(void) {
   tt_watchdog(110);
   tt_pair_create(&pair, "tip", 211);
+  snprintf(ep_a, sizeof ep_a, "ip://%s/udp", pair.ip_a);
+  snprintf(ep_b, sizeof ep_b, "ip://%s/udp", pair.ip_b);
   REQUIRE(inet_pton(AF_INET, pair.ip_a, ip_a) == 1);
   REQUIRE(inet_pton(AF_INET, pair.ip_b, ip_b) == 1);
   int ran = 0;

@@ -24,11 +24,19 @@
 
 static netns_pair pair;
 static uint8_t ip_a[4], ip_b[4];
+static char ep_a[64], ep_b[64]; /* packet://<veth a>, packet://<veth b> */
 /* Extra option flags of the run (MIOR_OPT_NO_TX_RING for the per-frame variant). */
 static uint32_t run_flags;
 /* body_frames: the sender also receives (no MIOR_OPT_NO_RX), so its TX ring frames go out as page
  * fragments rather than linear frames (src/linux/packet_ring.h). */
 static int sender_receives;
+
+/* A body's options under backend b: the run's flags and these. */
+static mior_options opts(mior_backend b, uint32_t flags) {
+  mior_options o = tt_opts(b);
+  o.flags |= flags | run_flags;
+  return o;
+}
 
 /* With io_uring the TX ring is the default for packet ports; MIOR_OPT_NO_TX_RING turns it off, and
  * the sockets backend has none.  Both ends are checked: the receiver sends nothing, but it is a
@@ -129,17 +137,9 @@ static void body_frames(mior_backend b) {
   tt_rx_init(&r, COUNT);
   r.unwrap = unwrap_frame;
   r.want_unspec_src = 1;
-  char ep_a[64], ep_b[64];
-  snprintf(ep_a, sizeof ep_a, "packet://%s", pair.if_a);
-  snprintf(ep_b, sizeof ep_b, "packet://%s", pair.if_b);
-  mior_options o = tt_opts(b);
-  o.flags |= run_flags;
-  mior_receiver recv = tt_receiver(&r);
+  mior_options o = opts(b, 0), ot = opts(b, sender_receives ? 0 : MIOR_OPT_NO_RX);
   mior_transport *rx = NULL, *tx = NULL;
-  REQUIRE_OK(tt_open_in(pair.fd_b, &rx, ep_b, &o, &recv));
-  mior_options ot = tt_opts(b);
-  ot.flags |= (sender_receives ? 0 : MIOR_OPT_NO_RX) | run_flags;
-  REQUIRE_OK(tt_open_in(pair.fd_a, &tx, ep_a, &ot, NULL));
+  tt_open_a_to_b(&pair, ep_a, &ot, &tx, ep_b, &o, &r, &rx);
   CHECK_EQ(mior_port_backend(mior_transport_port(rx, 0)), b);
   check_tx_ring(tx, b);
   check_tx_ring(rx, b);
@@ -205,24 +205,16 @@ static void body_burst(mior_backend b) {
   tt_rx_init(&r, BURST);
   r.unwrap = unwrap_frame;
   r.want_unspec_src = 1;
-  char ep_a[64], ep_b[64];
-  snprintf(ep_a, sizeof ep_a, "packet://%s", pair.if_a);
-  snprintf(ep_b, sizeof ep_b, "packet://%s", pair.if_b);
-  mior_options o = tt_opts(b);
-  o.flags |= run_flags;
+  mior_options o = opts(b, 0), ot = opts(b, MIOR_OPT_NO_RX);
   o.buf_size = JUMBO_SLOT;
   o.buf_count = 1024;
   o.rcvbuf = 64 << 20; /* the whole burst may sit in the receive queue */
-  mior_receiver recv = tt_receiver(&r);
-  mior_transport *rx = NULL, *tx = NULL;
-  REQUIRE_OK(tt_open_in(pair.fd_b, &rx, ep_b, &o, &recv));
-  mior_options ot = tt_opts(b);
-  ot.flags |= MIOR_OPT_NO_RX | run_flags;
   ot.buf_size = JUMBO_SLOT;
   ot.buf_count = 1024;
   ot.batch = 512;
   ot.sq_entries = 1024;
-  REQUIRE_OK(tt_open_in(pair.fd_a, &tx, ep_a, &ot, NULL));
+  mior_transport *rx = NULL, *tx = NULL;
+  tt_open_a_to_b(&pair, ep_a, &ot, &tx, ep_b, &o, &r, &rx);
   check_tx_ring(tx, b);
   mior_port *rxp = mior_transport_port(rx, 0), *txp = mior_transport_port(tx, 0);
   uint64_t drops0 = pair_drops();
@@ -310,19 +302,11 @@ static void body_slow_link(mior_backend b) {
   tt_rx_init(&r, SLOW_N + SLOW_TAIL);
   r.unwrap = unwrap_frame;
   r.want_unspec_src = 1;
-  char ep_a[64], ep_b[64];
-  snprintf(ep_a, sizeof ep_a, "packet://%s", pair.if_a);
-  snprintf(ep_b, sizeof ep_b, "packet://%s", pair.if_b);
-  mior_options o = tt_opts(b);
-  o.flags |= run_flags;
-  mior_receiver recv = tt_receiver(&r);
-  mior_transport *rx = NULL, *tx = NULL;
-  REQUIRE_OK(tt_open_in(pair.fd_b, &rx, ep_b, &o, &recv));
-  mior_options ot = tt_opts(b);
-  ot.flags |= MIOR_OPT_NO_RX | run_flags;
+  mior_options o = opts(b, 0), ot = opts(b, MIOR_OPT_NO_RX);
   ot.batch = 16;
   ot.buf_count = 64; /* at most 64 sends queued: the application blocks soon after the ring fills */
-  REQUIRE_OK(tt_open_in(pair.fd_a, &tx, ep_a, &ot, NULL));
+  mior_transport *rx = NULL, *tx = NULL;
+  tt_open_a_to_b(&pair, ep_a, &ot, &tx, ep_b, &o, &r, &rx);
   check_tx_ring(tx, b);
   mior_port *rxp = mior_transport_port(rx, 0), *txp = mior_transport_port(tx, 0);
 
@@ -408,36 +392,13 @@ static void body_kernel_frames(mior_backend b) {
   uint16_t sport = 0;
   r.unwrap = unwrap_kernel;
   r.uctx = &sport;
-  char ep_b[64];
-  snprintf(ep_b, sizeof ep_b, "packet://%s", pair.if_b);
-  mior_options o = tt_opts(b);
-  o.flags |= run_flags;
+  mior_options o = opts(b, 0);
   mior_receiver recv = tt_receiver(&r);
   mior_transport *rx = NULL;
   REQUIRE_OK(tt_open_in(pair.fd_b, &rx, ep_b, &o, &recv));
   mior_port *rxp = mior_transport_port(rx, 0);
 
-  int s = tt_socket_in(pair.fd_a, AF_INET, SOCK_DGRAM, 0);
-  REQUIRE(s >= 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET}, da = {.sin_family = AF_INET};
-  memcpy(&sa.sin_addr, ip_a, 4);
-  memcpy(&da.sin_addr, ip_b, 4);
-  da.sin_port = htons(DPORT);
-  REQUIRE(bind(s, (struct sockaddr *)&sa, sizeof sa) == 0);
-  socklen_t sl = sizeof sa;
-  REQUIRE(getsockname(s, (struct sockaddr *)&sa, &sl) == 0);
-  sport = ntohs(sa.sin_port);
-
-  uint8_t buf[1500];
-  int64_t deadline = tt_now_ms() + 10000;
-  for (uint32_t seq = 0; seq < K && tt_now_ms() < deadline; seq++) {
-    uint32_t len = tt_len_for(seq, TT_HDR, 1400);
-    tt_fill(buf, len, seq);
-    CHECK(sendto(s, buf, len, 0, (struct sockaddr *)&da, sizeof da) == (ssize_t)len);
-    while (seq + 1 - r.got > 32 && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
-  }
-  while (r.got < K && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
-  close(s);
+  tt_kernel_udp_a_to_b(&pair, DPORT, 1400, &sport, &r, rxp);
   TT_CHECK_TALLY(&r);
   TT_CHECK_POOL_RETURNED(rx);
   CHECK_EQ(mior_transport_close(rx), 0);
@@ -479,6 +440,8 @@ static int set_mtu(int mtu) {
 int main(void) {
   tt_watchdog(110);
   tt_pair_create(&pair, "tpkt", 212);
+  snprintf(ep_a, sizeof ep_a, "packet://%s", pair.if_a);
+  snprintf(ep_b, sizeof ep_b, "packet://%s", pair.if_b);
   REQUIRE(inet_pton(AF_INET, pair.ip_a, ip_a) == 1);
   REQUIRE(inet_pton(AF_INET, pair.ip_b, ip_b) == 1);
   int ran = 0;

@@ -12,14 +12,6 @@
 #define N_V6 10000u
 #define WINDOW 128u
 
-static uint32_t build_plain(void *ctx, uint8_t *buf, uint32_t cap, uint32_t seq) {
-  const uint32_t *hi = ctx;
-  uint32_t len = tt_len_for(seq, TT_HDR, *hi);
-  if (len > cap) len = cap;
-  tt_fill(buf, len, seq);
-  return len;
-}
-
 /* One direction, one address family: count packets from a fresh sender to a fresh receiver. */
 static void transfer_opts(mior_backend b, const char *ep, uint32_t count, uint32_t flags,
                           uint32_t busy_poll_us) {
@@ -44,8 +36,9 @@ static void transfer_opts(mior_backend b, const char *ep, uint32_t count, uint32
   r.want_src = src;
 
   mior_port *rxp = mior_transport_port(rx, 0), *txp = mior_transport_port(tx, 0);
-  uint32_t hi = 1400;
-  tt_pump_result pr = tt_pump(txp, &r, &rxp, 1, count, WINDOW, &dst, build_plain, &hi, 20000);
+  tt_span span = {0, 1400};
+  tt_pump_result pr =
+      tt_pump(txp, &r, &rxp, 1, count, WINDOW, &dst, tt_build_payload, &span, 20000);
   tt_drain_tx(txp, pr.sent, 2000);
   tt_poll_for(&rxp, 1, 50); /* a duplicate would show up now */
   CHECK_EQ(pr.sent, count);
@@ -153,8 +146,8 @@ static void body_echo(mior_backend b) {
   r.check_src = 1;
   r.want_src = dst; /* the echo comes from the server's address */
   mior_port *cp = mior_transport_port(cli, 0);
-  uint32_t hi = 1200;
-  tt_pump_result pr = tt_pump(cp, &r, &cp, 1, r.count, 64, &dst, build_plain, &hi, 10000);
+  tt_span span = {0, 1200};
+  tt_pump_result pr = tt_pump(cp, &r, &cp, 1, r.count, 64, &dst, tt_build_payload, &span, 10000);
   tt_poll_for(&cp, 1, 30);
   CHECK_EQ(pr.sent, r.count);
   TT_CHECK_TALLY(&r);
@@ -200,9 +193,9 @@ static void body_peer(mior_backend b) {
   r.check_src = 1;
   r.want_src = tt_local(tx);
   mior_port *rxp = mior_transport_port(rx, 0);
-  uint32_t hi = 600;
-  tt_pump_result pr =
-      tt_pump(mior_transport_port(tx, 0), &r, &rxp, 1, r.count, WINDOW, NULL, build_plain, &hi, 10000);
+  tt_span span = {0, 600};
+  tt_pump_result pr = tt_pump(mior_transport_port(tx, 0), &r, &rxp, 1, r.count, WINDOW, NULL,
+                              tt_build_payload, &span, 10000);
   tt_drain_tx(mior_transport_port(tx, 0), pr.sent, 2000);
   CHECK_EQ(pr.sent, r.count);
   TT_CHECK_TALLY(&r);

@@ -13,152 +13,33 @@
  *   - bad arguments and unsupported kinds fail with the documented errno and a message.
  * Every test ends with mior_transport_close returning 0: the pool came back whole.  The
  * bad-argument body checks Winsock's unconnected-socket rules and runs on the sockets backend only.
+ * The payloads, the tally receiver, the paced pump and the pool check are the Linux suite's own
+ * (transport_portable.h), so a payload or a tally means the same thing on both systems.
  */
 #include <stdatomic.h>
 #include <windows.h>
 
-#include "common/os.h"
-#include "test.h"
 #include "test_thread.h"
-
-static int64_t now_ms(void) { return (int64_t)(mior__now_ns() / 1000000u); }
+#include "transport_portable.h"
 
 /* The backend every body runs on: sockets, then ioring where it is supported. */
 static mior_backend backend = MIOR_BACKEND_SOCKETS;
 
 static mior_options opts(void) {
-  mior_options o;
-  mior_options_init(&o);
-  o.backend = backend;
+  mior_options o = tt_opts(backend);
   o.buf_count = 1024;
   return o;
-}
-
-/* --- payloads: 16-byte header (magic, seq, len, checksum), then bytes derived from seq -------- */
-
-#define MAGIC 0x6d696f72u
-#define HDR 16u
-
-static uint32_t fnv(const uint8_t *p, uint32_t n) {
-  uint32_t h = 2166136261u;
-  for (uint32_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-  return h;
-}
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static uint32_t get32(const uint8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-static uint32_t len_for(uint32_t seq, uint32_t hi) { return HDR + (seq * 2654435761u >> 7) % (hi - HDR + 1); }
-
-static void fill(uint8_t *p, uint32_t len, uint32_t seq) {
-  for (uint32_t i = HDR; i < len; i++) p[i] = (uint8_t)(seq * 131u + i * 7u + (i >> 8));
-  put32(p, MAGIC);
-  put32(p + 4, seq);
-  put32(p + 8, len);
-  put32(p + 12, fnv(p + HDR, len - HDR));
-}
-
-/* 0 and *seq if intact; -1 if ours but damaged; 1 if not ours. */
-static int check_payload(const uint8_t *p, uint32_t len, uint32_t *seq) {
-  if (len < HDR || get32(p) != MAGIC) return 1;
-  if (get32(p + 8) != len) return -1;
-  *seq = get32(p + 4);
-  for (uint32_t i = HDR; i < len; i++)
-    if (p[i] != (uint8_t)(*seq * 131u + i * 7u + (i >> 8))) return -1;
-  return get32(p + 12) == fnv(p + HDR, len - HDR) ? 0 : -1;
-}
-
-static int addr_eq(const mior_addr *a, const mior_addr *b) {
-  if (a->family != b->family || a->port != b->port) return 0;
-  return memcmp(a->addr, b->addr, a->family == MIOR_AF_INET6 ? 16 : 4) == 0;
-}
-
-/* --- receiving: a tally of sequence numbers ---------------------------------------------------- */
-
-typedef struct tally {
-  uint32_t count;
-  uint8_t *seen;
-  uint32_t got, dups, bad, foreign, out_of_range, src_mismatch;
-  uint64_t bytes;
-  int check_src;
-  mior_addr want_src;
-  uint32_t keep_every, keep_max, kept_n;
-  mior_pkt *kept;
-} tally;
-
-static void tally_init(tally *t, uint32_t count) {
-  memset(t, 0, sizeof *t);
-  t->count = count;
-  t->seen = calloc(count ? count : 1, 1);
-  REQUIRE(t->seen);
-}
-
-static void tally_free(tally *t) {
-  free(t->seen);
-  free(t->kept);
-}
-
-static int consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
-  (void)port;
-  tally *t = ctx;
-  uint32_t seq = 0;
-  int c = check_payload(pkt->data, pkt->len, &seq);
-  if (c > 0) {
-    t->foreign++;
-    return MIOR_DONE;
-  }
-  if (c < 0 || (pkt->flags & MIOR_PKT_TRUNCATED)) {
-    t->bad++;
-    return MIOR_DONE;
-  }
-  if (seq >= t->count) {
-    t->out_of_range++;
-    return MIOR_DONE;
-  }
-  if (t->check_src && !addr_eq(&pkt->src, &t->want_src)) t->src_mismatch++;
-  if (t->seen[seq]) {
-    t->dups++;
-    return MIOR_DONE;
-  }
-  t->seen[seq] = 1;
-  t->got++;
-  t->bytes += pkt->len;
-  if (t->keep_every && seq % t->keep_every == 0 && t->kept_n < t->keep_max) {
-    t->kept[t->kept_n++] = *pkt;
-    return MIOR_KEEP;
-  }
-  return MIOR_DONE;
-}
-
-#define CHECK_TALLY(t)                 \
-  do {                                 \
-    CHECK_EQ((t)->got, (t)->count);    \
-    CHECK_EQ((t)->dups, 0);            \
-    CHECK_EQ((t)->bad, 0);             \
-    CHECK_EQ((t)->out_of_range, 0);    \
-    CHECK_EQ((t)->src_mismatch, 0);    \
-  } while (0)
-
-static mior_addr local_of(mior_transport *t) {
-  mior_addr a;
-  memset(&a, 0, sizeof a);
-  CHECK_OK(mior_port_local_addr(mior_transport_port(t, 0), &a));
-  return a;
 }
 
 /* A UDP port on host that was free a moment ago (opened and closed through the sockets backend). */
 static uint16_t free_port(const char *host) {
   char ep[80];
   snprintf(ep, sizeof ep, "udp://%s:0", host);
-  mior_options o;
-  mior_options_init(&o);
-  o.backend = MIOR_BACKEND_SOCKETS;
+  mior_options o = tt_opts(MIOR_BACKEND_SOCKETS);
   o.buf_count = 16;
   mior_transport *t = NULL;
   REQUIRE_OK(mior_transport_open(&t, ep, &o, NULL));
-  mior_addr a = local_of(t);
+  mior_addr a = tt_local(t);
   CHECK_EQ(mior_transport_close(t), 0);
   return a.port;
 }
@@ -193,126 +74,38 @@ static void open_pair(const char *host, mior_options *orx, mior_receiver *recv, 
   snprintf(ep_rx, sizeof ep_rx, "udp://%s:0", host);
   REQUIRE_OK(mior_transport_open(rx, ep_rx, orx, recv));
   if (connect_tx) {
-    mior_addr dst = local_of(*rx);
+    mior_addr dst = tt_local(*rx);
     REQUIRE_OK(mior_addr_format(&dst, peer_tx, sizeof peer_tx));
     otx->peer = peer_tx;
   }
   REQUIRE_OK(mior_transport_open(tx, ep_rx, otx, NULL));
 }
 
-/* Nothing left with the application (close returning 0 is the final word on the pool). */
-static void check_user_held_zero(mior_transport *t) {
-  mior_port_stats st;
-  CHECK_OK(mior_transport_stats_get(t, &st));
-  CHECK_EQ(st.user_held, 0);
-}
-
-/* --- a paced pump: send `count` packets (seq base..base+count-1), at most `window` unreceived -- */
-
-typedef struct pump {
-  uint32_t sent, eagain, send_errors;
-  uint64_t sent_bytes;
-  int64_t elapsed_ms;
-} pump;
-
-static pump run_pump(mior_port *tx, tally *t, mior_port *rx, uint32_t base, uint32_t count,
-                     uint32_t window, uint32_t hi, const mior_addr *dst, int64_t limit_ms) {
-  pump res;
-  memset(&res, 0, sizeof res);
-  int64_t t0 = now_ms(), deadline = t0 + limit_ms, last_progress = t0;
-  uint32_t got0 = t->got, last_got = t->got;
-  while (t->got - got0 < count && now_ms() < deadline) {
-    uint32_t queued = 0;
-    while (res.sent < count && res.sent - (t->got - got0) < window && queued < 64) {
-      mior_pkt pkt;
-      int rc = mior_tx_acquire(tx, &pkt);
-      if (rc == -EAGAIN) {
-        res.eagain++;
-        break;
-      }
-      if (rc < 0) {
-        TEST_FAIL_AT("mior_tx_acquire -> %d (%s) %s", rc, mior_strerror(rc), mior_last_error());
-        return res;
-      }
-      uint32_t len = len_for(base + res.sent, hi);
-      if (len > pkt.cap) len = pkt.cap;
-      fill(pkt.data, len, base + res.sent);
-      rc = mior_tx_send(tx, &pkt, len, dst);
-      if (rc < 0) {
-        if (res.send_errors++ == 0)
-          TEST_FAIL_AT("mior_tx_send -> %d (%s) %s", rc, mior_strerror(rc), mior_last_error());
-        if (res.send_errors > 100) return res;
-        continue;
-      }
-      res.sent++;
-      res.sent_bytes += len;
-      queued++;
-    }
-    int rc = mior_tx_flush(tx);
-    if (rc < 0 && rc != -EAGAIN) TEST_FAIL_AT("mior_tx_flush -> %d %s", rc, mior_last_error());
-    rc = mior_port_poll(tx, 0, 0);
-    if (rc < 0) {
-      TEST_FAIL_AT("mior_port_poll(tx) -> %d (%s) %s", rc, mior_strerror(rc), mior_last_error());
-      return res;
-    }
-    int64_t wait = (res.sent == count || res.sent - (t->got - got0) >= window) ? 1000 : 0;
-    rc = mior_port_poll(rx, 0, wait);
-    if (rc < 0) {
-      TEST_FAIL_AT("mior_port_poll(rx) -> %d (%s) %s", rc, mior_strerror(rc), mior_last_error());
-      return res;
-    }
-    int64_t now = now_ms();
-    if (t->got != last_got) {
-      last_got = t->got;
-      last_progress = now;
-    } else if (now - last_progress > 2000) {
-      break; /* nothing for 2 s: lost packets; the tally says which */
-    }
-  }
-  res.elapsed_ms = now_ms() - t0;
-  return res;
-}
-
-/* Poll until `want` sends completed (or failed), bounded. */
-static void drain_tx(mior_port *tx, uint64_t want, int64_t limit_ms) {
-  int64_t deadline = now_ms() + limit_ms;
-  mior_port_stats st;
-  do {
-    mior_tx_flush(tx);
-    mior_port_poll(tx, 0, 1000);
-    if (mior_port_stats_get(tx, &st) < 0) return;
-  } while (st.tx_packets + st.tx_errors < want && now_ms() < deadline);
-}
-
-static void poll_for(mior_port *p, int64_t ms) {
-  int64_t deadline = now_ms() + ms;
-  while (now_ms() < deadline) mior_port_poll(p, 0, 1000);
-}
-
 /* --- bodies ------------------------------------------------------------------------------------ */
 
 static void body_transfer(const char *host, uint32_t count) {
-  tally t;
-  tally_init(&t, count);
+  tt_rx t;
+  tt_rx_init(&t, count);
   mior_options o = opts();
-  mior_receiver recv = {consume, NULL, &t};
+  mior_receiver recv = tt_receiver(&t);
   mior_transport *rx = NULL, *tx = NULL;
   mior_options ot = opts();
   ot.flags |= MIOR_OPT_NO_RX;
   open_pair(host, &o, &recv, &rx, &ot, &tx, 0);
   CHECK_EQ(mior_port_backend(mior_transport_port(rx, 0)), backend);
-  mior_addr dst = local_of(rx), src = local_of(tx);
+  mior_addr dst = tt_local(rx), src = tt_local(tx);
   CHECK(dst.port != 0 && src.port != 0 && dst.port != src.port);
   t.check_src = 1;
   t.want_src = src;
   mior_port *rxp = mior_transport_port(rx, 0), *txp = mior_transport_port(tx, 0);
-  pump pr = run_pump(txp, &t, rxp, 0, count, 128, 1400, &dst, 30000);
-  drain_tx(txp, pr.sent, 2000);
-  poll_for(rxp, 50); /* a duplicate would show up now */
+  tt_span span = {0, 1400};
+  tt_pump_result pr = tt_pump(txp, &t, &rxp, 1, count, 128, &dst, tt_build_payload, &span, 30000);
+  tt_drain_tx(txp, pr.sent, 2000);
+  tt_poll_for(&rxp, 1, 50); /* a duplicate would show up now */
   CHECK_EQ(pr.sent, count);
-  CHECK_TALLY(&t);
+  TT_CHECK_TALLY(&t);
   printf("    %s: %u packets, %.1f MB in %lld ms\n", host, pr.sent, pr.sent_bytes / 1e6,
-         (long long)pr.elapsed_ms);
+         (long long)(pr.elapsed_us / 1000));
 
   mior_port_stats rs, ts;
   CHECK_OK(mior_transport_stats_get(rx, &rs));
@@ -329,45 +122,46 @@ static void body_transfer(const char *host, uint32_t count) {
   CHECK_EQ(ts.tx_backpressure, pr.eagain);
   CHECK_EQ(rs.backend, backend);
   CHECK(rs.completions > 0);
-  check_user_held_zero(rx);
-  check_user_held_zero(tx);
+  TT_CHECK_POOL_RETURNED(rx);
+  TT_CHECK_POOL_RETURNED(tx);
   CHECK_EQ(mior_transport_close(tx), 0);
   CHECK_EQ(mior_transport_close(rx), 0);
-  tally_free(&t);
+  tt_rx_free(&t);
 }
 
 static void body_v4(void) { body_transfer("127.0.0.1", 5000); }
 static void body_v6(void) { body_transfer("[::1]", 3000); }
 
 static void body_peer(void) {
-  tally t;
-  tally_init(&t, 1000);
+  tt_rx t;
+  tt_rx_init(&t, 1000);
   mior_options o = opts();
-  mior_receiver recv = {consume, NULL, &t};
+  mior_receiver recv = tt_receiver(&t);
   mior_transport *rx = NULL, *tx = NULL;
   mior_options ot = opts();
   ot.flags |= MIOR_OPT_NO_RX;
   open_pair("127.0.0.1", &o, &recv, &rx, &ot, &tx, 1);
   t.check_src = 1;
-  t.want_src = local_of(tx);
+  t.want_src = tt_local(tx);
   mior_port *rxp = mior_transport_port(rx, 0), *txp = mior_transport_port(tx, 0);
-  pump pr = run_pump(txp, &t, rxp, 0, t.count, 128, 600, NULL, 20000);
-  drain_tx(txp, pr.sent, 2000);
+  tt_span span = {0, 600};
+  tt_pump_result pr = tt_pump(txp, &t, &rxp, 1, t.count, 128, NULL, tt_build_payload, &span, 20000);
+  tt_drain_tx(txp, pr.sent, 2000);
   CHECK_EQ(pr.sent, t.count);
-  CHECK_TALLY(&t);
-  check_user_held_zero(rx);
-  check_user_held_zero(tx);
+  TT_CHECK_TALLY(&t);
+  TT_CHECK_POOL_RETURNED(rx);
+  TT_CHECK_POOL_RETURNED(tx);
   CHECK_EQ(mior_transport_close(tx), 0);
   CHECK_EQ(mior_transport_close(rx), 0);
-  tally_free(&t);
+  tt_rx_free(&t);
 }
 
 static void body_backpressure(void) {
   enum { MAX = 2048, EXTRA = 500, TX_SLOTS = 128 };
-  tally t;
-  tally_init(&t, MAX);
+  tt_rx t;
+  tt_rx_init(&t, MAX);
   mior_options o = opts();
-  mior_receiver recv = {consume, NULL, &t};
+  mior_receiver recv = tt_receiver(&t);
   mior_transport *rx = NULL, *tx = NULL;
   mior_options ot = opts();
   ot.flags |= MIOR_OPT_NO_RX;
@@ -376,53 +170,54 @@ static void body_backpressure(void) {
   ot.batch = 16;
   open_pair("127.0.0.1", &o, &recv, &rx, &ot, &tx, 0);
   mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
-  mior_addr dst = local_of(rx);
+  mior_addr dst = tt_local(rx);
 
   /* Fill without polling: completions are never reaped, so slots run out. */
   uint32_t queued = 0;
   int rc = 0;
-  int64_t t0 = now_ms();
+  int64_t t0 = tt_now_ms();
   for (uint32_t i = 0; i < TX_SLOTS + 64 + 16; i++) {
     mior_pkt pkt;
     rc = mior_tx_acquire(txp, &pkt);
     if (rc < 0) break;
-    uint32_t len = len_for(queued, 200);
-    fill(pkt.data, len, queued);
+    uint32_t len = tt_len_for(queued, TT_HDR, 200);
+    tt_fill(pkt.data, len, queued);
     CHECK_OK(mior_tx_send(txp, &pkt, len, &dst));
     queued++;
   }
   CHECK_ERR(rc, -EAGAIN);
   CHECK(queued > 0 && queued <= TX_SLOTS);
-  CHECK(now_ms() - t0 < 1000); /* acquire never blocked */
+  CHECK(tt_now_ms() - t0 < 1000); /* acquire never blocked */
   mior_port_stats st;
   CHECK_OK(mior_port_stats_get(txp, &st));
   CHECK_EQ(st.tx_backpressure, 1);
   printf("    backpressure after %u queued packets\n", queued);
 
   int recovered = 0;
-  int64_t deadline = now_ms() + 3000;
-  while (!recovered && now_ms() < deadline) {
+  int64_t deadline = tt_now_ms() + 3000;
+  while (!recovered && tt_now_ms() < deadline) {
     mior_tx_flush(txp);
     CHECK(mior_port_poll(txp, 0, 1000) >= 0);
     mior_pkt pkt;
     if (mior_tx_acquire(txp, &pkt) == 0) {
       recovered = 1;
-      uint32_t len = len_for(queued, 200);
-      fill(pkt.data, len, queued);
+      uint32_t len = tt_len_for(queued, TT_HDR, 200);
+      tt_fill(pkt.data, len, queued);
       CHECK_OK(mior_tx_send(txp, &pkt, len, &dst));
       queued++;
     }
   }
   CHECK(recovered);
-  deadline = now_ms() + 5000;
-  while (t.got < queued && now_ms() < deadline) {
+  deadline = tt_now_ms() + 5000;
+  while (t.got < queued && tt_now_ms() < deadline) {
     mior_port_poll(txp, 0, 0);
     mior_port_poll(rxp, 0, 1000);
   }
   CHECK_EQ(t.got, queued);
-  pump pr = run_pump(txp, &t, rxp, queued, EXTRA, 64, 200, &dst, 10000);
-  drain_tx(txp, queued + pr.sent, 2000);
-  poll_for(rxp, 30);
+  tt_span span = {queued, 200};
+  tt_pump_result pr = tt_pump(txp, &t, &rxp, 1, EXTRA, 64, &dst, tt_build_payload, &span, 10000);
+  tt_drain_tx(txp, queued + pr.sent, 2000);
+  tt_poll_for(&rxp, 1, 30);
   CHECK_EQ(pr.sent, EXTRA);
   CHECK_EQ(t.got, queued + EXTRA);
   CHECK_EQ(t.dups, 0);
@@ -430,11 +225,11 @@ static void body_backpressure(void) {
   CHECK_OK(mior_port_stats_get(txp, &st));
   CHECK_EQ(st.tx_packets, queued + EXTRA);
   CHECK(st.pool_high_water <= TX_SLOTS);
-  check_user_held_zero(rx);
-  check_user_held_zero(tx);
+  TT_CHECK_POOL_RETURNED(rx);
+  TT_CHECK_POOL_RETURNED(tx);
   CHECK_EQ(mior_transport_close(tx), 0);
   CHECK_EQ(mior_transport_close(rx), 0);
-  tally_free(&t);
+  tt_rx_free(&t);
 }
 
 typedef struct releaser {
@@ -447,7 +242,7 @@ static void *release_thread(void *arg) {
   releaser *rl = arg;
   for (uint32_t i = 0; i < rl->n; i++) {
     uint32_t seq;
-    if (check_payload(rl->pkts[i].data, rl->pkts[i].len, &seq) != 0) rl->damaged++;
+    if (tt_check(rl->pkts[i].data, rl->pkts[i].len, &seq) != 0) rl->damaged++;
     int rc = mior_pkt_release(&rl->pkts[i]);
     if (rc == 0) rl->ok++;
     else if (!rl->first_err) rl->first_err = rc;
@@ -458,22 +253,23 @@ static void *release_thread(void *arg) {
 
 static void body_keep(void) {
   enum { N1 = 1500, N2 = 1500, KEEP_EVERY = 10, KEEP_MAX = 100 };
-  tally t;
-  tally_init(&t, N1 + N2);
+  tt_rx t;
+  tt_rx_init(&t, N1 + N2);
   t.keep_every = KEEP_EVERY;
   t.keep_max = KEEP_MAX;
   t.kept = calloc(KEEP_MAX, sizeof *t.kept);
   REQUIRE(t.kept);
   mior_options o = opts();
-  mior_receiver recv = {consume, NULL, &t};
+  mior_receiver recv = tt_receiver(&t);
   mior_transport *rx = NULL, *tx = NULL;
   mior_options ot = opts();
   ot.flags |= MIOR_OPT_NO_RX;
   open_pair("127.0.0.1", &o, &recv, &rx, &ot, &tx, 0);
   mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
-  mior_addr dst = local_of(rx);
+  mior_addr dst = tt_local(rx);
 
-  pump pr = run_pump(txp, &t, rxp, 0, N1, 64, 900, &dst, 15000);
+  tt_span span = {0, 900};
+  tt_pump_result pr = tt_pump(txp, &t, &rxp, 1, N1, 64, &dst, tt_build_payload, &span, 15000);
   CHECK_EQ(pr.sent, N1);
   CHECK_EQ(t.got, N1);
   CHECK_EQ(t.kept_n, KEEP_MAX);
@@ -490,93 +286,96 @@ static void body_keep(void) {
   t.keep_every = 0;
   test_thread th;
   REQUIRE(test_thread_start(&th, release_thread, &rl) == 0);
-  pr = run_pump(txp, &t, rxp, N1, N2, 64, 900, &dst, 15000);
+  span.off = N1;
+  pr = tt_pump(txp, &t, &rxp, 1, N2, 64, &dst, tt_build_payload, &span, 15000);
   test_thread_join(&th);
   CHECK_EQ(pr.sent, N2);
   CHECK_EQ(rl.ok, t.kept_n);
   CHECK_EQ(rl.damaged, 0);
   CHECK_EQ(rl.first_err, 0);
-  drain_tx(txp, N1 + N2, 2000);
-  poll_for(rxp, 30);
-  CHECK_TALLY(&t);
+  tt_drain_tx(txp, N1 + N2, 2000);
+  tt_poll_for(&rxp, 1, 30);
+  TT_CHECK_TALLY(&t);
   for (uint32_t i = 0; i < 5 && i < t.kept_n; i++) CHECK_ERR(mior_pkt_release(&copies[i]), -EINVAL);
-  check_user_held_zero(rx);
+  TT_CHECK_POOL_RETURNED(rx);
   CHECK_OK(mior_port_stats_get(rxp, &st));
   CHECK_EQ(st.rx_kept, KEEP_MAX);
   CHECK_EQ(st.rx_packets, N1 + N2);
 
   /* Keep one and close: -EBUSY, everything freed regardless. */
-  tally t3;
-  tally_init(&t3, 1);
+  tt_rx t3;
+  tt_rx_init(&t3, 1);
   t3.keep_every = 1;
   t3.keep_max = 1;
   t3.kept = calloc(1, sizeof *t3.kept);
-  mior_receiver recv3 = {consume, NULL, &t3};
+  mior_receiver recv3 = tt_receiver(&t3);
   mior_transport *rx3 = NULL, *tx3 = NULL;
   mior_options o3 = opts(), ot3 = opts();
   ot3.flags |= MIOR_OPT_NO_RX;
   open_pair("127.0.0.1", &o3, &recv3, &rx3, &ot3, &tx3, 0);
-  mior_addr dst3 = local_of(rx3);
-  run_pump(mior_transport_port(tx3, 0), &t3, mior_transport_port(rx3, 0), 0, 1, 1, 100, &dst3, 5000);
+  mior_addr dst3 = tt_local(rx3);
+  mior_port *txp3 = mior_transport_port(tx3, 0), *rxp3 = mior_transport_port(rx3, 0);
+  tt_span span3 = {0, 100};
+  tt_pump(txp3, &t3, &rxp3, 1, 1, 1, &dst3, tt_build_payload, &span3, 5000);
   CHECK_EQ(t3.kept_n, 1);
   CHECK_ERR(mior_transport_close(rx3), -EBUSY);
-  drain_tx(mior_transport_port(tx3, 0), 1, 2000);
+  tt_drain_tx(txp3, 1, 2000);
   CHECK_EQ(mior_transport_close(tx3), 0);
-  tally_free(&t3);
+  tt_rx_free(&t3);
 
-  drain_tx(txp, N1 + N2, 2000);
-  check_user_held_zero(tx);
+  tt_drain_tx(txp, N1 + N2, 2000);
+  TT_CHECK_POOL_RETURNED(tx);
   CHECK_EQ(mior_transport_close(tx), 0);
   CHECK_EQ(mior_transport_close(rx), 0);
   free(copies);
-  tally_free(&t);
+  tt_rx_free(&t);
 }
 
 /* A datagram longer than a slot is cut by Winsock (WSAEMSGSIZE): counted, never delivered; the
  * next normal datagram still arrives. */
 static void body_truncated(void) {
-  tally t;
-  tally_init(&t, 2);
+  tt_rx t;
+  tt_rx_init(&t, 2);
   mior_options o = opts();
   o.buf_size = 256;
   o.buf_count = 64;
-  mior_receiver recv = {consume, NULL, &t};
+  mior_receiver recv = tt_receiver(&t);
   mior_transport *rx = NULL, *tx = NULL;
   mior_options ot = opts();
   ot.flags |= MIOR_OPT_NO_RX;
   open_pair("127.0.0.1", &o, &recv, &rx, &ot, &tx, 0);
   mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
-  mior_addr dst = local_of(rx);
+  mior_addr dst = tt_local(rx);
   mior_port_poll(rxp, 0, 0); /* receives posted before anything arrives (the asynchronous path) */
   uint32_t lens[3] = {1000, 100, 1200};
   uint32_t seqs[3] = {0, 0, 1};
   for (int i = 0; i < 3; i++) {
     mior_pkt pkt;
     REQUIRE_OK(mior_tx_acquire(txp, &pkt));
-    fill(pkt.data, lens[i], seqs[i]);
+    tt_fill(pkt.data, lens[i], seqs[i]);
     CHECK_OK(mior_tx_send(txp, &pkt, lens[i], &dst));
     CHECK_OK(mior_tx_flush(txp));
-    drain_tx(txp, (uint64_t)i + 1, 2000);
+    tt_drain_tx(txp, (uint64_t)i + 1, 2000);
     if (i == 1) {
       /* The third datagram arrives with no receive posted, so it is cut on the synchronous
        * path instead. */
-      int64_t deadline = now_ms() + 3000;
-      while (t.got < 1 && now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
+      int64_t deadline = tt_now_ms() + 3000;
+      while (t.got < 1 && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
     }
   }
   mior_port_stats st;
-  int64_t deadline = now_ms() + 3000;
+  int64_t deadline = tt_now_ms() + 3000;
   do {
     mior_port_poll(rxp, 0, 1000);
     CHECK_OK(mior_port_stats_get(rxp, &st));
-  } while (st.rx_drop_truncated < 2 && now_ms() < deadline);
+  } while (st.rx_drop_truncated < 2 && tt_now_ms() < deadline);
   CHECK_EQ(st.rx_drop_truncated, 2);
   CHECK_EQ(t.got, 1);
   CHECK_EQ(t.bad, 0);
   CHECK_EQ(st.rx_packets, 1);
   CHECK_EQ(mior_transport_close(tx), 0);
   CHECK_EQ(mior_transport_close(rx), 0);
-  tally_free(&t);
+  tt_rx_free(&t);
 }
 
 /* --- close while traffic is in flight -------------------------------------------------------- */
@@ -598,9 +397,9 @@ static void *blast_thread(void *arg) {
   bl->open_rc = mior_transport_open(&tx, bl->ep, &o, NULL);
   if (bl->open_rc < 0) return NULL;
   mior_port *p = mior_transport_port(tx, 0);
-  int64_t deadline = now_ms() + 20000;
+  int64_t deadline = tt_now_ms() + 20000;
   uint32_t seq = 0;
-  while (!atomic_load(&bl->stop) && now_ms() < deadline) {
+  while (!atomic_load(&bl->stop) && tt_now_ms() < deadline) {
     for (int i = 0; i < 64; i++) {
       mior_pkt pkt;
       int rc = mior_tx_acquire(p, &pkt);
@@ -609,8 +408,8 @@ static void *blast_thread(void *arg) {
         bl->fail = rc;
         break;
       }
-      uint32_t len = len_for(seq, 1200);
-      fill(pkt.data, len, seq++);
+      uint32_t len = tt_len_for(seq, TT_HDR, 1200);
+      tt_fill(pkt.data, len, seq++);
       if (mior_tx_send(p, &pkt, len, &bl->dst) == 0) bl->sent++;
     }
     if (bl->fail) break;
@@ -621,7 +420,7 @@ static void *blast_thread(void *arg) {
   for (int i = 0; i < 32; i++) {
     mior_pkt pkt;
     if (mior_tx_acquire(p, &pkt) != 0) break;
-    fill(pkt.data, 64, seq++);
+    tt_fill(pkt.data, 64, seq++);
     mior_tx_send(p, &pkt, 64, &bl->dst);
   }
   bl->close_rc = mior_transport_close(tx);
@@ -636,7 +435,7 @@ static int count_consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
   (void)port;
   counter *c = ctx;
   uint32_t seq;
-  if (check_payload(pkt->data, pkt->len, &seq) != 0) atomic_fetch_add(&c->bad, 1);
+  if (tt_check(pkt->data, pkt->len, &seq) != 0) atomic_fetch_add(&c->bad, 1);
   atomic_fetch_add(&c->got, 1);
   return MIOR_DONE;
 }
@@ -674,26 +473,26 @@ static void run_close(int stop_first) {
   }
   CHECK_OK(mior_transport_start(rx));
   CHECK_ERR(mior_transport_start(rx), -EALREADY);
-  bl.dst = local_of(rx);
+  bl.dst = tt_local(rx);
   atomic_init(&bl.stop, 0);
   test_thread th;
   REQUIRE(test_thread_start(&th, blast_thread, &bl) == 0);
-  int64_t deadline = now_ms() + 3000;
-  while (atomic_load(&c.got) < 2000 && now_ms() < deadline) Sleep(1);
+  int64_t deadline = tt_now_ms() + 3000;
+  while (atomic_load(&c.got) < 2000 && tt_now_ms() < deadline) Sleep(1);
   CHECK(atomic_load(&c.got) > 0);
 
-  int64_t t0 = now_ms();
+  int64_t t0 = tt_now_ms();
   if (stop_first) {
     CHECK_OK(mior_transport_stop(rx));
     unsigned at_stop = atomic_load(&c.got);
     Sleep(20);
     CHECK_EQ(atomic_load(&c.got), at_stop); /* stopped: no more consume calls */
-    check_user_held_zero(rx);
+    TT_CHECK_POOL_RETURNED(rx);
     CHECK_EQ(mior_transport_close(rx), 0);
   } else {
     CHECK_EQ(mior_transport_close(rx), 0);
   }
-  int64_t took = now_ms() - t0;
+  int64_t took = tt_now_ms() - t0;
   CHECK(took < 2000);
   printf("    %s: %lld ms, received %u\n", stop_first ? "stop+close" : "close while started",
          (long long)took, atomic_load(&c.got));
@@ -733,10 +532,10 @@ static void body_close_cycles(void) {
     if (i % 3 == 1) CHECK(mior_port_poll(p, 0, 0) >= 0);
     if (i % 3 == 2) {
       CHECK(mior_port_poll(p, 0, 0) >= 0);
-      mior_addr self = local_of(t);
+      mior_addr self = tt_local(t);
       mior_pkt pkt;
       REQUIRE_OK(mior_tx_acquire(p, &pkt));
-      fill(pkt.data, 64, 0);
+      tt_fill(pkt.data, 64, 0);
       CHECK_OK(mior_tx_send(p, &pkt, 64, &self));
     }
     if (i % 2) {
@@ -776,7 +575,7 @@ static void body_args(void) {
   mior_transport *t = NULL;
   REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, NULL));
   mior_port *p = mior_transport_port(t, 0);
-  mior_addr self = local_of(t);
+  mior_addr self = tt_local(t);
   CHECK(mior_transport_port(t, 1) == NULL);
   CHECK_ERR(mior_port_poll(NULL, 0, 0), -EINVAL);
   CHECK_ERR(mior_tx_acquire(p, NULL), -EINVAL);
@@ -843,10 +642,10 @@ int main(void) {
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
       if (bodies[i].sockets_only && backend != MIOR_BACKEND_SOCKETS) continue;
       int before = test_failures;
-      int64_t t0 = now_ms();
+      int64_t t0 = tt_now_ms();
       bodies[i].fn();
       printf("  %s [%s]: %s (%lld ms)\n", bodies[i].name, mname,
-             test_failures == before ? "ok" : "FAILED", (long long)(now_ms() - t0));
+             test_failures == before ? "ok" : "FAILED", (long long)(tt_now_ms() - t0));
       fflush(stdout);
     }
   }

@@ -1,7 +1,8 @@
-/* Shared helpers for the transport tests (Linux only): run one body under every backend, build and
- * verify sequence-numbered payloads, pump packets from one port to others at a paced rate with
- * every loop bounded in count and time, check pool accounting, and keep network namespaces from
- * outliving the test whatever way it ends.
+/* The Linux transport tests' helpers: run one body under every backend, keep network namespaces
+ * from outliving the test whatever way it ends (exit, watchdog, signal, or a crash of an earlier
+ * run), and open transports or sockets inside a namespace.  The helpers that build on Windows too
+ * (payloads, the tally receiver, the paced pump, the pool check) are in transport_portable.h,
+ * which this includes, so the Windows suite uses the same ones.
  */
 #ifndef MIOR_TEST_TRANSPORT_COMMON_H
 #define MIOR_TEST_TRANSPORT_COMMON_H
@@ -17,16 +18,9 @@
 
 #include "netns.h"
 #include "test.h"
+#include "transport_portable.h"
 
-/* --- time and watchdog ------------------------------------------------------------------------ */
-
-static inline int64_t tt_now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static inline int64_t tt_now_ms(void) { return tt_now_us() / 1000; }
+/* --- watchdog --------------------------------------------------------------------------------- */
 
 /* Namespaces this process created; deleted on every way out (exit, watchdog, signal). */
 #define TT_MAX_PAIRS 4
@@ -132,365 +126,7 @@ static inline int tt_for_each_backend(const char *name, void (*body)(mior_backen
   return ran;
 }
 
-static inline mior_options tt_opts(mior_backend b) {
-  mior_options o;
-  mior_options_init(&o);
-  o.backend = b;
-  return o;
-}
-
-/* --- payloads --------------------------------------------------------------------------------- */
-
-/* A payload: 16-byte header (magic, seq, len, checksum of the rest), then bytes that depend on
- * seq and position, so a corrupted, truncated, shifted or swapped payload does not verify. */
-#define TT_MAGIC 0x6d696f72u /* "mior" */
-#define TT_HDR 16u
-
-static inline uint32_t tt_fnv(const uint8_t *p, uint32_t n) {
-  uint32_t h = 2166136261u;
-  for (uint32_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-  return h;
-}
-
-static inline void tt_put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static inline uint32_t tt_get32(const uint8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-
-/* Length of payload seq, between lo and hi (>= TT_HDR), spread so sizes vary. */
-static inline uint32_t tt_len_for(uint32_t seq, uint32_t lo, uint32_t hi) {
-  return lo + (seq * 2654435761u >> 7) % (hi - lo + 1);
-}
-
-static inline void tt_fill(uint8_t *p, uint32_t len, uint32_t seq) {
-  for (uint32_t i = TT_HDR; i < len; i++) p[i] = (uint8_t)(seq * 131u + i * 7u + (i >> 8));
-  tt_put32(p, TT_MAGIC);
-  tt_put32(p + 4, seq);
-  tt_put32(p + 8, len);
-  tt_put32(p + 12, tt_fnv(p + TT_HDR, len - TT_HDR));
-}
-
-/* 0 and *seq if p[0..len) is an intact payload; -1 if it is ours but damaged; 1 if not ours. */
-static inline int tt_check(const uint8_t *p, uint32_t len, uint32_t *seq) {
-  if (len < TT_HDR || tt_get32(p) != TT_MAGIC) return 1;
-  if (tt_get32(p + 8) != len) return -1;
-  *seq = tt_get32(p + 4);
-  for (uint32_t i = TT_HDR; i < len; i++) {
-    if (p[i] != (uint8_t)(*seq * 131u + i * 7u + (i >> 8))) return -1;
-  }
-  return tt_get32(p + 12) == tt_fnv(p + TT_HDR, len - TT_HDR) ? 0 : -1;
-}
-
-/* --- Internet checksum, IPv4 and UDP headers (built by hand: the tests check the library, so
- * they do not lean on its own protocol helpers) ------------------------------------------------ */
-
-static inline uint32_t tt_csum_add(uint32_t sum, const uint8_t *p, size_t n) {
-  for (size_t i = 0; i + 1 < n; i += 2) sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-  if (n & 1) sum += (uint32_t)(p[n - 1] << 8);
-  return sum;
-}
-
-static inline uint16_t tt_csum_fold(uint32_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return (uint16_t)~sum;
-}
-
-static inline void tt_put16be(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-static inline uint16_t tt_get16be(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
-/* Write IPv4 (20 bytes, no options) + UDP (8) headers in front of a payload of plen bytes already
- * at p + 28.  Addresses in network order (4 bytes each), ports in host order.  Returns 28 + plen. */
-static inline uint32_t tt_build_ipv4_udp(uint8_t *p, const uint8_t src[4], const uint8_t dst[4],
-                                         uint16_t sport, uint16_t dport, uint32_t plen,
-                                         uint16_t ip_id) {
-  uint32_t total = 28 + plen;
-  memset(p, 0, 28);
-  p[0] = 0x45;
-  tt_put16be(p + 2, (uint16_t)total);
-  tt_put16be(p + 4, ip_id);
-  tt_put16be(p + 6, 0x4000); /* DF */
-  p[8] = 64;
-  p[9] = 17;
-  memcpy(p + 12, src, 4);
-  memcpy(p + 16, dst, 4);
-  tt_put16be(p + 10, tt_csum_fold(tt_csum_add(0, p, 20)));
-  uint8_t *u = p + 20;
-  tt_put16be(u, sport);
-  tt_put16be(u + 2, dport);
-  tt_put16be(u + 4, (uint16_t)(8 + plen));
-  /* UDP checksum over the pseudo-header, header and payload. */
-  uint8_t ph[12];
-  memcpy(ph, src, 4);
-  memcpy(ph + 4, dst, 4);
-  ph[8] = 0;
-  ph[9] = 17;
-  tt_put16be(ph + 10, (uint16_t)(8 + plen));
-  uint32_t s = tt_csum_add(0, ph, 12);
-  s = tt_csum_add(s, u, 8 + plen);
-  uint16_t c = tt_csum_fold(s);
-  tt_put16be(u + 6, c ? c : 0xffff);
-  return total;
-}
-
-/* Parse an IPv4+UDP packet: 0 with payload, plen and ports if it is a well-formed UDP datagram whose
- * IP header checksum and lengths agree (and the UDP checksum, when set and udp_csum is
- * nonzero); -1 if damaged; 1 if not IPv4/UDP.  src/dst out (4 bytes each) may be NULL.
- * Datagrams the kernel sends over a veth carry only a partial UDP checksum (the device
- * "offloads" it and nothing ever completes it), so those are checked with udp_csum 0. */
-static inline int tt_parse_ipv4_udp(const uint8_t *p, uint32_t len, int udp_csum,
-                                    const uint8_t **payload, uint32_t *plen, uint16_t *sport,
-                                    uint16_t *dport, uint8_t *src, uint8_t *dst) {
-  if (len < 20 || (p[0] >> 4) != 4) return 1;
-  uint32_t ihl = (p[0] & 15u) * 4u;
-  if (ihl < 20 || len < ihl) return -1;
-  if (p[9] != 17) return 1;
-  uint32_t total = tt_get16be(p + 2);
-  if (total > len || total < ihl + 8) return -1;
-  if (tt_csum_fold(tt_csum_add(0, p, ihl)) != 0) return -1;
-  const uint8_t *u = p + ihl;
-  uint32_t ulen = tt_get16be(u + 4);
-  if (ulen != total - ihl) return -1;
-  if (udp_csum && tt_get16be(u + 6) != 0) {
-    uint8_t ph[12];
-    memcpy(ph, p + 12, 8);
-    ph[8] = 0;
-    ph[9] = 17;
-    tt_put16be(ph + 10, (uint16_t)ulen);
-    if (tt_csum_fold(tt_csum_add(tt_csum_add(0, ph, 12), u, ulen)) != 0) return -1;
-  }
-  if (src) memcpy(src, p + 12, 4);
-  if (dst) memcpy(dst, p + 16, 4);
-  *sport = tt_get16be(u);
-  *dport = tt_get16be(u + 2);
-  *payload = u + 8;
-  *plen = ulen - 8;
-  return 0;
-}
-
-/* --- receiving: a tally of sequence numbers ------------------------------------------------- */
-
-/* What a receive test expects, and what it saw.  unwrap() turns a received packet into our payload
- * (the UDP kind hands it over as is; ip and packet strip headers): 0 ours, 1 foreign (ignored),
- * -1 damaged. */
-typedef struct tt_rx {
-  uint32_t count;          /* sequence numbers 0..count-1 expected */
-  uint8_t *seen;           /* count flags */
-  uint32_t got, dups, bad, foreign, out_of_range;
-  uint32_t reordered;      /* packets that arrived after one with a higher sequence number */
-  uint32_t last_seq;       /* sequence number of the last new packet (valid once got > 0) */
-  uint64_t bytes;          /* bytes of the received packets we counted (pkt->len) */
-  int (*unwrap)(struct tt_rx *r, const mior_pkt *pkt, const uint8_t **pl, uint32_t *plen);
-  void *uctx;
-  int check_src;           /* compare pkt->src with want_src */
-  mior_addr want_src;
-  uint32_t src_mismatch;
-  int want_unspec_src;     /* ip/packet kinds: src must be MIOR_AF_UNSPEC */
-  uint32_t per_port[8];    /* packets seen per port index (set port_of) */
-  mior_port *ports[8];
-  int nports;
-  /* keeping: every keep_every-th packet (if nonzero) is kept, up to keep_max */
-  uint32_t keep_every, keep_max, kept_n;
-  mior_pkt *kept;
-} tt_rx;
-
-static inline int tt_addr_eq(const mior_addr *a, const mior_addr *b) {
-  if (a->family != b->family || a->port != b->port) return 0;
-  size_t n = a->family == MIOR_AF_INET6 ? 16 : 4;
-  return memcmp(a->addr, b->addr, n) == 0;
-}
-
-static inline int tt_unwrap_plain(tt_rx *r, const mior_pkt *pkt, const uint8_t **pl, uint32_t *plen) {
-  (void)r;
-  *pl = pkt->data;
-  *plen = pkt->len;
-  return 0;
-}
-
-static inline void tt_rx_init(tt_rx *r, uint32_t count) {
-  memset(r, 0, sizeof *r);
-  r->count = count;
-  r->seen = calloc(count ? count : 1, 1);
-  REQUIRE(r->seen != NULL);
-  r->unwrap = tt_unwrap_plain;
-}
-
-static inline void tt_rx_free(tt_rx *r) {
-  free(r->seen);
-  free(r->kept);
-  r->seen = NULL;
-  r->kept = NULL;
-}
-
-static inline int tt_consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
-  tt_rx *r = ctx;
-  for (int i = 0; i < r->nports; i++) {
-    if (r->ports[i] == port) r->per_port[i]++;
-  }
-  const uint8_t *pl;
-  uint32_t plen, seq = 0;
-  int u = r->unwrap(r, pkt, &pl, &plen);
-  if (u > 0) {
-    r->foreign++;
-    return MIOR_DONE;
-  }
-  int c = u < 0 ? -1 : tt_check(pl, plen, &seq);
-  if (c > 0) {
-    r->foreign++;
-    return MIOR_DONE;
-  }
-  if (c < 0 || (pkt->flags & MIOR_PKT_TRUNCATED)) {
-    r->bad++;
-    return MIOR_DONE;
-  }
-  if (seq >= r->count) {
-    r->out_of_range++;
-    return MIOR_DONE;
-  }
-  if (r->check_src && !tt_addr_eq(&pkt->src, &r->want_src)) r->src_mismatch++;
-  if (r->want_unspec_src && pkt->src.family != MIOR_AF_UNSPEC) r->src_mismatch++;
-  if (r->seen[seq]) {
-    r->dups++;
-    return MIOR_DONE;
-  }
-  if (r->got > 0 && seq < r->last_seq) r->reordered++;
-  r->last_seq = seq;
-  r->seen[seq] = 1;
-  r->got++;
-  r->bytes += pkt->len;
-  if (r->keep_every && seq % r->keep_every == 0 && r->kept_n < r->keep_max) {
-    r->kept[r->kept_n++] = *pkt;
-    return MIOR_KEEP;
-  }
-  return MIOR_DONE;
-}
-
-static inline mior_receiver tt_receiver(tt_rx *r) {
-  mior_receiver rc = {tt_consume, NULL, r};
-  return rc;
-}
-
-/* Report a tally: everything received once, intact. */
-#define TT_CHECK_TALLY(r)                                                          \
-  do {                                                                             \
-    CHECK_EQ((r)->got, (r)->count);                                                \
-    CHECK_EQ((r)->dups, 0);                                                        \
-    CHECK_EQ((r)->bad, 0);                                                         \
-    CHECK_EQ((r)->out_of_range, 0);                                                \
-    CHECK_EQ((r)->src_mismatch, 0);                                                \
-  } while (0)
-
-/* --- sending: a paced pump -------------------------------------------------------------------- */
-
-/* Write packet seq into buf (capacity cap) and return its length, or 0 to stop. */
-typedef uint32_t (*tt_build_fn)(void *ctx, uint8_t *buf, uint32_t cap, uint32_t seq);
-
-typedef struct tt_pump_result {
-  uint32_t sent;       /* packets handed to mior_tx_send successfully */
-  uint64_t sent_bytes; /* their lengths */
-  uint32_t send_errors;
-  uint32_t eagain;     /* acquire -EAGAIN seen (backpressure, not an error) */
-  int64_t elapsed_us;
-} tt_pump_result;
-
-/* Send count packets from tx (to dst, NULL for the kind's own addressing) while polling rx ports,
- * keeping at most `window` packets sent but not yet received so no socket buffer overflows.  Ends
- * when everything arrived, or when nothing arrived for stall_ms, or at the deadline. */
-static inline tt_pump_result tt_pump(mior_port *tx, tt_rx *r, mior_port **rx, int nrx,
-                                     uint32_t count, uint32_t window, const mior_addr *dst,
-                                     tt_build_fn build, void *bctx, int64_t limit_ms) {
-  tt_pump_result res;
-  memset(&res, 0, sizeof res);
-  int64_t t0 = tt_now_us(), deadline = t0 + limit_ms * 1000, last_progress = t0;
-  uint32_t last_got = r->got, got0 = r->got;
-  while (r->got - got0 < count && tt_now_us() < deadline) {
-    uint32_t queued = 0;
-    while (res.sent < count && res.sent - (r->got - got0) < window && queued < 64) {
-      mior_pkt pkt;
-      int rc = mior_tx_acquire(tx, &pkt);
-      if (rc == -EAGAIN) {
-        res.eagain++;
-        break;
-      }
-      if (rc < 0) {
-        TEST_FAIL_AT("mior_tx_acquire -> %d (%s) %s", rc, mior_strerror(rc), mior_last_error());
-        return res;
-      }
-      uint32_t len = build(bctx, pkt.data, pkt.cap, res.sent);
-      rc = mior_tx_send(tx, &pkt, len, dst);
-      if (rc < 0) {
-        if (res.send_errors++ == 0)
-          TEST_FAIL_AT("mior_tx_send -> %d (%s) %s", rc, mior_strerror(rc), mior_last_error());
-        if (res.send_errors > 100) return res;
-        continue;
-      }
-      res.sent++;
-      res.sent_bytes += len;
-      queued++;
-    }
-    int rc = mior_tx_flush(tx);
-    if (rc < 0 && rc != -EAGAIN) {
-      TEST_FAIL_AT("mior_tx_flush -> %d (%s) %s", rc, mior_strerror(rc), mior_last_error());
-      return res;
-    }
-    rc = mior_port_poll(tx, 0, 0);
-    if (rc < 0) {
-      TEST_FAIL_AT("mior_port_poll(tx) -> %d (%s) %s", rc, mior_strerror(rc), mior_last_error());
-      return res;
-    }
-    /* Wait a little on the receivers only when the window is full (or all is sent). */
-    int64_t wait = (res.sent == count || res.sent - (r->got - got0) >= window) ? 1000 : 0;
-    for (int i = 0; i < nrx; i++) {
-      rc = mior_port_poll(rx[i], 0, nrx == 1 ? wait : 0);
-      if (rc < 0) {
-        TEST_FAIL_AT("mior_port_poll(rx) -> %d (%s) %s", rc, mior_strerror(rc), mior_last_error());
-        return res;
-      }
-    }
-    int64_t now = tt_now_us();
-    if (r->got != last_got) {
-      last_got = r->got;
-      last_progress = now;
-    } else if (now - last_progress > 2000000) {
-      break; /* nothing for 2 s: lost packets; the caller's tally says which */
-    }
-  }
-  res.elapsed_us = tt_now_us() - t0;
-  return res;
-}
-
-/* Poll until the port has completed `want` sends (stats tx_packets) or limit_ms passed. */
-static inline void tt_drain_tx(mior_port *tx, uint64_t want, int64_t limit_ms) {
-  int64_t deadline = tt_now_us() + limit_ms * 1000;
-  mior_port_stats st;
-  do {
-    mior_tx_flush(tx);
-    mior_port_poll(tx, 0, 1000);
-    if (mior_port_stats_get(tx, &st) < 0) return;
-  } while (st.tx_packets + st.tx_errors < want && tt_now_us() < deadline);
-}
-
-/* Poll the ports for ms milliseconds (catching stragglers, duplicates). */
-static inline void tt_poll_for(mior_port **ports, int n, int64_t ms) {
-  int64_t deadline = tt_now_us() + ms * 1000;
-  while (tt_now_us() < deadline) {
-    for (int i = 0; i < n; i++) mior_port_poll(ports[i], 0, n == 1 ? 1000 : 0);
-  }
-}
-
-/* Nothing is left with the application: no kept packet, no acquired-but-unsent slot.  (The
- * port's own slots, posted for receive or cached, count in pool_in_use; close returns them, and
- * close returning 0 rather than -EBUSY is the final word that nothing leaked.) */
-#define TT_CHECK_POOL_RETURNED(t)                                                  \
-  do {                                                                             \
-    mior_port_stats st_;                                                           \
-    CHECK_OK(mior_transport_stats_get((t), &st_));                                 \
-    CHECK_EQ(st_.user_held, 0);                                                    \
-  } while (0)
+/* --- inside a namespace ----------------------------------------------------------------------- */
 
 /* Open a transport while the calling thread sits in namespace fd (-1: where it is). */
 static inline int tt_open_in(int ns_fd, mior_transport **t, const char *ep, const mior_options *o,
@@ -501,6 +137,30 @@ static inline int tt_open_in(int ns_fd, mior_transport **t, const char *ep, cons
   return rc;
 }
 
+/* tt_open_in that ends the test if the open fails, saying which body (tt_phase) opened what where:
+ * called from a shared helper, the file and line of the failure would not say. */
+static inline void tt_require_open_in(int ns_fd, const char *ns, mior_transport **t, const char *ep,
+                                      const mior_options *o, const mior_receiver *recv) {
+  int rc = tt_open_in(ns_fd, t, ep, o, recv);
+  if (rc < 0) {
+    TEST_FAIL_AT("%s: open %s in %s -> %d (%s) %s", tt_phase, ep, ns, rc, mior_strerror(rc),
+                 mior_last_error());
+    exit(1);
+  }
+}
+
+/* The two ends of a one-way test across pair p: *rx opened on ep_b inside ns b, delivering what
+ * arrives to the tally r, and *tx opened on ep_a inside ns a with no receiver (otx carries
+ * MIOR_OPT_NO_RX unless the sender should also receive, and drop, what comes to it).  The options
+ * are the body's own; a failed open ends the test. */
+static inline void tt_open_a_to_b(const netns_pair *p, const char *ep_a, const mior_options *otx,
+                                  mior_transport **tx, const char *ep_b, const mior_options *orx,
+                                  tt_rx *r, mior_transport **rx) {
+  mior_receiver recv = tt_receiver(r);
+  tt_require_open_in(p->fd_b, p->ns_b, rx, ep_b, orx, &recv);
+  tt_require_open_in(p->fd_a, p->ns_a, tx, ep_a, otx, NULL);
+}
+
 /* A kernel socket made inside namespace fd. */
 static inline int tt_socket_in(int ns_fd, int domain, int type, int proto) {
   REQUIRE_OK(netns_enter(ns_fd));
@@ -509,11 +169,34 @@ static inline int tt_socket_in(int ns_fd, int domain, int type, int proto) {
   return s;
 }
 
-static inline mior_addr tt_local(mior_transport *t) {
-  mior_addr a;
-  memset(&a, 0, sizeof a);
-  CHECK_OK(mior_port_local_addr(mior_transport_port(t, 0), &a));
-  return a;
+/* A kernel UDP socket inside ns a, bound to the pair's address a, sends r->count sequence-numbered
+ * payloads (TT_HDR..hi bytes) to address b, port dport, keeping at most 32 not yet in the tally;
+ * then rxp is polled until every one arrived or 10 s passed since the first send.  *sport is the
+ * socket's own port, set before the first send for an unwrap that checks it. */
+static inline void tt_kernel_udp_a_to_b(const netns_pair *p, uint16_t dport, uint32_t hi,
+                                        uint16_t *sport, tt_rx *r, mior_port *rxp) {
+  uint8_t buf[1500];
+  REQUIRE(hi <= sizeof buf);
+  int s = tt_socket_in(p->fd_a, AF_INET, SOCK_DGRAM, 0);
+  REQUIRE(s >= 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET}, da = {.sin_family = AF_INET};
+  REQUIRE(inet_pton(AF_INET, p->ip_a, &sa.sin_addr) == 1);
+  REQUIRE(inet_pton(AF_INET, p->ip_b, &da.sin_addr) == 1);
+  da.sin_port = htons(dport);
+  REQUIRE(bind(s, (struct sockaddr *)&sa, sizeof sa) == 0);
+  socklen_t sl = sizeof sa;
+  REQUIRE(getsockname(s, (struct sockaddr *)&sa, &sl) == 0);
+  *sport = ntohs(sa.sin_port);
+
+  int64_t deadline = tt_now_ms() + 10000;
+  for (uint32_t seq = 0; seq < r->count && tt_now_ms() < deadline; seq++) {
+    uint32_t len = tt_len_for(seq, TT_HDR, hi);
+    tt_fill(buf, len, seq);
+    CHECK(sendto(s, buf, len, 0, (struct sockaddr *)&da, sizeof da) == (ssize_t)len);
+    while (seq + 1 - r->got > 32 && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
+  }
+  while (r->got < r->count && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
+  close(s);
 }
 
 #endif
