@@ -52,6 +52,11 @@ struct mior__ring {
   struct iovec *rx_iov;
   mior__sockaddr *names_buf;
   uint32_t rx_prep_k, rx_prep_n; /* headers built for the top rx_prep_k of rx_n posted slots */
+  /* Busy-polling ports (busy_poll_us > 0): after two empty looks in a row the next recvmmsg asks
+   * for one datagram, so the first one after a quiet spell is handed over at once instead of after
+   * recvmmsg's failed try for a second (about 0.2 us, on a ping-pong's critical path at each end). */
+  int spin_single;
+  uint32_t rx_empty; /* recvmmsg calls in a row that found nothing */
 };
 
 static int sockets_supported(char *why, size_t len) {
@@ -81,6 +86,7 @@ static int sockets_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint
   r->region = cfg->region;
   r->stats = cfg->stats;
   r->batch = cfg->opts->batch;
+  r->spin_single = cfg->opts->busy_poll_us > 0;
   r->rx_cap = r->region.buf_count;
   r->tx_cap = r->region.buf_count;
   /* Every slot can be in the queue at most once, plus error records that carry no slot. */
@@ -204,9 +210,9 @@ static void do_tx(struct mior__ring *r) {
 
 static void do_rx(struct mior__ring *r) {
   while (r->rx_n > 0 && r->cq_len + r->batch <= r->cq_cap) {
-    uint32_t k = r->rx_n < r->batch ? r->rx_n : r->batch;
-    if (r->rx_prep_k != k || r->rx_prep_n != r->rx_n) {
-      for (uint32_t i = 0; i < k; i++) {
+    uint32_t kfull = r->rx_n < r->batch ? r->rx_n : r->batch;
+    if (r->rx_prep_k != kfull || r->rx_prep_n != r->rx_n) {
+      for (uint32_t i = 0; i < kfull; i++) {
         uint32_t slot = r->rx_slots[r->rx_n - 1 - i];
         r->rx_iov[i].iov_base = mior_pool_region_slot(&r->region, slot);
         r->rx_iov[i].iov_len = r->region.buf_size;
@@ -219,16 +225,21 @@ static void do_rx(struct mior__ring *r) {
           h->msg_namelen = sizeof r->names_buf[i];
         }
       }
-      r->rx_prep_k = k;
+      r->rx_prep_k = kfull;
       r->rx_prep_n = r->rx_n;
     }
+    /* The headers of the top kfull slots serve any k up to kfull. */
+    int single = r->spin_single && r->rx_empty >= 2;
+    uint32_t k = single ? 1 : kfull;
     int got = recvmmsg(r->sock.fd, r->rx_msgs, k, MSG_DONTWAIT | MSG_TRUNC, NULL);
     r->stats->submits++;
     if (got <= 0) {
       /* Nothing was received, so the kernel wrote nothing back: the headers stay valid. */
       if (got < 0 && errno != EAGAIN && errno != EINTR) cq_error(r, MIOR__OP_RX, errno);
+      if (r->rx_empty < 2) r->rx_empty++;
       return;
     }
+    r->rx_empty = 0;
     r->rx_prep_k = 0; /* names and lengths were written back: rebuild next time */
     for (int i = 0; i < got; i++) {
       mior__cqe *c = cq_push(r);
@@ -247,7 +258,7 @@ static void do_rx(struct mior__ring *r) {
       else c->src.family = MIOR_AF_UNSPEC;
     }
     r->rx_n -= (uint32_t)got;
-    if ((uint32_t)got < k) return; /* drained the socket */
+    if (single || (uint32_t)got < k) return; /* deliver at once, or drained the socket */
   }
 }
 
