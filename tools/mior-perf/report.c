@@ -46,6 +46,12 @@ static void port_lines(const char *side, const mior_port_stats *s) {
          s->pool_high_water);
 }
 
+/* Both ends' CPU over the whole run per packet sent: a backend that moves more packets by keeping
+ * its receiver awake shows it here. */
+static double cpu_per_packet_us(const perf_result *r) {
+  return r->tx_total ? (r->cpu_tx_s + r->cpu_rx_s) * 1e6 / (double)r->tx_total : 0;
+}
+
 void perf_report_one(const perf_config *cfg, const perf_result *r) {
   printf("mior-perf %s  backend %s  kind %s  size %u (%u-byte frame)  measured %.2f s\n",
          perf_mode_name(r->mode), mior_backend_name(r->backend), perf_kind_name(r->kind), r->size,
@@ -65,6 +71,11 @@ void perf_report_one(const perf_config *cfg, const perf_result *r) {
     printf("  rtt us    min %.2f  mean %.2f  p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
            r->min_us, r->mean_us, r->p50_us, r->p90_us, r->p99_us, r->p999_us, r->max_us);
   }
+  if (r->mode == PERF_MODE_THROUGHPUT)
+    printf("  cpu       sender %.2f s  receiver %.2f s (whole run)  %.2f us per packet sent\n", r->cpu_tx_s,
+           r->cpu_rx_s, cpu_per_packet_us(r));
+  else
+    printf("  cpu       client %.2f s  server %.2f s (whole run)\n", r->cpu_tx_s, r->cpu_rx_s);
   port_lines(r->mode == PERF_MODE_LATENCY ? "srv" : "rx", &r->rx_stats);
   port_lines(r->mode == PERF_MODE_LATENCY ? "cli" : "tx", &r->tx_stats);
 }
@@ -85,6 +96,9 @@ void perf_report_compare(const perf_config *cfg, const perf_result *a, const per
     row("rx pps", a->rx_pps, b->rx_pps);
     row("rx Mbit/s", a->rx_mbps, b->rx_mbps);
     row("loss %", a->loss, b->loss);
+    row("sender CPU s", a->cpu_tx_s, b->cpu_tx_s);
+    row("receiver CPU s", a->cpu_rx_s, b->cpu_rx_s);
+    row("CPU us per packet", cpu_per_packet_us(a), cpu_per_packet_us(b));
   } else {
     row("round trips/s", a->rx_pps, b->rx_pps);
     row("mean us", a->mean_us, b->mean_us);
@@ -94,6 +108,8 @@ void perf_report_compare(const perf_config *cfg, const perf_result *a, const per
     row("p99.9 us", a->p999_us, b->p999_us);
     row("max us", a->max_us, b->max_us);
     row("loss %", a->loss, b->loss);
+    row("client CPU s", a->cpu_tx_s, b->cpu_tx_s);
+    row("server CPU s", a->cpu_rx_s, b->cpu_rx_s);
   }
   row("rx completions/submit", per_submit(&a->rx_stats), per_submit(&b->rx_stats));
   row("tx completions/submit", per_submit(&a->tx_stats), per_submit(&b->tx_stats));
