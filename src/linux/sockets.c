@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cq_fifo.h"
 #include "common/internal.h"
 #include "linux/socket.h"
 
@@ -39,8 +40,7 @@ struct mior__ring {
   uint32_t tx_head, tx_len, tx_cap;
   int tx_blocked;   /* last sendmmsg hit EAGAIN: wait for POLLOUT */
   /* completions waiting to be reaped (a FIFO) */
-  mior__cqe *cq;
-  uint32_t cq_head, cq_len, cq_cap;
+  mior__cq_fifo cq;  /* completions ready for reap */
   /* scratch for one sendmmsg */
   struct mmsghdr *msgs;
   struct iovec *iov;
@@ -70,7 +70,7 @@ static void sockets_close(struct mior__ring *r) {
   if (r->sock.fd >= 0) close(r->sock.fd);
   free(r->rx_slots);
   free(r->txq);
-  free(r->cq);
+  mior__cq_free(&r->cq);
   free(r->msgs);
   free(r->iov);
   free(r->rx_msgs);
@@ -89,17 +89,15 @@ static int sockets_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint
   r->spin_single = cfg->opts->busy_poll_us > 0;
   r->rx_cap = r->region.buf_count;
   r->tx_cap = r->region.buf_count;
-  /* Every slot can be in the queue at most once, plus error records that carry no slot. */
-  r->cq_cap = r->region.buf_count + 64;
   r->rx_slots = malloc(r->rx_cap * sizeof *r->rx_slots);
   r->txq = malloc(r->tx_cap * sizeof *r->txq);
-  r->cq = malloc(r->cq_cap * sizeof *r->cq);
+  mior__cq_init(&r->cq, r->region.buf_count);
   r->msgs = calloc(r->batch, sizeof *r->msgs);
   r->iov = calloc(r->batch, sizeof *r->iov);
   r->rx_msgs = calloc(r->batch, sizeof *r->rx_msgs);
   r->rx_iov = calloc(r->batch, sizeof *r->rx_iov);
   r->names_buf = calloc(r->batch, sizeof *r->names_buf);
-  if (!r->rx_slots || !r->txq || !r->cq || !r->msgs || !r->iov || !r->rx_msgs || !r->rx_iov ||
+  if (!r->rx_slots || !r->txq || !r->cq.q || !r->msgs || !r->iov || !r->rx_msgs || !r->rx_iov ||
       !r->names_buf) {
     sockets_close(r);
     return mior__fail(-ENOMEM, "out of memory");
@@ -121,19 +119,12 @@ static int sockets_bind_thread(struct mior__ring *r) {
   return 0;
 }
 
-static inline mior__cqe *cq_push(struct mior__ring *r) {
-  if (r->cq_len == r->cq_cap) return NULL;
-  mior__cqe *c = &r->cq[(r->cq_head + r->cq_len) % r->cq_cap];
-  r->cq_len++;
-  return c;
-}
-
 /* An error without a slot (e.g. ICMP port unreachable reported on receive).  If the queue is
  * full of them the newest is dropped: it is a counter, not data. */
 static void cq_error(struct mior__ring *r, uint32_t op, int err) {
   /* buf_count entries stay reserved for slot records, which therefore never find it full. */
-  if (r->cq_len >= r->cq_cap - r->region.buf_count) return;
-  mior__cqe *c = cq_push(r);
+  if (r->cq.len >= r->cq.cap - r->region.buf_count) return;
+  mior__cqe *c = mior__cq_push(&r->cq);
   if (!c) return;
   memset(c, 0, sizeof *c);
   c->op = op;
@@ -195,7 +186,7 @@ static void do_tx(struct mior__ring *r) {
     uint32_t done = sent < 0 ? 1 : (uint32_t)sent;
     for (uint32_t i = 0; i < done; i++) {
       struct tx_entry *e = &r->txq[r->tx_head];
-      mior__cqe *c = cq_push(r);
+      mior__cqe *c = mior__cq_push(&r->cq);
       c->op = MIOR__OP_TX;
       c->slot = e->slot;
       c->res = sent < 0 ? -err : (int32_t)r->msgs[i].msg_len;
@@ -209,7 +200,7 @@ static void do_tx(struct mior__ring *r) {
 }
 
 static void do_rx(struct mior__ring *r) {
-  while (r->rx_n > 0 && r->cq_len + r->batch <= r->cq_cap) {
+  while (r->rx_n > 0 && r->cq.len + r->batch <= r->cq.cap) {
     uint32_t kfull = r->rx_n < r->batch ? r->rx_n : r->batch;
     if (r->rx_prep_k != kfull || r->rx_prep_n != r->rx_n) {
       for (uint32_t i = 0; i < kfull; i++) {
@@ -242,7 +233,7 @@ static void do_rx(struct mior__ring *r) {
     r->rx_empty = 0;
     r->rx_prep_k = 0; /* names and lengths were written back: rebuild next time */
     for (int i = 0; i < got; i++) {
-      mior__cqe *c = cq_push(r);
+      mior__cqe *c = mior__cq_push(&r->cq);
       c->op = MIOR__OP_RX;
       c->slot = r->rx_slots[r->rx_n - 1 - (uint32_t)i];
       c->off = 0;
@@ -265,7 +256,7 @@ static void do_rx(struct mior__ring *r) {
 static int sockets_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   do_tx(r);
   do_rx(r);
-  if (!wait || r->cq_len > 0) return 0;
+  if (!wait || r->cq.len > 0) return 0;
   struct pollfd pfd = {.fd = r->sock.fd, .events = 0, .revents = 0};
   if (r->rx_n) pfd.events |= POLLIN;
   if (r->tx_len) pfd.events |= POLLOUT;
@@ -286,19 +277,13 @@ static int sockets_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
 }
 
 static uint32_t sockets_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
-  uint32_t n = r->cq_len < max ? r->cq_len : max;
-  for (uint32_t i = 0; i < n; i++) {
-    out[i] = r->cq[r->cq_head];
-    r->cq_head = (r->cq_head + 1) % r->cq_cap;
-  }
-  r->cq_len -= n;
-  return n;
+  return mior__cq_take(&r->cq, out, max);
 }
 
 static int sockets_cancel(struct mior__ring *r) {
   while (r->tx_len) {
     struct tx_entry *e = &r->txq[r->tx_head];
-    mior__cqe *c = cq_push(r);
+    mior__cqe *c = mior__cq_push(&r->cq);
     if (!c) break;
     memset(c, 0, sizeof *c);
     c->op = MIOR__OP_TX;
@@ -309,7 +294,7 @@ static int sockets_cancel(struct mior__ring *r) {
     r->tx_len--;
   }
   while (r->rx_n) {
-    mior__cqe *c = cq_push(r);
+    mior__cqe *c = mior__cq_push(&r->cq);
     if (!c) break;
     memset(c, 0, sizeof *c);
     c->op = MIOR__OP_RX;

@@ -30,6 +30,7 @@
 #include <winsock2.h>
 #include <windows.h>
 
+#include "common/cq_fifo.h"
 #include "common/internal.h"
 #include "common/os.h"
 #include "win/error.h"
@@ -76,8 +77,7 @@ struct mior__ring {
   uint32_t *txw;         /* Winsock sends waiting for submit (FIFO of slots) */
   uint32_t *txw_off, *txw_len;
   uint32_t txw_head, txw_len_n, txw_cap;
-  mior__cqe *cq;         /* completions ready for reap (FIFO) */
-  uint32_t cq_head, cq_len, cq_cap;
+  mior__cq_fifo cq;  /* completions ready for reap */
 };
 
 static int ioring_supported(char *why, size_t len) {
@@ -111,10 +111,10 @@ static inline IORING_BUFFER_REF buffer_ref(const struct mior__ring *r, uint32_t 
   return b;
 }
 
+/* Never full: drain_ring pops the ring only while there is room, and every slot is in the
+ * queue at most once. */
 static inline mior__cqe *cq_push(struct mior__ring *r) {
-  mior__cqe *c = &r->cq[(r->cq_head + r->cq_len) % r->cq_cap];
-  r->cq_len++;
-  return c;
+  return mior__cq_put(&r->cq);
 }
 
 static void push_tx(struct mior__ring *r, uint32_t slot, int32_t res, uint32_t len) {
@@ -160,7 +160,7 @@ static void take_cqe(struct mior__ring *r, const IORING_CQE *e) {
 static int drain_ring(struct mior__ring *r) {
   int any = 0;
   IORING_CQE e;
-  while (r->cq_len < r->cq_cap) {
+  while (r->cq.len < r->cq.cap) {
     HRESULT hr = r->api->PopIoRingCompletion(r->ring, &e);
     if (hr != S_OK) break; /* S_FALSE: empty */
     take_cqe(r, &e);
@@ -194,8 +194,7 @@ static void ioring_close(struct mior__ring *r) {
     if (r->unsubmitted) submit_ring(r, 0, 0);
     uint64_t end = mior__now_ns() + 1000u * 1000000u;
     while (r->in_ring > 0 && mior__now_ns() < end) {
-      r->cq_len = 0;
-      r->cq_head = 0;
+      mior__cq_clear(&r->cq);
       if (!drain_ring(r)) {
         if (r->event) WaitForSingleObject(r->event, 20);
         else submit_ring(r, 1, 20);
@@ -210,7 +209,7 @@ static void ioring_close(struct mior__ring *r) {
   free(r->txw);
   free(r->txw_off);
   free(r->txw_len);
-  free(r->cq);
+  mior__cq_free(&r->cq);
   free(r);
 }
 
@@ -267,15 +266,14 @@ static int ioring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint3
   r->stats = cfg->stats;
   r->batch = o->batch;
   r->txw_cap = r->region.buf_count;
-  r->cq_cap = r->region.buf_count + 64;
   r->state = calloc(r->region.buf_count, 1);
   r->tx_asked = calloc(r->region.buf_count, sizeof *r->tx_asked);
   r->txw = malloc((size_t)r->txw_cap * sizeof *r->txw);
   r->txw_off = malloc((size_t)r->txw_cap * sizeof *r->txw_off);
   r->txw_len = malloc((size_t)r->txw_cap * sizeof *r->txw_len);
-  r->cq = malloc((size_t)r->cq_cap * sizeof *r->cq);
+  mior__cq_init(&r->cq, r->region.buf_count);
   int rc;
-  if (!r->state || !r->tx_asked || !r->txw || !r->txw_off || !r->txw_len || !r->cq) {
+  if (!r->state || !r->tx_asked || !r->txw || !r->txw_off || !r->txw_len || !r->cq.q) {
     rc = mior__fail(-ENOMEM, "out of memory for the ring's slot state");
     goto fail;
   }
@@ -456,7 +454,7 @@ static int ioring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
     int rc = submit_ring(r, 0, 0);
     if (rc < 0) return rc;
   }
-  if (!wait || r->cq_len > 0 || r->in_ring == 0) return 0;
+  if (!wait || r->cq.len > 0 || r->in_ring == 0) return 0;
   /* Drain first: the event fires only on the empty -> non-empty edge. */
   if (drain_ring(r)) return 0;
   DWORD ms = INFINITE;
@@ -475,14 +473,8 @@ static int ioring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
 }
 
 static uint32_t ioring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
-  if (r->cq_len < max) drain_ring(r);
-  uint32_t n = r->cq_len < max ? r->cq_len : max;
-  for (uint32_t i = 0; i < n; i++) {
-    out[i] = r->cq[r->cq_head];
-    r->cq_head = (r->cq_head + 1) % r->cq_cap;
-  }
-  r->cq_len -= n;
-  return n;
+  if (r->cq.len < max) drain_ring(r);
+  return mior__cq_take(&r->cq, out, max);
 }
 
 static int ioring_cancel(struct mior__ring *r) {

@@ -26,6 +26,7 @@
 #include <ws2tcpip.h>
 #include <windows.h>
 
+#include "common/cq_fifo.h"
 #include "common/internal.h"
 #include "common/os.h"
 #include "win/error.h"
@@ -57,8 +58,7 @@ struct mior__ring {
   uint32_t pending;  /* operations the kernel holds (a completion packet will come) */
   uint32_t *txq;     /* sends queued by tx_queue, issued at submit (FIFO of slots) */
   uint32_t tx_head, tx_len, tx_cap;
-  mior__cqe *cq;     /* completions ready for reap (FIFO) */
-  uint32_t cq_head, cq_len, cq_cap;
+  mior__cq_fifo cq;  /* completions ready for reap */
   OVERLAPPED_ENTRY *entries;
   ULONG entries_cap;
 };
@@ -72,12 +72,10 @@ static int winsock_supported(char *why, size_t len) {
   return 1;
 }
 
+/* Never full for slot records: every slot is in the queue at most once, and error records
+ * without a slot keep to the spare entries (cq_fifo.h). */
 static inline mior__cqe *cq_push(struct mior__ring *r) {
-  /* Never full for slot records: every slot is in the queue at most once, and error records
-   * without a slot keep to the 64 spare entries. */
-  mior__cqe *c = &r->cq[(r->cq_head + r->cq_len) % r->cq_cap];
-  r->cq_len++;
-  return c;
+  return mior__cq_put(&r->cq);
 }
 
 static void complete_rx(struct mior__ring *r, uint32_t slot, int32_t res, int truncated) {
@@ -204,8 +202,7 @@ static void winsock_close(struct mior__ring *r) {
    * (and the kernel may write its OVERLAPPED until then): wait for them, bounded. */
   uint64_t end = mior__now_ns() + 1000u * 1000000u;
   while (r->pending > 0 && r->iocp && mior__now_ns() < end) {
-    r->cq_len = 0; /* the records are of no use now; keep room */
-    r->cq_head = 0;
+    mior__cq_clear(&r->cq); /* the records are of no use now; keep room */
     drain_port(r, 50);
   }
   if (r->pending > 0) {
@@ -218,7 +215,7 @@ static void winsock_close(struct mior__ring *r) {
   if (r->iocp) CloseHandle(r->iocp);
   free(r->ops);
   free(r->txq);
-  free(r->cq);
+  mior__cq_free(&r->cq);
   free(r->entries);
   free(r);
 }
@@ -240,13 +237,12 @@ static int winsock_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint
   r->stats = cfg->stats;
   r->batch = cfg->opts->batch;
   r->tx_cap = r->region.buf_count;
-  r->cq_cap = r->region.buf_count + 64;
   r->entries_cap = r->batch;
   r->ops = calloc(r->region.buf_count, sizeof *r->ops);
   r->txq = malloc((size_t)r->tx_cap * sizeof *r->txq);
-  r->cq = malloc((size_t)r->cq_cap * sizeof *r->cq);
+  mior__cq_init(&r->cq, r->region.buf_count);
   r->entries = malloc((size_t)r->entries_cap * sizeof *r->entries);
-  if (!r->ops || !r->txq || !r->cq || !r->entries) {
+  if (!r->ops || !r->txq || !r->cq.q || !r->entries) {
     winsock_close(r);
     return mior__fail(-ENOMEM, "out of memory for %u overlapped operations", r->region.buf_count);
   }
@@ -313,7 +309,7 @@ static int winsock_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
     r->tx_len--;
     issue_tx(r, slot);
   }
-  if (!wait || r->cq_len > 0 || r->pending == 0) return 0;
+  if (!wait || r->cq.len > 0 || r->pending == 0) return 0;
   DWORD ms = INFINITE;
   if (timeout_us >= 0) {
     int64_t m = (timeout_us + 999) / 1000; /* round up: a short wait must still wait */
@@ -324,14 +320,8 @@ static int winsock_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
 }
 
 static uint32_t winsock_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
-  if (r->cq_len < max) drain_port(r, 0);
-  uint32_t n = r->cq_len < max ? r->cq_len : max;
-  for (uint32_t i = 0; i < n; i++) {
-    out[i] = r->cq[r->cq_head];
-    r->cq_head = (r->cq_head + 1) % r->cq_cap;
-  }
-  r->cq_len -= n;
-  return n;
+  if (r->cq.len < max) drain_port(r, 0);
+  return mior__cq_take(&r->cq, out, max);
 }
 
 static int winsock_cancel(struct mior__ring *r) {
