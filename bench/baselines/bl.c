@@ -206,7 +206,7 @@ static int check_size(bl_cfg *cfg, const char *prog) {
   return -1;
 }
 
-int bl_env_setup(bl_cfg *cfg, bl_env *env) {
+void bl_signals_install(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
@@ -214,6 +214,10 @@ int bl_env_setup(bl_cfg *cfg, bl_env *env) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
+}
+
+int bl_env_setup(bl_cfg *cfg, bl_env *env) {
+  bl_signals_install();
 
   memset(env, 0, sizeof *env);
   env->fd_tx = env->fd_rx = -1;

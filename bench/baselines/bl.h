@@ -111,6 +111,9 @@ void bl_sockbufs(int fd);
 /* Shared by the ping-pong program. */
 int bl_parse(int argc, char **argv, bl_cfg *cfg, const char **method_name);
 int bl_env_setup(bl_cfg *cfg, bl_env *env);
+/* Ctrl-C, SIGTERM and SIGHUP set bl_interrupted (no SA_RESTART: sleeps end early).
+ * bl_env_setup does this itself. */
+void bl_signals_install(void);
 void bl_env_teardown(void);
 int bl_thread_enter(bl_side *s);
 double bl_thread_cpu(void);

@@ -19,12 +19,6 @@
 #include "bl.h"
 #include "netns.h"
 
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig) {
-  (void)sig;
-  stop_flag = 1;
-}
-
 int main(int argc, char **argv) {
   int rps = 0;
   double max_s = 3600;
@@ -36,13 +30,7 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
+  bl_signals_install();
   signal(SIGPIPE, SIG_IGN);
 
   char why[256];
@@ -66,7 +54,7 @@ int main(int argc, char **argv) {
          p.ns_a, p.ns_b, p.if_a, p.if_b, p.ip_a, p.ip_b, rps && rc >= 0 ? "true" : "false");
   fflush(stdout);
   double end = bl_now() + max_s;
-  while (!stop_flag && bl_now() < end) {
+  while (!bl_interrupted && bl_now() < end) {
     struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
     int r = poll(&pfd, 1, 200);
     if (r > 0) {
