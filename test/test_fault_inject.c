@@ -18,25 +18,6 @@
 #define WINDOW 48u /* below the batch (64): mior_tx_send never flushes by itself, so its result
                       says exactly whether the packet was queued */
 
-/* The kernel's drop counter for the IPv4 UDP socket bound to port (last column of
- * /proc/net/udp), or 0 if not found. */
-static uint64_t udp_kernel_drops(uint16_t port) {
-  FILE *f = fopen("/proc/net/udp", "r");
-  if (!f) return 0;
-  char line[512];
-  uint64_t drops = 0;
-  while (fgets(line, sizeof line, f)) {
-    unsigned lport;
-    if (sscanf(line, " %*d: %*8s:%4X", &lport) != 1 || lport != port) continue;
-    /* drops is the last field; lines end in padding spaces. */
-    char *tok, *save = NULL, *last = NULL;
-    for (tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) last = tok;
-    if (last) drops = strtoull(last, NULL, 10);
-  }
-  fclose(f);
-  return drops;
-}
-
 /* The socket the port owns: the one bound to its local port (for "the socket dies"). */
 static int find_socket_fd(uint16_t port) {
   for (int fd = 3; fd < 1024; fd++) {
@@ -110,7 +91,7 @@ static void run_case(mior_backend b) {
   if (plan.die) plan.die_ctx = r;
   REQUIRE_OK(mior__fault_install(port, &plan));
   CHECK_ERR(mior__fault_install(port, &plan), -EINVAL); /* twice is refused */
-  uint64_t drops0 = udp_kernel_drops(r->lport);
+  uint64_t drops0 = tt_udp_kernel_drops(r->lport);
 
   uint32_t queued = 0, refused = 0, next = 0;
   int poll_errs = 0, last_err = 0;
@@ -157,7 +138,7 @@ static void run_case(mior_backend b) {
   REQUIRE_OK(mior__fault_counts_get(port, &n));
   mior_port_stats st;
   REQUIRE_OK(mior_port_stats_get(port, &st));
-  uint64_t kdrops = udp_kernel_drops(r->lport) - drops0;
+  uint64_t kdrops = tt_udp_kernel_drops(r->lport) - drops0;
 
   printf("    %-22s queued %u refused %u received %u | faults: submit %llu rx %llu tx %llu short %llu "
          "txq %llu dead %llu | poll errors %d%s%s | kernel drops %llu, stats: nobufs %llu refused %llu "

@@ -103,23 +103,6 @@ static long rss_kib(void) {
   return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static uint64_t udp_kernel_drops(uint16_t port) {
-  FILE *f = fopen("/proc/net/udp", "r");
-  if (!f) return 0;
-  char line[512];
-  uint64_t drops = 0;
-  while (fgets(line, sizeof line, f)) {
-    unsigned lport;
-    if (sscanf(line, " %*d: %*8s:%4X", &lport) != 1 || lport != port) continue;
-    /* drops is the last field; lines end in padding spaces. */
-    char *tok, *save = NULL, *last = NULL;
-    for (tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) last = tok;
-    if (last) drops = strtoull(last, NULL, 10);
-  }
-  fclose(f);
-  return drops;
-}
-
 static double soak_seconds;
 
 static void body(mior_backend b) {
@@ -135,7 +118,7 @@ static void body(mior_backend b) {
   REQUIRE_OK(mior_transport_open(&rt, "udp://127.0.0.1:0", &ro, &rcv));
   mior_addr dst;
   REQUIRE_OK(mior_port_local_addr(mior_transport_port(rt, 0), &dst));
-  uint64_t drops0 = udp_kernel_drops(dst.port);
+  uint64_t drops0 = tt_udp_kernel_drops(dst.port);
   mior_options so = tt_opts(b);
   so.flags |= MIOR_OPT_NO_RX;
   REQUIRE_OK(mior_transport_open(&st, "udp://127.0.0.1:0", &so, NULL));
@@ -190,7 +173,7 @@ static void body(mior_backend b) {
    * Bounded (20 s); anything still missing then is reported by the checks below. */
   for (int i = 0; i < 400; i++) {
     uint64_t r = atomic_load(&s->received);
-    uint64_t k = udp_kernel_drops(dst.port) - drops0;
+    uint64_t k = tt_udp_kernel_drops(dst.port) - drops0;
     if (r + k >= sent) break;
     usleep(50000);
   }
@@ -202,7 +185,7 @@ static void body(mior_backend b) {
   mior_port_stats rs, ts;
   REQUIRE_OK(mior_transport_stats_get(rt, &rs));
   REQUIRE_OK(mior_transport_stats_get(st, &ts));
-  uint64_t kdrops = udp_kernel_drops(dst.port) - drops0;
+  uint64_t kdrops = tt_udp_kernel_drops(dst.port) - drops0;
   uint64_t received = atomic_load(&s->received), gaps = atomic_load(&s->gaps);
   uint64_t tail = sent - atomic_load(&s->next); /* lost at the very end: no later seq showed it */
   uint64_t lost = gaps + tail;

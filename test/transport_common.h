@@ -199,4 +199,24 @@ static inline void tt_kernel_udp_a_to_b(const netns_pair *p, uint16_t dport, uin
   close(s);
 }
 
+/* The kernel's drop counter for the IPv4 UDP socket bound to port (last column of
+ * /proc/net/udp), or 0 if not found.  Read from /proc, not through the library, so the tests
+ * check the library's own figure against the kernel's. */
+static inline uint64_t tt_udp_kernel_drops(uint16_t port) {
+  FILE *f = fopen("/proc/net/udp", "r");
+  if (!f) return 0;
+  char line[512];
+  uint64_t drops = 0;
+  while (fgets(line, sizeof line, f)) {
+    unsigned lport;
+    if (sscanf(line, " %*d: %*8s:%4X", &lport) != 1 || lport != port) continue;
+    /* drops is the last field; lines end in padding spaces. */
+    char *tok, *save = NULL, *last = NULL;
+    for (tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) last = tok;
+    if (last) drops = strtoull(last, NULL, 10);
+  }
+  fclose(f);
+  return drops;
+}
+
 #endif
