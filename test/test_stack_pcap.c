@@ -186,35 +186,15 @@ static void test_tcpdump_lwip(const char *path) {
   REQUIRE_OK(mior_lwip_echo_listen(7));
 
   /* Kernel ICMP echo from ns a (a raw socket, so the test does not depend on ping). */
-  int s = tt_socket_in(pair.fd_a, AF_INET, SOCK_RAW, IPPROTO_ICMP);
-  REQUIRE(s >= 0);
-  struct timeval tv = {2, 0};
-  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  struct sockaddr_in da = {.sin_family = AF_INET};
-  inet_pton(AF_INET, lwip_ip, &da.sin_addr);
-  int replies = 0;
-  for (int seq = 1; seq <= 3; seq++) {
-    uint8_t req[64] = {8, 0, 0, 0, 0x4d, 0x52, 0, (uint8_t)seq};
-    uint16_t c = mior_csum(req, sizeof req);
-    memcpy(req + 2, &c, 2);
-    CHECK(sendto(s, req, sizeof req, 0, (struct sockaddr *)&da, sizeof da) == sizeof req);
-    uint8_t rep[256];
-    for (int k = 0; k < 5; k++) {
-      ssize_t r = recv(s, rep, sizeof rep, 0);
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 28) break;
-      uint32_t ihl = (rep[0] & 15u) * 4u;
-      if ((size_t)r >= ihl + 8 && rep[ihl] == 0 && rep[ihl + 7] == seq) {
-        replies++;
-        break;
-      }
-    }
-  }
-  close(s);
+  int replies = tt_icmp_echo_from(pair.fd_a, lwip_ip, 3, 0x4d52);
+  REQUIRE(replies >= 0);
   CHECK_EQ(replies, 3);
 
   /* One TCP echo. */
-  s = tt_socket_in(pair.fd_a, AF_INET, SOCK_STREAM, 0);
+  struct timeval tv = {2, 0};
+  struct sockaddr_in da = {.sin_family = AF_INET};
+  inet_pton(AF_INET, lwip_ip, &da.sin_addr);
+  int s = tt_socket_in(pair.fd_a, AF_INET, SOCK_STREAM, 0);
   REQUIRE(s >= 0);
   setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   da.sin_port = htons(7);

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -217,6 +218,39 @@ static inline uint64_t tt_udp_kernel_drops(uint16_t port) {
   }
   fclose(f);
   return drops;
+}
+
+/* Send count ICMP echo requests (identifier id, sequence 1..count) from a raw socket of the
+ * kernel in the namespace ns_fd to ip, each waiting up to 2 s for its reply; returns the replies
+ * that came back, or -1 if the socket could not be made.  For tests that must not depend on
+ * ping being installed. */
+static inline int tt_icmp_echo_from(int ns_fd, const char *ip, int count, uint16_t id) {
+  int s = tt_socket_in(ns_fd, AF_INET, SOCK_RAW, IPPROTO_ICMP);
+  if (s < 0) return -1;
+  struct timeval tv = {2, 0};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in da = {.sin_family = AF_INET};
+  inet_pton(AF_INET, ip, &da.sin_addr);
+  int replies = 0;
+  for (int seq = 1; seq <= count; seq++) {
+    uint8_t req[64] = {8, 0, 0, 0, (uint8_t)(id >> 8), (uint8_t)id, 0, (uint8_t)seq};
+    uint16_t c = mior_csum(req, sizeof req);
+    memcpy(req + 2, &c, 2);
+    CHECK(sendto(s, req, sizeof req, 0, (struct sockaddr *)&da, sizeof da) == sizeof req);
+    uint8_t rep[256];
+    for (int k = 0; k < 5; k++) {
+      ssize_t r = recv(s, rep, sizeof rep, 0);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 28) break;
+      uint32_t ihl = (rep[0] & 15u) * 4u;
+      if ((size_t)r >= ihl + 8 && rep[ihl] == 0 && rep[ihl + 7] == seq) {
+        replies++;
+        break;
+      }
+    }
+  }
+  close(s);
+  return replies;
 }
 
 #endif
