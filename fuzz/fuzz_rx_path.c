@@ -137,7 +137,7 @@ static int feed_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
     c->op = MIOR__OP_RX;
     c->slot = slot;
     c->res = (int32_t)keep;
-    c->flags = len > RX_BUF_SIZE ? MIOR_PKT_TRUNCATED : 0;
+    c->flags = len > RX_BUF_SIZE ? MIOR__CQE_TRUNC : 0;
     c->src.family = MIOR_AF_INET;
     c->src.port = (uint16_t)len;
   }
@@ -285,10 +285,11 @@ int FUZZ_ENTRY_NAME(const uint8_t *data, size_t size) {
   mior_port_stats st;
   FUZZ_ASSERT(mior_port_stats_get(port, &st) == 0);
   FUZZ_ASSERT(st.user_held == app->nkept);
-  mior__port_quiesce(port);
+  uint32_t left = mior__port_shutdown(port);
+  FUZZ_ASSERT(left == 0);
   while (app->nkept) FUZZ_ASSERT(mior_pkt_release(&app->kept[--app->nkept]) == 0);
   /* Every slot must come home: a lost one makes close fail. */
-  FUZZ_ASSERT(mior__port_close(port) == 0);
+  FUZZ_ASSERT(mior__port_close(port, left) == 0);
   free(app);
   return 0;
 }

@@ -74,7 +74,7 @@ static void body(mior_backend b) {
   drain(port, r, BURST);
   mior_port_stats st;
   REQUIRE_OK(mior_port_stats_get(port, &st));
-  uint64_t named = st.rx_drop_nobufs + st.rx_errors + st.rx_drop_truncated;
+  uint64_t named = st.rx_nobufs + st.rx_errors + st.rx_drop_truncated;
   printf("    [%s%s] burst of %u: received %u, cq_overflow %llu, named drops %llu, pool in use %u\n",
          mior_backend_name(b), cur_flags ? ", posted" : "", BURST, r->received,
          (unsigned long long)st.cq_overflow, (unsigned long long)named, st.pool_in_use);
@@ -89,7 +89,7 @@ static void body(mior_backend b) {
     drain(port, r, BURST + k + 4 > r->received ? r->received + 4 : r->received);
   }
   REQUIRE_OK(mior_port_stats_get(port, &st));
-  uint64_t named2 = st.rx_drop_nobufs + st.rx_errors + st.rx_drop_truncated;
+  uint64_t named2 = st.rx_nobufs + st.rx_errors + st.rx_drop_truncated;
   printf("    [%s%s] then %u paced: received %u in all, cq_overflow %llu, named drops %llu\n",
          mior_backend_name(b), cur_flags ? ", posted" : "", BURST, r->received,
          (unsigned long long)st.cq_overflow, (unsigned long long)named2);

@@ -147,7 +147,7 @@ static void run_case(mior_backend b) {
          (unsigned long long)n.rx_faults, (unsigned long long)n.tx_faults,
          (unsigned long long)n.tx_short, (unsigned long long)n.tx_queue_faults,
          (unsigned long long)n.dead_calls, poll_errs, last_err ? " last: " : "", last_msg,
-         (unsigned long long)kdrops, (unsigned long long)st.rx_drop_nobufs,
+         (unsigned long long)kdrops, (unsigned long long)st.rx_nobufs,
          (unsigned long long)st.conn_refused, (unsigned long long)st.rx_errors,
          (unsigned long long)st.tx_errors, (unsigned long long)st.tx_short);
 
@@ -160,10 +160,10 @@ static void run_case(mior_backend b) {
     CHECK_EQ((uint64_t)r->received + n.rx_faults + kdrops, queued);
     if (fc->plan.tx_queue_every != 1) CHECK(r->received > 0);
     /* Each injected error is counted in the port's stats under its name. */
-    uint64_t rx_named = st.rx_drop_nobufs + st.conn_refused + st.rx_errors;
+    uint64_t rx_named = st.rx_nobufs + st.conn_refused + st.rx_errors;
     if (fc->plan.tx_err == -ECONNREFUSED) rx_named -= st.conn_refused; /* those were sends */
     CHECK_EQ(rx_named, n.rx_faults);
-    if (fc->plan.rx_err == -ENOBUFS) CHECK_EQ(st.rx_drop_nobufs, n.rx_faults);
+    if (fc->plan.rx_err == -ENOBUFS) CHECK_EQ(st.rx_nobufs, n.rx_faults);
     if (fc->plan.rx_err == -ECONNREFUSED) CHECK_EQ(st.conn_refused, n.rx_faults);
     /* Failed sends count in tx_errors, except ICMP-refused ones, which have their own counter. */
     if (fc->plan.tx_err == -ECONNREFUSED) CHECK_EQ(st.conn_refused, n.tx_faults);

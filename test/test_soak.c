@@ -189,14 +189,14 @@ static void body(mior_backend b) {
   uint64_t received = atomic_load(&s->received), gaps = atomic_load(&s->gaps);
   uint64_t tail = sent - atomic_load(&s->next); /* lost at the very end: no later seq showed it */
   uint64_t lost = gaps + tail;
-  uint64_t named = kdrops + rs.rx_drop_nobufs + rs.rx_drop_truncated + rs.rx_errors;
+  uint64_t named = kdrops + rs.rx_nobufs + rs.rx_drop_truncated + rs.rx_errors;
   double secs = (tt_now_ms() - t0) / 1000.0;
   printf("    [%s] %.1f s: sent %llu (%.0f/s), received %llu, lost %llu (kernel drops %llu, port drops "
          "%llu), kept %llu released %llu, flushes %llu, refused %llu, tx_errors %llu; RSS start %ld "
          "KiB, warm %ld KiB, max %ld KiB\n",
          mior_backend_name(b), secs, (unsigned long long)sent, sent / secs,
          (unsigned long long)received, (unsigned long long)lost, (unsigned long long)kdrops,
-         (unsigned long long)(rs.rx_drop_nobufs + rs.rx_drop_truncated + rs.rx_errors),
+         (unsigned long long)(rs.rx_nobufs + rs.rx_drop_truncated + rs.rx_errors),
          (unsigned long long)atomic_load(&s->kept), (unsigned long long)atomic_load(&s->released),
          (unsigned long long)flushes, (unsigned long long)refused,
          (unsigned long long)ts.tx_errors, rss_first, rss_base, rss_max);

@@ -48,7 +48,7 @@ static void print_diag(const char *when) {
          (unsigned long long)st.rx_dropped, (unsigned long long)st.tx_frames,
          (unsigned long long)st.tx_deferred, (unsigned long long)st.tx_nomem, st.held,
          (unsigned long long)ps.rx_packets, (unsigned long long)ps.rx_drop_kernel,
-         (unsigned long long)ps.rx_drop_nobufs, (unsigned long long)ps.rx_drop_truncated,
+         (unsigned long long)ps.rx_nobufs, (unsigned long long)ps.rx_drop_truncated,
          (unsigned long long)ps.rx_errors, (unsigned long long)ps.tx_packets,
          (unsigned long long)ps.tx_errors, (unsigned long long)ps.tx_backpressure);
 }

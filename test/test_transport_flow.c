@@ -348,8 +348,8 @@ static void starve(mior_backend b, uint32_t flags) {
   for (uint32_t i = 0; i < n_kept; i++) CHECK_OK(mior_pkt_release(&r.kept[i]));
   deadline = tt_now_ms() + 3000;
   while (r.got < N && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
-  printf("    stalled at %u of %u with %u slots; rx_drop_nobufs %llu; all in after release: %s\n",
-         stalled_at, N, SLOTS, (unsigned long long)st.rx_drop_nobufs, r.got == N ? "yes" : "no");
+  printf("    stalled at %u of %u with %u slots; rx_nobufs %llu; all in after release: %s\n",
+         stalled_at, N, SLOTS, (unsigned long long)st.rx_nobufs, r.got == N ? "yes" : "no");
   TT_CHECK_TALLY(&r);
   TT_CHECK_POOL_RETURNED(rx);
   TT_CHECK_POOL_RETURNED(tx);

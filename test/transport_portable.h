@@ -234,7 +234,7 @@ static inline int tt_consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
     r->foreign++;
     return MIOR_DONE;
   }
-  if (c < 0 || (pkt->flags & MIOR_PKT_TRUNCATED)) {
+  if (c < 0) {
     r->bad++;
     return MIOR_DONE;
   }

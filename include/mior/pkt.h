@@ -42,18 +42,25 @@ MIOR_API int mior_addr_format(const mior_addr *addr, char *buf, size_t len);
  * Fields are public and read-only except data[0..cap) (the bytes) and len (before tx_send). */
 typedef struct mior_pkt {
   uint8_t *data;           /* first byte of the packet */
-  uint32_t len;            /* bytes of packet */
+  uint32_t len;            /* bytes of packet (0 is a valid, empty UDP datagram) */
   uint32_t cap;            /* bytes that may be written at data */
   struct mior_port *port;  /* owning port (private) */
   uint32_t slot;           /* pool slot index (private) */
-  uint32_t flags;          /* MIOR_PKT_* */
+  uint32_t flags;          /* MIOR_PKT_* (none defined yet) */
   mior_addr src;           /* udp kind: sender's address; otherwise family MIOR_AF_UNSPEC */
+  uint32_t gen;            /* the slot's generation when it was handed out (private): a stale
+                              copy, whose slot has since gone to someone else, is refused */
+  uint32_t reserved_;
 } mior_pkt;
 
-#define MIOR_PKT_TRUNCATED 0x1u /* the datagram was longer than the slot and was cut */
+/* A datagram longer than a slot is never delivered cut: it is dropped and counted in
+ * mior_port_stats.rx_drop_truncated. */
 
 /* Give back a packet the caller kept (MIOR_KEEP) or a transmit slot it will not send.
- * Safe from any thread.  -EINVAL for a NULL pkt or a slot that is not owned (double release). */
+ * Safe from any thread, and from inside consume (then the packet's slot is no longer the
+ * receiver's, whatever consume returns).  -EINVAL, with nothing changed, for a NULL pkt or a
+ * packet the caller no longer holds: released or sent already, or a stale copy of a packet whose
+ * slot has since been handed out again (the slot's current holder is not disturbed). */
 MIOR_API int mior_pkt_release(const mior_pkt *pkt);
 
 #ifdef __cplusplus

@@ -14,14 +14,17 @@
  *                                Linux only; needs CAP_NET_RAW.
  *
  * Threading: a port is driven by one thread.  Either call mior_port_poll() in your own loop, or
- * mior_transport_start() to run one thread per port.  The mior_tx_* calls on a port must be made by
- * the thread driving it (in your loop, or inside the receiver's callbacks when the transport runs
- * the threads).  With io_uring the ring is bound to the first thread that drives the port
- * (SINGLE_ISSUER|DEFER_TASKRUN): later calls from another thread fail with -EBUSY.  Closing an
- * io_uring transport makes the kernel run clean-up work on the thread that opened it, which can
- * interrupt a blocking system call that thread is in with EINTR: open, drive and close a
- * transport from the same thread where that matters (or retry on EINTR).
- * mior_pkt_release() may be called from any thread.
+ * mior_transport_start() to run one thread per port.  The first thread that calls mior_port_poll,
+ * mior_tx_acquire, mior_tx_send or mior_tx_flush on a port binds it (after mior_transport_start,
+ * each port's own thread does); those four calls from any other thread fail with -EBUSY and do
+ * nothing, on every backend (mior_tx_send: not sent, and the slot goes back to the port as after
+ * any mior_tx_send), with the rule in mior_last_error().  With mior_transport_start, transmit from
+ * the receiver's callbacks.  mior_pkt_release() may be called from any thread.  A port whose
+ * driving thread has ended may be bound by another thread where the backend allows it (sockets);
+ * an io_uring ring is bound to its thread for good (SINGLE_ISSUER|DEFER_TASKRUN): a transport
+ * polled by hand, or started and stopped before, cannot be started again.
+ *
+ * Closing: see mior_transport_close.
  */
 #ifndef MIOR_TRANSPORT_H
 #define MIOR_TRANSPORT_H
@@ -103,7 +106,11 @@ MIOR_API void mior_options_init(mior_options *opts);
 
 typedef struct mior_receiver {
   /* Called for each received packet on the port's driving thread.  pkt is valid only during the
-   * call; to keep the packet, copy *pkt and return MIOR_KEEP.  May call mior_tx_* on port. */
+   * call; to keep the packet, copy *pkt and return MIOR_KEEP.  May call mior_tx_* on port, and
+   * may pass the received packet itself (a copy of *pkt, data and len changed within cap) to
+   * mior_tx_send: an echo in place, without a copy of the bytes.  It may also mior_pkt_release
+   * it.  After either, the slot is no longer the receiver's and consume's return value does not
+   * matter for it. */
   int (*consume)(void *ctx, mior_port *port, const mior_pkt *pkt);
   /* Called at the end of each batch of consumed packets (may be NULL): send pending acks,
    * flush transmit batches. */
@@ -119,14 +126,28 @@ MIOR_API int mior_transport_open(mior_transport **out, const char *endpoint, con
                                  const mior_receiver *receiver);
 
 /* Start one thread per port (pinned to a CPU when opts.cpu >= 0).  -EALREADY if started;
- * -EBUSY if a port's ring is already bound to another thread (io_uring: a transport that was
- * polled by hand, or started and stopped before, cannot be started again: open a new one). */
+ * -EBUSY if a port is driven by a thread that is still running, or its ring is bound for good to
+ * a thread that drove it before (io_uring: a transport that was polled by hand, or started and
+ * stopped before, cannot be started again: open a new one).  If a port's thread stops on an
+ * error, the other ports go on; the port's stats say so (thread_running 0, thread_error). */
 MIOR_API int mior_transport_start(mior_transport *t);
-/* Stop and join the threads (each finishes its current batch).  0 if not started. */
+/* Stop and join the threads (each finishes its current batch, cancels its outstanding I/O and
+ * lets go of its ring).  Returns 0, or the first error a port's thread stopped on.  0 if not
+ * started.  -EDEADLK if called from one of the transport's own threads (a receiver callback). */
 MIOR_API int mior_transport_stop(mior_transport *t);
-/* Stop, cancel outstanding I/O, return every slot to its pool and free everything.  Returns
- * -EBUSY (after freeing) if the receiver still held kept packets, which become invalid.
- * t may be NULL. */
+/* Stop, cancel outstanding I/O, wait for the kernel to give every buffer back, return every slot
+ * to its pool and free everything.  When it returns 0 the kernel holds nothing of the transport
+ * and its address (udp port) can be bound again at once.  t may be NULL.
+ *
+ * Which thread: the one that drives the ports, any thread if they were never driven or are driven
+ * by the transport's own threads (mior_transport_start), or any thread once the thread that drove
+ * them has ended.  From another thread while that thread still runs: -EBUSY, and nothing is
+ * stopped or freed (the kernel could still write into the buffers): close it on that thread.
+ * From inside a receiver callback of a started transport: -EDEADLK.
+ *
+ * Held packets: if the application still holds packets (kept, or acquired and not sent), close
+ * returns -EBUSY and frees nothing, as mior_pool_close does; the transport is stopped.  Release
+ * them (mior_pkt_release) and close again. */
 MIOR_API int mior_transport_close(mior_transport *t);
 
 MIOR_API uint32_t mior_transport_queues(const mior_transport *t);
@@ -142,8 +163,12 @@ MIOR_API int mior_port_poll(mior_port *port, uint32_t budget, int64_t timeout_us
 /* Transmit.  acquire: a free slot in *pkt (data, cap), or -EAGAIN when no slot is free or the
  * submission queue is full (back off, poll, retry; it never blocks).  send: queue pkt->data[0..len)
  * to dst (NULL = the connected peer, or the address carried by the packet for ip/packet kinds);
- * the slot is owned by the port from here, also when send fails.  Sends go out when `batch` are
- * queued, on mior_tx_flush, or at the next poll. */
+ * len 0 sends an empty datagram on a udp port.  The slot is owned by the port from here, also
+ * when send fails.  0 means queued: it goes out when `batch` are queued, on mior_tx_flush, or at
+ * the next poll, and its fate shows in tx_packets / tx_errors.  A negative errno means not sent:
+ * -EINVAL / -EDESTADDRREQ / -EAFNOSUPPORT for the caller's mistakes (counted in tx_invalid),
+ * -EBUSY on a thread that does not drive the port, other errors from the system (tx_errors).
+ * A received packet may be sent (from consume, or later if kept). */
 MIOR_API int mior_tx_acquire(mior_port *port, mior_pkt *pkt);
 MIOR_API int mior_tx_send(mior_port *port, mior_pkt *pkt, uint32_t len, const mior_addr *dst);
 MIOR_API int mior_tx_flush(mior_port *port);
@@ -180,17 +205,23 @@ MIOR_API mior_backend mior_port_backend(const mior_port *port);
 MIOR_API int mior_features_format(uint32_t features, char *buf, size_t len);
 
 typedef struct mior_port_stats {
-  uint64_t rx_packets, rx_bytes;
-  uint64_t tx_packets, tx_bytes;     /* completed sends */
-  uint64_t rx_drop_nobufs;           /* receive ring ran out of slots (kernel dropped or we re-armed) */
-  uint64_t rx_drop_truncated;        /* datagrams larger than a slot */
+  uint64_t rx_packets, rx_bytes;     /* packets delivered to the receiver (empty datagrams too) */
+  uint64_t tx_packets, tx_bytes;     /* sends the kernel completed successfully */
+  uint64_t rx_nobufs;                /* times the receive side found no free slot (io_uring:
+                                        the multishot receive stopped for want of buffers and was
+                                        re-armed).  Not a drop: datagrams wait in the socket, and
+                                        those the kernel then drops are in rx_drop_kernel */
+  uint64_t rx_drop_truncated;        /* datagrams larger than a slot: dropped, never delivered cut */
   uint64_t rx_drop_kernel;           /* dropped by the kernel at the socket before mior could read
                                         them (receive buffer full: poll faster, raise rcvbuf) */
   uint64_t rx_errors;                /* failed receive completions (other than the above) */
   uint64_t rx_rearm;                 /* multishot receives re-armed */
   uint64_t rx_kept;                  /* packets the receiver kept */
-  uint64_t tx_errors;                /* failed sends (slot returned); with a TX ring
+  uint64_t tx_errors;                /* sends the system failed (slot returned): a completion
+                                        with an error, or a submit that failed; with a TX ring
                                         (MIOR_FEAT_TX_RING) also failed kicks of the ring */
+  uint64_t tx_invalid;               /* mior_tx_send calls refused as the caller's mistake (bad
+                                        length, no or wrong-family destination, a packet not held) */
   uint64_t tx_short;                 /* sends that wrote fewer bytes than asked */
   uint64_t tx_backpressure;          /* mior_tx_acquire calls that returned -EAGAIN */
   uint64_t conn_refused;             /* ICMP port unreachable reported on the socket */
@@ -206,6 +237,10 @@ typedef struct mior_port_stats {
   uint32_t features;                 /* MIOR_FEAT_* */
   mior_backend backend;
   char fallback_reason[96];          /* why AUTO did not use the preferred backend, or "" */
+  uint32_t thread_running;           /* 1 while the port's own thread (mior_transport_start) runs;
+                                        0 before start, after stop, or after it stopped on an error
+                                        (transport: the number of ports whose thread runs) */
+  int32_t thread_error;              /* the negative errno the port's thread stopped on, or 0 */
 } mior_port_stats;
 
 /* The counters are written by the port's driving thread without locks.  Read them on that

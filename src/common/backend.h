@@ -49,12 +49,15 @@ typedef struct mior__ring_cfg {
 #define MIOR__OP_TX 2u
 #define MIOR__NO_SLOT UINT32_MAX
 
+/* rx: the datagram was longer than the slot (res is what fit); the front end counts and drops it. */
+#define MIOR__CQE_TRUNC 0x80000000u
+
 typedef struct mior__cqe {
   uint32_t op;     /* MIOR__OP_RX or MIOR__OP_TX */
   uint32_t slot;   /* slot the completion returns, or MIOR__NO_SLOT (e.g. a failed multishot arm) */
   int32_t res;     /* bytes, or a negative errno */
   uint32_t off;    /* rx: offset of the packet data inside the slot */
-  uint32_t flags;  /* rx: MIOR_PKT_* */
+  uint32_t flags;  /* rx: MIOR_PKT_*, and MIOR__CQE_TRUNC */
   mior_addr src;   /* rx udp: sender */
 } mior__cqe;
 
@@ -69,8 +72,15 @@ typedef struct mior__backend_ops {
   /* Open the socket and the ring, register the region and the socket.  Returns 0 or -errno with
    * mior__fail detail; *features gets MIOR_FEAT_* of what was chosen. */
   int (*open)(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features);
-  /* Called once on the thread that will drive the ring, before its first use. */
+  /* Called on the thread that will drive the ring, before its first use; and again on a new
+   * thread when the one that drove the ring has ended (mior_transport_start after stop, close on
+   * another thread).  -EBUSY (with the reason) if the ring cannot move to another thread. */
   int (*bind_thread)(struct mior__ring *r);
+  /* The driving thread lets go of the ring after cancel() and the reaping of what it cancelled:
+   * release whatever only that thread can release (io_uring: its registered ring fd; and, for a
+   * ring bound to that thread for good, the registered socket, so that close() frees the address
+   * at once).  Optional (NULL). */
+  void (*detach)(struct mior__ring *r);
   /* Give up to n slots to the receive side (posted receives or the provided-buffer ring).
    * Returns how many it took (the first ones); the rest stay the caller's. */
   uint32_t (*rx_post)(struct mior__ring *r, const uint32_t *slots, uint32_t n);
@@ -100,8 +110,9 @@ typedef struct mior__backend_ops {
   uint64_t (*kernel_drops)(const struct mior__ring *r);
   /* The socket's local address. */
   int (*local_addr)(struct mior__ring *r, mior_addr *out);
-  /* Close socket and ring.  Outstanding kernel operations are abandoned; their slots are the
-   * front end's again. */
+  /* Close socket and ring, on any thread, once nothing is outstanding (or the thread that
+   * submitted it has ended, which made the kernel cancel it).  When it returns, the socket's
+   * address is free to bind again.  Unused receive slots are the front end's again. */
   void (*close)(struct mior__ring *r);
 } mior__backend_ops;
 

@@ -9,8 +9,15 @@
 #include "common/os.h"
 #include "mior/transport.h"
 
-/* Who holds a slot right now (port->slot_state).  Written by the driving thread; the USER -> POOL
- * step in mior_pkt_release is a compare-and-swap because it can come from any thread. */
+/* Who holds a slot right now, and its generation: port->slot_state[slot] is (gen << 4) | state.
+ * The generation grows each time the slot is handed to the application (a received packet, an
+ * acquired transmit slot) and the mior_pkt carries it, so a stale copy of an old packet cannot
+ * release or send the slot's next holder's packet.  The driving thread writes the word; taking a
+ * slot back from the application (release, send, the end of consume) is a compare-and-swap on
+ * the whole word, because mior_pkt_release may come from any thread. */
+#define MIOR__SLOT_STATE_BITS 4u
+#define MIOR__SLOT_STATE_MASK 0xfu
+#define MIOR__SLOT_GEN_MASK (UINT32_MAX >> MIOR__SLOT_STATE_BITS)
 enum {
   MIOR__SLOT_POOL = 0,   /* in the pool's free list */
   MIOR__SLOT_CACHE,      /* in the port's local free cache */
@@ -21,12 +28,17 @@ enum {
 
 struct mior_transport;
 
+/* port->owner: the thread that drives the port (mior__thread_self), or one of these. */
+#define MIOR__OWNER_NONE 0u                   /* not driven yet: the first caller binds it */
+#define MIOR__OWNER_RESERVED UINT64_MAX        /* mior_transport_start reserved it for its thread */
+#define MIOR__OWNER_BINDING (UINT64_MAX - 1u)  /* a thread is binding it right now */
+
 struct mior_port {
   /* hot: the driving thread's state */
   const mior__backend_ops *ops;
   struct mior__ring *ring;
   mior_pool_region region;
-  _Atomic uint8_t *slot_state;
+  _Atomic uint32_t *slot_state;  /* (generation << 4) | MIOR__SLOT_* */
   uint32_t *cache;          /* LIFO of free slots owned by this port */
   uint32_t cache_len;
   uint32_t rx_posted;       /* slots the backend holds for receive */
@@ -40,11 +52,12 @@ struct mior_port {
   uint32_t last_rx;         /* packets delivered by the last poll: the load estimate for coalescing */
   uint32_t sq_limit;        /* most sends queued before a submit is forced */
   int addr_from_packet;     /* ip kind without a peer: destination taken from the IP header */
+  int datagrams;            /* udp kind: a zero-length packet is a valid datagram */
   int no_rx;
   mior__cqe *cqes;          /* reap buffer, batch entries */
   mior_receiver receiver;
   uint64_t rng;             /* mior_random_seq state */
-  uint64_t owner;           /* thread that drives the port (0 = not yet bound) */
+  _Atomic uint64_t owner;   /* thread that drives the port, or MIOR__OWNER_* */
   int closing;
   int in_process;           /* inside process(): the receiver's callbacks are running */
   uint32_t user_taken;      /* slots handed to the application (kept or acquired), minus those
@@ -56,9 +69,11 @@ struct mior_port {
   mior_pool *pool;
   struct mior_transport *transport;
   uint32_t index;
+  mior__thread_ref owner_ref; /* tells other threads whether the owner is still alive */
   mior__thread *thread;
   atomic_int stop;
-  int thread_rc;
+  atomic_int thread_rc;       /* the error the port's thread stopped on, or 0 */
+  atomic_int thread_running;
 };
 
 struct mior_transport {
@@ -73,9 +88,21 @@ struct mior_transport {
 
 int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t index,
                     const mior__backend_ops *ops, const mior__ring_cfg *cfg);
-/* Cancel outstanding I/O and wait (bounded) for it to come back; call on the driving thread. */
-void mior__port_quiesce(struct mior_port *port);
-/* Close the ring, reclaim every slot; returns -EBUSY if the user still holds some. */
-int mior__port_close(struct mior_port *port);
+/* The port's own thread (mior_transport_start) takes the port reserved for it.  0 or -errno. */
+int mior__port_claim(struct mior_port *port);
+/* 0 if the calling thread may close the port now: it drives the port, or nobody does, or the
+ * thread that drove it has ended.  -EBUSY (with the reason) if another live thread drives it. */
+int mior__port_may_close(struct mior_port *port);
+/* Slots the application holds now (kept packets, acquired transmit slots). */
+uint32_t mior__port_user_held(const struct mior_port *port);
+/* The driving thread lets go of the port for good or for now (close, the end of a port thread):
+ * cancel outstanding I/O, wait (bounded) for it to come back, and release what only this thread
+ * can release.  Called on the driving thread, or on any thread once the driver has ended.
+ * Returns the operations still outstanding (0 unless the kernel failed to complete cancels). */
+uint32_t mior__port_shutdown(struct mior_port *port);
+/* Close the ring and free the port and its pool.  Call after mior__port_shutdown, with nothing
+ * held by the application.  If I/O was still outstanding, the pool's memory is deliberately left
+ * mapped (a leak, not a write into freed memory) and -ETIMEDOUT is returned. */
+int mior__port_close(struct mior_port *port, uint32_t outstanding);
 
 #endif

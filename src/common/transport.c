@@ -174,15 +174,22 @@ static int choose_backend(const mior_options *o, const mior__backend_ops **out, 
 
 static void port_thread(void *arg) {
   struct mior_port *p = arg;
-  while (!atomic_load_explicit(&p->stop, memory_order_acquire)) {
+  int rc = mior__port_claim(p);
+  while (rc == 0 && !atomic_load_explicit(&p->stop, memory_order_acquire)) {
     /* A short bounded wait so stop is seen promptly even when no packet arrives. */
-    int rc = mior_port_poll(p, 0, 20000);
-    if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
-      p->thread_rc = rc;
-      break;
-    }
+    rc = mior_port_poll(p, 0, 20000);
+    if (rc == -EINTR || rc == -EAGAIN || rc >= 0) rc = 0;
   }
-  mior__port_quiesce(p);
+  if (rc < 0) {
+    /* The user learns it from the port's stats (thread_error, thread_running) and from
+     * mior_transport_stop; the other ports' threads go on. */
+    atomic_store_explicit(&p->thread_rc, rc, memory_order_release);
+  }
+  /* This thread lets go of the port: outstanding I/O is cancelled and reaped here, on the thread
+   * the ring is bound to, so that close later frees nothing the kernel still uses. */
+  if (atomic_load_explicit(&p->owner, memory_order_acquire) == mior__thread_self())
+    mior__port_shutdown(p);
+  atomic_store_explicit(&p->thread_running, 0, memory_order_release);
 }
 
 int mior_transport_open(mior_transport **out, const char *endpoint, const mior_options *user_opts,
@@ -255,7 +262,7 @@ int mior_transport_open(mior_transport **out, const char *endpoint, const mior_o
 
 fail:
   if (t->ports)
-    for (uint32_t i = 0; i < t->queues; i++) mior__port_close(t->ports[i]);
+    for (uint32_t i = 0; i < t->queues; i++) mior__port_close(t->ports[i], 0);
   free(t->ports);
   free(t);
   return rc;
@@ -264,18 +271,37 @@ fail:
 int mior_transport_start(mior_transport *t) {
   if (!t) return mior__fail(-EINVAL, "mior_transport_start: NULL transport");
   if (t->started) return mior__fail(-EALREADY, "transport already started");
-  /* A ring bound to one thread (io_uring SINGLE_ISSUER) cannot be driven by a new one. */
-  for (uint32_t i = 0; i < t->queues; i++)
-    if (t->ports[i]->owner && (t->ports[i]->stats.features & MIOR_FEAT_SINGLE_ISSUER))
-      return mior__fail(-EBUSY, "port %u's ring is bound to the thread that drove it before; a "
-                        "transport whose ports were already driven cannot be started (again)", i);
+  /* A port driven by a live thread stays with it; a ring bound to one thread for good (io_uring
+   * SINGLE_ISSUER, not SQPOLL) cannot be driven by a new one. */
   for (uint32_t i = 0; i < t->queues; i++) {
     struct mior_port *p = t->ports[i];
+    uint64_t own = atomic_load(&p->owner);
+    if (own == MIOR__OWNER_NONE) continue;
+    if (mior__thread_ref_alive(&p->owner_ref))
+      return mior__fail(-EBUSY, "port %u is driven by a thread that is still running; a transport "
+                        "whose ports are driven by hand cannot be started", i);
+    if ((p->stats.features & MIOR_FEAT_SINGLE_ISSUER) && !(p->stats.features & MIOR_FEAT_SQPOLL))
+      return mior__fail(-EBUSY, "port %u's ring is bound to the thread that drove it before; a "
+                        "transport whose ports were already driven cannot be started (again)", i);
+  }
+  /* Reserve every port for its thread before any starts, so that no other thread can bind one
+   * in between (a mior_tx_* from main right after start gets -EBUSY, not the port). */
+  for (uint32_t i = 0; i < t->queues; i++) {
+    struct mior_port *p = t->ports[i];
+    atomic_store(&p->owner, MIOR__OWNER_RESERVED);
     atomic_store(&p->stop, 0);
-    p->thread_rc = 0;
+    atomic_store(&p->thread_rc, 0);
+    atomic_store(&p->thread_running, 1);
+  }
+  for (uint32_t i = 0; i < t->queues; i++) {
+    struct mior_port *p = t->ports[i];
     int cpu = t->opts.cpu >= 0 ? t->opts.cpu + (int)i : -1;
     int rc = mior__thread_start(&p->thread, port_thread, p, cpu);
     if (rc < 0) {
+      for (uint32_t j = i; j < t->queues; j++) {
+        atomic_store(&t->ports[j]->thread_running, 0);
+        atomic_store(&t->ports[j]->owner, MIOR__OWNER_NONE);
+      }
       t->started = 1;
       mior_transport_stop(t);
       return rc;
@@ -288,6 +314,10 @@ int mior_transport_start(mior_transport *t) {
 int mior_transport_stop(mior_transport *t) {
   if (!t) return mior__fail(-EINVAL, "mior_transport_stop: NULL transport");
   if (!t->started) return 0;
+  for (uint32_t i = 0; i < t->queues; i++)
+    if (t->ports[i]->thread && t->ports[i]->owner == mior__thread_self())
+      return mior__fail(-EDEADLK, "mior_transport_stop/close called from port %u's own thread "
+                        "(inside a receiver callback): call it from another thread", i);
   int first_rc = 0;
   for (uint32_t i = 0; i < t->queues; i++)
     if (t->ports[i]->thread) atomic_store_explicit(&t->ports[i]->stop, 1, memory_order_release);
@@ -296,7 +326,8 @@ int mior_transport_stop(mior_transport *t) {
     if (!p->thread) continue;
     mior__thread_join(p->thread);
     p->thread = NULL;
-    if (p->thread_rc < 0 && first_rc == 0) first_rc = p->thread_rc;
+    int rc = atomic_load(&p->thread_rc);
+    if (rc < 0 && first_rc == 0) first_rc = rc;
   }
   t->started = 0;
   return first_rc;
@@ -304,11 +335,27 @@ int mior_transport_stop(mior_transport *t) {
 
 int mior_transport_close(mior_transport *t) {
   if (!t) return 0;
-  mior_transport_stop(t);
-  int rc = 0;
+  /* Refuse before anything is stopped or freed when a port is driven by a live thread other than
+   * this one (the transport's own threads are stopped below). */
+  if (!t->started)
+    for (uint32_t i = 0; i < t->queues; i++) {
+      int rc = mior__port_may_close(t->ports[i]);
+      if (rc < 0) return rc;
+    }
+  int rc = mior_transport_stop(t);
+  if (rc == -EDEADLK) return rc;
+  /* Packets the application still holds point into the pools: refuse, as mior_pool_close does,
+   * and let the caller release them and close again. */
+  uint32_t held = 0;
+  for (uint32_t i = 0; i < t->queues; i++) held += mior__port_user_held(t->ports[i]);
+  if (held)
+    return mior__fail(-EBUSY, "%u packet(s) are still held by the application (kept or acquired): "
+                      "release them and close again; the transport is stopped, nothing was freed",
+                      held);
+  rc = 0;
   for (uint32_t i = 0; i < t->queues; i++) {
-    mior__port_quiesce(t->ports[i]);
-    int prc = mior__port_close(t->ports[i]);
+    uint32_t left = mior__port_shutdown(t->ports[i]);
+    int prc = mior__port_close(t->ports[i], left);
     if (prc < 0 && rc == 0) rc = prc;
   }
   free(t->ports);
@@ -338,13 +385,14 @@ int mior_transport_stats_get(const mior_transport *t, mior_port_stats *out) {
     out->rx_bytes += s.rx_bytes;
     out->tx_packets += s.tx_packets;
     out->tx_bytes += s.tx_bytes;
-    out->rx_drop_nobufs += s.rx_drop_nobufs;
+    out->rx_nobufs += s.rx_nobufs;
     out->rx_drop_truncated += s.rx_drop_truncated;
     out->rx_drop_kernel += s.rx_drop_kernel;
     out->rx_errors += s.rx_errors;
     out->rx_rearm += s.rx_rearm;
     out->rx_kept += s.rx_kept;
     out->tx_errors += s.tx_errors;
+    out->tx_invalid += s.tx_invalid;
     out->tx_short += s.tx_short;
     out->tx_backpressure += s.tx_backpressure;
     out->conn_refused += s.conn_refused;
@@ -355,6 +403,8 @@ int mior_transport_stats_get(const mior_transport *t, mior_port_stats *out) {
     out->pool_high_water += s.pool_high_water;
     out->user_held += s.user_held;
     out->tx_in_flight += s.tx_in_flight;
+    out->thread_running += s.thread_running;
+    if (out->thread_error == 0) out->thread_error = s.thread_error;
   }
   return 0;
 }

@@ -1,11 +1,16 @@
 /* Linux OS services for the front end: threads, time, randomness. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/internal.h"
 #include "common/os.h"
@@ -60,6 +65,44 @@ int mior__thread_join(mior__thread *t) {
 
 uint64_t mior__thread_self(void) {
   return (uint64_t)pthread_self();
+}
+
+#ifndef PIDFD_THREAD
+#  define PIDFD_THREAD O_EXCL /* Linux 6.9: a pidfd for one thread, readable when it exits */
+#endif
+
+int mior__thread_ref_self(mior__thread_ref *ref) {
+  pid_t tid = (pid_t)syscall(SYS_gettid);
+  ref->id = (uint64_t)tid;
+  /* A thread pidfd becomes readable when the thread has exited, and unlike a thread id it cannot
+   * come to name another thread.  Kernels before 6.9 refuse PIDFD_THREAD: the id alone remains. */
+  ref->handle = 0; /* fd + 1, so that a zeroed reference holds no descriptor */
+#ifdef SYS_pidfd_open
+  long fd = syscall(SYS_pidfd_open, tid, PIDFD_THREAD);
+  if (fd >= 0) {
+    fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+    ref->handle = fd + 1;
+  }
+#endif
+  return 0;
+}
+
+int mior__thread_ref_alive(const mior__thread_ref *ref) {
+  if (ref->handle > 0) {
+    struct pollfd pfd = {.fd = (int)ref->handle - 1, .events = POLLIN, .revents = 0};
+    return poll(&pfd, 1, 0) == 0;
+  }
+  if (ref->id == 0) return 0;
+  /* Without a pidfd: signal 0 to the id within this process.  A thread id is reused only after
+   * the kernel has cycled through every other id, which a port's lifetime does not see in
+   * practice. */
+  return !(syscall(SYS_tgkill, getpid(), (pid_t)ref->id, 0) < 0 && errno == ESRCH);
+}
+
+void mior__thread_ref_drop(mior__thread_ref *ref) {
+  if (ref->handle > 0) close((int)ref->handle - 1);
+  ref->handle = 0;
+  ref->id = 0;
 }
 
 uint64_t mior__now_ns(void) {

@@ -7,8 +7,11 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/internal.h"
@@ -74,6 +77,35 @@ uint64_t mior__socket_drops(int fd) {
   if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 || len <= SK_MEMINFO_DROPS * sizeof mem[0])
     return 0;
   return mem[SK_MEMINFO_DROPS];
+}
+
+/* 1 if a line of /proc/net/<file> names inode ino in column `col` (counted from 0). */
+static int proc_net_has(const char *file, int col, unsigned long ino) {
+  char path[64], line[512];
+  snprintf(path, sizeof path, "/proc/net/%s", file);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f)) {
+    char *save = NULL, *tok = strtok_r(line, " \t\n", &save);
+    for (int i = 0; tok && i < col; i++) tok = strtok_r(NULL, " \t\n", &save);
+    if (tok && strtoul(tok, NULL, 10) == ino) found = 1;
+  }
+  fclose(f);
+  return found;
+}
+
+void mior__socket_wait_released(const mior__sock *s, unsigned long ino, int timeout_ms) {
+  const char *file;
+  int col;
+  switch (s->kind) {
+  case MIOR__KIND_UDP: file = s->family == AF_INET6 ? "udp6" : "udp"; col = 9; break;
+  case MIOR__KIND_IP: file = s->family == AF_INET6 ? "raw6" : "raw"; col = 9; break;
+  default: file = "packet"; col = 8; break;
+  }
+  struct timespec pause = {0, 1000000};
+  for (int waited = 0; waited < timeout_ms && proc_net_has(file, col, ino); waited++)
+    nanosleep(&pause, NULL);
 }
 
 /* Large socket buffers absorb bursts between two polls.  As root, the FORCE variants go past

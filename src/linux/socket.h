@@ -31,6 +31,10 @@ socklen_t mior__sockaddr_from(const mior_addr *a, mior__sockaddr *out);
 void mior__sockaddr_to(const struct sockaddr *sa, socklen_t len, mior_addr *out);
 /* The socket's local address; a packet socket has none (family MIOR_AF_UNSPEC). */
 int mior__socket_local_addr(const mior__sock *s, mior_addr *out);
+/* Wait (at most timeout_ms) until the kernel has released the socket whose inode was ino, after
+ * its last descriptor was closed while another kernel object (an io_uring file table) still held
+ * it: until then its address stays bound.  Looks for the inode in /proc/net. */
+void mior__socket_wait_released(const mior__sock *s, unsigned long ino, int timeout_ms);
 /* The socket's drop counter (sk_drops via SO_MEMINFO, Linux 4.12), or 0 if unavailable. */
 uint64_t mior__socket_drops(int fd);
 

@@ -241,12 +241,15 @@ static void do_rx(struct mior__ring *r) {
       uint32_t len = r->rx_msgs[i].msg_len;
       /* With MSG_TRUNC the length is the datagram's real one, so a cut is visible. */
       if (len > r->region.buf_size || (r->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
-        c->flags = MIOR_PKT_TRUNCATED;
+        c->flags = MIOR__CQE_TRUNC;
         if (len > r->region.buf_size) len = r->region.buf_size;
       }
       c->res = (int32_t)len;
       if (r->names) mior__sockaddr_to(&r->names_buf[i].sa, r->rx_msgs[i].msg_hdr.msg_namelen, &c->src);
       else c->src.family = MIOR_AF_UNSPEC;
+      /* An empty datagram is delivered; zero bytes from nobody is a shut-down socket's end of
+       * data, not a datagram. */
+      if (len == 0 && (!r->names || r->rx_msgs[i].msg_hdr.msg_namelen == 0)) c->res = -EAGAIN;
     }
     r->rx_n -= (uint32_t)got;
     if (single || (uint32_t)got < k) return; /* deliver at once, or drained the socket */

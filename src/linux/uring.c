@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -55,6 +56,10 @@ enum { UD_RX = 1, UD_TX = 2, UD_MULTISHOT = 3, UD_CANCEL = 4, UD_GSO = 5, UD_KIC
 /* GSO sends in flight at once; when all are busy, runs go out as single sends. */
 #define GSO_RECORDS 128
 #define REG_CHUNK_SHIFT 30 /* registered buffers are at most 1 GiB each */
+/* A multishot receive ends at every empty datagram (the kernel stops on a zero-length read), so a
+ * peer sending empty datagrams would force a re-arm each.  After this many such ends the port
+ * receives through posted receives instead, which take empty datagrams in their stride. */
+#define MS_ZERO_END_LIMIT 8
 /* TX ring full and nothing else in flight that would complete: look again after this long.  The
  * kernel frees ring frames as the device sends them, which no completion reports. */
 #define RING_WAIT_NS 50000
@@ -102,10 +107,16 @@ struct mior__ring {
   mior__sock sock;
   int file;             /* fixed file index, or the fd */
   uint8_t sqe_flags;    /* IOSQE_FIXED_FILE when registered */
+  int files_registered; /* the socket is in the ring's file table (it holds a reference) */
   int reg_buffers;
   int single_issuer;
   int defer_taskrun;
+  int sqpoll;
   int enabled;
+  /* liburing's private flags before the ring fd was registered: a registered ring fd belongs to
+   * the thread that registered it (regfd_thread), and no other thread may use or unregister it. */
+  uint8_t int_flags0;
+  uint64_t regfd_thread;
   int canceling;
   mior_pool_region region;
   mior_port_stats *stats;
@@ -129,6 +140,9 @@ struct mior__ring {
   int multishot;
   int ms_armed;
   int ms_broken;
+  uint32_t ms_zero_ends;  /* multishot receives ended by an empty datagram */
+  uint32_t *ret_slots;    /* receive slots taken back from the buffer ring, for reap to return */
+  uint32_t nret;
   struct io_uring_buf_ring *br;
   size_t br_len;
   uint32_t br_mask;
@@ -199,12 +213,14 @@ static int setup_ring(struct mior__ring *r, const mior_options *o, uint32_t *fea
     memset(&p, 0, sizeof p);
     p.flags = (i < n ? base : base & ~(unsigned)IORING_SETUP_SUBMIT_ALL) | tries[i % n];
     p.cq_entries = o->cq_entries;
-    if (tries[i] & IORING_SETUP_SQPOLL) p.sq_thread_idle = 50;
+    if (tries[i % n] & IORING_SETUP_SQPOLL) p.sq_thread_idle = 50;
     rc = io_uring_queue_init_params(o->sq_entries, &r->ring, &p);
     if (rc == 0) {
       unsigned f = tries[i % n];
       r->single_issuer = (f & IORING_SETUP_SINGLE_ISSUER) != 0;
       r->defer_taskrun = (f & IORING_SETUP_DEFER_TASKRUN) != 0;
+      r->sqpoll = (f & IORING_SETUP_SQPOLL) != 0;
+      r->int_flags0 = r->ring.int_flags;
       if (r->single_issuer) *features |= MIOR_FEAT_SINGLE_ISSUER;
       if (r->defer_taskrun) *features |= MIOR_FEAT_DEFER_TASKRUN;
       if (f & IORING_SETUP_COOP_TASKRUN) *features |= MIOR_FEAT_COOP_TASKRUN;
@@ -255,8 +271,35 @@ static int setup_buf_ring(struct mior__ring *r, uint32_t rx_depth) {
   return 0;
 }
 
+/* Forget a ring fd registered by another thread: that registration lives in that thread's own
+ * table, and using its index here would name whatever this thread registered there, if anything.
+ * The plain ring fd works from any thread. */
+static void forget_ring_fd(struct mior__ring *r) {
+  r->ring.int_flags = r->int_flags0;
+  r->ring.enter_ring_fd = r->ring.ring_fd;
+  r->regfd_thread = 0;
+}
+
+/* Take the socket out of the ring's file table: afterwards the ring holds no reference to it, so
+ * closing our descriptor releases it (and its address) at once, not when the ring's asynchronous
+ * teardown gets to it.  New operations use the plain descriptor.  A SINGLE_ISSUER ring takes this
+ * only from its own thread (or before it is enabled). */
+static int unregister_socket(struct mior__ring *r) {
+  if (!r->files_registered) return 0;
+  int rc = io_uring_unregister_files(&r->ring);
+  if (rc < 0) return rc;
+  r->files_registered = 0;
+  r->file = r->sock.fd;
+  r->sqe_flags = 0;
+  return 0;
+}
+
 static void uring_close(struct mior__ring *r) {
   if (!r) return;
+  int held = unregister_socket(r) < 0;
+  if (r->regfd_thread && r->regfd_thread != mior__thread_self()) forget_ring_fd(r);
+  struct stat st;
+  if (r->sock.fd < 0 || fstat(r->sock.fd, &st) < 0) st.st_ino = 0;
   io_uring_queue_exit(&r->ring);
   if (r->br) munmap(r->br, r->br_len);
   if (r->txr) {
@@ -265,10 +308,15 @@ static void uring_close(struct mior__ring *r) {
   }
   free(r->done);
   if (r->sock.fd >= 0) close(r->sock.fd);
+  /* The ring's file table still held the socket (the thread bound to the ring ended without
+   * letting go of it): the kernel releases it when its teardown of the ring runs, shortly after.
+   * The promise is that the address is free when close returns, so wait for that. */
+  if (held && st.st_ino) mior__socket_wait_released(&r->sock, st.st_ino, 2000);
   free(r->meta);
   free(r->pend);
   free(r->gso_recs);
   free(r->gso_free);
+  free(r->ret_slots);
   free(r);
 }
 
@@ -362,6 +410,7 @@ static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32
   if (io_uring_register_files(&r->ring, &r->sock.fd, 1) == 0) {
     r->file = 0;
     r->sqe_flags = IOSQE_FIXED_FILE;
+    r->files_registered = 1;
     *features |= MIOR_FEAT_REG_FILES;
   }
   /* Registration can fail for want of locked memory (RLIMIT_MEMLOCK for unprivileged users):
@@ -394,19 +443,35 @@ static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32
 
 static int uring_bind_thread(struct mior__ring *r) {
   if (r->enabled) {
-    if (r->single_issuer)
+    /* The thread that drove the ring has ended (the front end checked).  A SINGLE_ISSUER ring
+     * refuses every other task for good; under SQPOLL the kernel's own thread is the issuer, so
+     * the ring can be driven from a new thread. */
+    if (r->single_issuer && !r->sqpoll)
       return mior__fail(-EBUSY, "this port's io_uring is bound to the thread that first drove it "
-                        "(SINGLE_ISSUER); drive it from that thread only");
-    return 0;
+                        "(SINGLE_ISSUER), which has ended; an io_uring port cannot move to another "
+                        "thread: open a new transport");
+    forget_ring_fd(r);
+  } else {
+    /* liburing 2.3 declares io_uring_enable_rings() but does not export it: use the system call. */
+    if (syscall(__NR_io_uring_register, r->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+      return mior__fail(-errno, "io_uring_register(ENABLE_RINGS): %s", strerror(errno));
+    r->enabled = 1;
   }
-  /* liburing 2.3 declares io_uring_enable_rings() but does not export it: use the system call. */
-  if (syscall(__NR_io_uring_register, r->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
-    return mior__fail(-errno, "io_uring_register(ENABLE_RINGS): %s", strerror(errno));
-  r->enabled = 1;
   /* The registered ring fd saves a file lookup per io_uring_enter; it is per thread, which is
    * why it happens here and not at open.  Optional. */
-  io_uring_register_ring_fd(&r->ring);
+  if (io_uring_register_ring_fd(&r->ring) == 1) r->regfd_thread = mior__thread_self();
   return 0;
+}
+
+/* The driving thread lets go: nothing is outstanding any more (the front end reaped the cancels).
+ * Its registered ring fd goes, and so does the socket's place in the file table, which is what
+ * lets close() free the address at once even if this thread ends before close runs. */
+static void uring_detach(struct mior__ring *r) {
+  if (r->regfd_thread == mior__thread_self()) {
+    io_uring_unregister_ring_fd(&r->ring);
+    r->regfd_thread = 0;
+  }
+  unregister_socket(r);
 }
 
 static inline struct io_uring_sqe *get_sqe(struct mior__ring *r) {
@@ -451,12 +516,12 @@ static uint32_t uring_rx_post(struct mior__ring *r, const uint32_t *slots, uint3
       m->msg.msg_namelen = sizeof m->sa;
       m->msg.msg_iov = &m->iov;
       m->msg.msg_iovlen = 1;
+      m->sa.sa.sa_family = AF_UNSPEC; /* a datagram fills it in; an empty read of a shut socket not */
       /* MSG_TRUNC makes the result the datagram's real length, so truncation is visible. */
       io_uring_prep_recvmsg(sqe, r->file, &m->msg, MSG_TRUNC);
-    } else if (r->reg_buffers) {
-      size_t off = (size_t)(buf - r->region.base);
-      io_uring_prep_read_fixed(sqe, r->file, buf, r->region.buf_size, 0, (int)(off >> REG_CHUNK_SHIFT));
     } else {
+      /* Not READ_FIXED, although the pool is registered: a read cannot say that a frame was
+       * longer than the slot, and with MSG_TRUNC a receive returns the frame's real length. */
       io_uring_prep_recv(sqe, r->file, buf, r->region.buf_size, MSG_TRUNC);
     }
     sqe->flags |= r->sqe_flags;
@@ -508,11 +573,12 @@ static struct io_uring_sqe *get_tx_sqe(struct mior__ring *r) {
  * the last one possibly shorter, within the segment and byte limits.  0 if fewer than two. */
 static uint32_t gso_run(const struct mior__ring *r, uint32_t i) {
   uint32_t seg = r->pend[i].len;
-  if (seg & PEND_DST || seg > r->gso_max_seg || r->gso_nfree == 0) return 0;
+  if (seg & PEND_DST || seg == 0 || seg > r->gso_max_seg || r->gso_nfree == 0) return 0;
   uint32_t n = 1, total = seg;
   while (i + n < r->npend && n < GSO_MAX_SEGS) {
     uint32_t l = r->pend[i + n].len;
-    if (l & PEND_DST || l > seg || total + l > GSO_MAX_BYTES) break;
+    /* An empty datagram goes alone: a GSO send has no empty segment. */
+    if (l & PEND_DST || l == 0 || l > seg || total + l > GSO_MAX_BYTES) break;
     total += l;
     n++;
     if (l < seg) break; /* a shorter datagram can only end a GSO send */
@@ -717,17 +783,40 @@ static uint32_t done_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
 static void arm_multishot(struct mior__ring *r) {
   struct io_uring_sqe *sqe = get_sqe(r);
   if (!sqe) return;
+  /* MSG_TRUNC: a frame longer than its buffer completes with its real length, so a cut frame is
+   * seen (and dropped) rather than delivered as complete.  recvmsg reports it in its header. */
   if (r->names) io_uring_prep_recvmsg_multishot(sqe, r->file, &r->ms_msg, 0);
-  else io_uring_prep_recv_multishot(sqe, r->file, NULL, 0, 0);
+  else io_uring_prep_recv_multishot(sqe, r->file, NULL, 0, MSG_TRUNC);
   sqe->flags |= r->sqe_flags | IOSQE_BUFFER_SELECT;
   sqe->buf_group = BUF_GROUP;
   io_uring_sqe_set_data64(sqe, UD(UD_MULTISHOT, 0, 0));
   r->ms_armed = 1;
 }
 
+/* Leave multishot receive for posted receives (see MS_ZERO_END_LIMIT), between two multishots:
+ * the buffer ring is unregistered, and the slots still in it, which the kernel never consumed,
+ * are handed back through reap. */
+static void multishot_off(struct mior__ring *r) {
+  r->ret_slots = malloc((size_t)(r->br_count ? r->br_count : 1) * sizeof *r->ret_slots);
+  if (!r->ret_slots) return; /* stay on multishot, try again at the next submit */
+  /* The kernel takes buffers in ring order, so the unconsumed ones are the last br_count added. */
+  uint16_t tail = r->br->tail;
+  for (uint32_t k = 0; k < r->br_count; k++)
+    r->ret_slots[r->nret++] = r->br->bufs[(uint16_t)(tail - r->br_count + k) & r->br_mask].bid;
+  io_uring_unregister_buf_ring(&r->ring, BUF_GROUP);
+  munmap(r->br, r->br_len);
+  r->br = NULL;
+  r->br_count = 0;
+  r->multishot = 0;
+  r->stats->features &= ~MIOR_FEAT_MULTISHOT_RX;
+}
+
 static int uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   if (r->txr) ring_submit(r);
   else if (r->npend) tx_prepare(r);
+  if (MIOR_UNLIKELY(r->ms_zero_ends >= MS_ZERO_END_LIMIT) && r->multishot && !r->ms_armed &&
+      !r->canceling)
+    multishot_off(r);
   if (r->multishot && !r->ms_armed && r->br_count > 0 && !r->canceling && !r->ms_broken) arm_multishot(r);
   if (MIOR_UNLIKELY(r->ms_broken == 1)) {
     r->ms_broken = 2;
@@ -819,6 +908,14 @@ static uint32_t uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
   uint32_t n = 0, nrx = 0;
   int rekick = 0;
   if (r->ndone) n = done_reap(r, out, max);
+  /* Slots taken back from the buffer ring go back unused: -EAGAIN is "nothing happened". */
+  while (MIOR_UNLIKELY(r->nret) && n < max) {
+    mior__cqe *c = &out[n++];
+    memset(c, 0, sizeof *c);
+    c->op = MIOR__OP_RX;
+    c->slot = r->ret_slots[--r->nret];
+    c->res = -EAGAIN;
+  }
   io_uring_for_each_cqe(&r->ring, head, cqe) {
     if (n == max) break;
     uint64_t ud = cqe->user_data;
@@ -850,12 +947,14 @@ static uint32_t uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
       c->off = 0;
       c->flags = 0;
       if (cqe->res > (int32_t)r->region.buf_size) {
-        c->flags = MIOR_PKT_TRUNCATED;
+        c->flags = MIOR__CQE_TRUNC;
         c->res = (int32_t)r->region.buf_size;
       }
       if (r->names && cqe->res >= 0) {
         const struct slot_meta *m = &r->meta[slot];
         mior__sockaddr_to(&m->sa.sa, m->msg.msg_namelen, &c->src);
+        /* Zero bytes from nobody: the socket was shut down, not an empty datagram. */
+        if (cqe->res == 0 && c->src.family == MIOR_AF_UNSPEC) c->res = -EAGAIN;
       } else {
         c->src.family = MIOR_AF_UNSPEC;
       }
@@ -886,6 +985,10 @@ static uint32_t uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
       c->slot = slot;
       c->res = cqe->res;
       c->off = 0;
+      if (cqe->res > (int32_t)r->region.buf_size) { /* MSG_TRUNC: the frame's real length */
+        c->flags = MIOR__CQE_TRUNC;
+        c->res = (int32_t)r->region.buf_size;
+      }
       if (r->names && cqe->res > 0) {
         uint8_t *buf = mior_pool_region_slot(&r->region, slot);
         struct io_uring_recvmsg_out *o = io_uring_recvmsg_validate(buf, cqe->res, &r->ms_msg);
@@ -895,8 +998,11 @@ static uint32_t uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
           uint8_t *payload = io_uring_recvmsg_payload(o, &r->ms_msg);
           c->off = (uint32_t)(payload - buf);
           c->res = (int32_t)io_uring_recvmsg_payload_length(o, cqe->res, &r->ms_msg);
-          if (o->flags & MSG_TRUNC) c->flags = MIOR_PKT_TRUNCATED;
+          if (o->flags & MSG_TRUNC) c->flags = MIOR__CQE_TRUNC;
           mior__sockaddr_to(io_uring_recvmsg_name(o), o->namelen, &c->src);
+          if (c->res == 0 && o->namelen == 0) c->res = -EAGAIN; /* a shut socket, no datagram */
+          /* An empty datagram is delivered (c->res 0), but it also ended the multishot. */
+          if (c->res == 0 && !(cqe->flags & IORING_CQE_F_MORE)) r->ms_zero_ends++;
         }
       }
       n++;
@@ -931,7 +1037,7 @@ static uint32_t uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
 }
 
 static uint32_t uring_outstanding(struct mior__ring *r) {
-  return r->posted + r->tx_inflight + r->npend + r->ndone + (r->ms_armed ? 1u : 0u) +
+  return r->posted + r->tx_inflight + r->npend + r->ndone + r->nret + (r->ms_armed ? 1u : 0u) +
          (r->kick_inflight ? 1u : 0u) + (r->ring_wait ? 1u : 0u);
 }
 
@@ -968,6 +1074,7 @@ const mior__backend_ops mior__uring_ops = {
     .supported = uring_supported,
     .open = uring_open,
     .bind_thread = uring_bind_thread,
+    .detach = uring_detach,
     .rx_room = uring_rx_room,
     .rx_post = uring_rx_post,
     .tx_queue = uring_tx_queue,

@@ -143,7 +143,7 @@ static void take_cqe(struct mior__ring *r, const IORING_CQE *e) {
     if (err == -EMSGSIZE) {
       /* A datagram longer than the slot: the read filled the slot and reported the overflow. */
       c->res = (int32_t)r->region.buf_size;
-      c->flags = MIOR_PKT_TRUNCATED;
+      c->flags = MIOR__CQE_TRUNC;
     } else {
       c->res = err < 0 ? err : (int32_t)e->Information;
     }

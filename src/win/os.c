@@ -49,6 +49,26 @@ uint64_t mior__thread_self(void) {
   return (uint64_t)GetCurrentThreadId();
 }
 
+int mior__thread_ref_self(mior__thread_ref *ref) {
+  ref->id = (uint64_t)GetCurrentThreadId();
+  /* A real handle (GetCurrentThread's is a pseudo-handle that means "the caller" wherever it is
+   * used) that becomes signalled when the thread ends. */
+  HANDLE h = OpenThread(SYNCHRONIZE, FALSE, GetCurrentThreadId());
+  ref->handle = (intptr_t)h;
+  return h ? 0 : mior__fail(-ENOMEM, "OpenThread failed (%lu)", (unsigned long)GetLastError());
+}
+
+int mior__thread_ref_alive(const mior__thread_ref *ref) {
+  if (!ref->handle) return 0;
+  return WaitForSingleObject((HANDLE)ref->handle, 0) == WAIT_TIMEOUT;
+}
+
+void mior__thread_ref_drop(mior__thread_ref *ref) {
+  if (ref->handle) CloseHandle((HANDLE)ref->handle);
+  ref->handle = 0;
+  ref->id = 0;
+}
+
 uint64_t mior__now_ns(void) {
   static LARGE_INTEGER freq;
   LARGE_INTEGER now;

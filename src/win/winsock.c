@@ -86,7 +86,7 @@ static void complete_rx(struct mior__ring *r, uint32_t slot, int32_t res, int tr
   c->slot = slot;
   c->res = res;
   c->off = 0;
-  c->flags = truncated ? MIOR_PKT_TRUNCATED : 0;
+  c->flags = truncated ? MIOR__CQE_TRUNC : 0;
   if (res > 0 && r->names) mior__wsaddr_to(&op->addr.sa, op->addrlen, &c->src);
   else memset(&c->src, 0, sizeof c->src);
 }

@@ -37,7 +37,7 @@ static void port_lines(const char *side, const mior_port_stats *s) {
   printf("             packets rx %llu tx %llu  drops: nobufs %llu truncated %llu rx-errors %llu "
          "tx-errors %llu tx-short %llu refused %llu cq-overflow %llu\n",
          (unsigned long long)s->rx_packets, (unsigned long long)s->tx_packets,
-         (unsigned long long)s->rx_drop_nobufs, (unsigned long long)s->rx_drop_truncated,
+         (unsigned long long)s->rx_nobufs, (unsigned long long)s->rx_drop_truncated,
          (unsigned long long)s->rx_errors, (unsigned long long)s->tx_errors,
          (unsigned long long)s->tx_short, (unsigned long long)s->conn_refused,
          (unsigned long long)s->cq_overflow);
@@ -140,7 +140,7 @@ static void json_port(const char *side, const mior_port_stats *s) {
 #define F(name) printf(",\"%s_" #name "\":%llu", side, (unsigned long long)s->name)
   F(rx_packets);
   F(tx_packets);
-  F(rx_drop_nobufs);
+  F(rx_nobufs);
   F(rx_drop_truncated);
   F(rx_errors);
   F(tx_errors);
