@@ -39,7 +39,7 @@ static const struct {
     {ENOMEM, "out of memory"},
     {ENOBUFS, "no buffer space available"},
     {EAGAIN, "resource temporarily unavailable (try again)"},
-    {EBUSY, "resource busy: buffers still outstanding"},
+    {EBUSY, "busy: packets still held, or the port is driven by another thread (see mior_last_error)"},
     {EPERM, "operation not permitted (needs CAP_NET_RAW or administrator rights)"},
     {EACCES, "permission denied"},
     {ENODEV, "no such network interface"},

@@ -311,7 +311,7 @@ static void uring_close(struct mior__ring *r) {
   /* The ring's file table still held the socket (the thread bound to the ring ended without
    * letting go of it): the kernel releases it when its teardown of the ring runs, shortly after.
    * The promise is that the address is free when close returns, so wait for that. */
-  if (held && st.st_ino) mior__socket_wait_released(&r->sock, st.st_ino, 2000);
+  if (held && st.st_ino) mior__socket_wait_released(&r->sock, st.st_ino, 5000);
   free(r->meta);
   free(r->pend);
   free(r->gso_recs);
