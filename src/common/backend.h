@@ -51,13 +51,16 @@ typedef struct mior__ring_cfg {
 
 /* rx: the datagram was longer than the slot (res is what fit); the front end counts and drops it. */
 #define MIOR__CQE_TRUNC 0x80000000u
+/* tx: the slot comes back because its bytes were copied (into an AF_PACKET TX ring), not because
+ * they were sent: the backend counts the send itself once the kernel has taken the frame. */
+#define MIOR__CQE_COPIED 0x40000000u
 
 typedef struct mior__cqe {
   uint32_t op;     /* MIOR__OP_RX or MIOR__OP_TX */
   uint32_t slot;   /* slot the completion returns, or MIOR__NO_SLOT (e.g. a failed multishot arm) */
   int32_t res;     /* bytes, or a negative errno */
   uint32_t off;    /* rx: offset of the packet data inside the slot */
-  uint32_t flags;  /* rx: MIOR_PKT_*, and MIOR__CQE_TRUNC */
+  uint32_t flags;  /* rx: MIOR_PKT_*, and MIOR__CQE_TRUNC; tx: MIOR__CQE_COPIED */
   mior_addr src;   /* rx udp: sender */
 } mior__cqe;
 

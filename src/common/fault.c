@@ -122,6 +122,10 @@ static int fault_local_addr(struct mior__ring *w, mior_addr *out) {
   return w->inner_ops->local_addr(w->inner, out);
 }
 
+static void fault_detach(struct mior__ring *w) {
+  w->inner_ops->detach(w->inner);
+}
+
 static void fault_close(struct mior__ring *w) {
   if (!w) return;
   w->inner_ops->close(w->inner);
@@ -149,6 +153,7 @@ int mior__fault_install(mior_port *port, const mior__fault_plan *plan) {
   w->ops.supported = fault_supported;
   w->ops.open = fault_open;
   w->ops.bind_thread = fault_bind_thread;
+  w->ops.detach = port->ops->detach ? fault_detach : NULL;
   w->ops.rx_post = fault_rx_post;
   w->ops.rx_room = port->ops->rx_room ? fault_rx_room : NULL;
   w->ops.tx_queue = fault_tx_queue;

@@ -211,6 +211,8 @@ static inline void tx_complete(struct mior_port *p, const mior__cqe *c) {
   p->tx_inflight--;
   if (MIOR_UNLIKELY(c->res < 0)) {
     count_error(p, c->res, 0);
+  } else if (c->flags & MIOR__CQE_COPIED) {
+    /* counted by the backend when the kernel takes the frame */
   } else {
     p->stats.tx_packets++;
     p->stats.tx_bytes += (uint64_t)c->res;

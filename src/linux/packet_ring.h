@@ -48,6 +48,8 @@ typedef struct mior__txring {
   uint32_t mask;         /* frame_nr - 1 */
   uint32_t head;         /* next frame to fill */
   uint32_t last;         /* the frame filled last (meaningful once one was) */
+  uint32_t confirm;      /* oldest frame filled whose fate is not yet counted */
+  uint32_t unconfirmed;  /* frames filled and not yet counted (confirm .. head) */
   uint32_t min_len;      /* shortest frame the device takes (its link-layer header) */
   uint32_t max_len;      /* longest frame without a VLAN tag: MTU at open + link header */
   int vlan_extra;        /* Ethernet: 802.1Q-tagged frames may be 4 bytes longer (as the kernel
@@ -92,10 +94,35 @@ static inline int mior__txring_frame_free(uint32_t status) {
   return (status & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING | TP_STATUS_WRONG_FORMAT)) == 0;
 }
 
+/* Count the frames the kernel has taken since the last call, oldest first, up to the first it has
+ * not taken yet: each one the kernel took (sending or sent) adds to *packets and *bytes, each it
+ * refused (WRONG_FORMAT, which the checks before the copy should make impossible) to *refused,
+ * and is made available again.  A frame is counted as sent only here, never when it is copied
+ * into the ring: a kick that fails (the link went down) leaves its frames unsent and uncounted. */
+static inline void mior__txring_confirm(mior__txring *t, uint64_t *packets, uint64_t *bytes,
+                                        uint64_t *refused) {
+  while (t->unconfirmed) {
+    struct tpacket2_hdr *h = mior__txring_frame(t, t->confirm);
+    uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+    if (st & TP_STATUS_SEND_REQUEST) break;
+    if (st & TP_STATUS_WRONG_FORMAT) {
+      (*refused)++;
+      __atomic_store_n(&h->tp_status, TP_STATUS_AVAILABLE, __ATOMIC_RELEASE);
+    } else {
+      (*packets)++;
+      *bytes += h->tp_len - t->vnet;
+    }
+    t->confirm = (t->confirm + 1) & t->mask;
+    t->unconfirmed--;
+  }
+}
+
 /* Copy a checked frame into the next free ring frame and mark it for sending.  Returns 1, or 0
  * when the kernel still owns the next frame (the ring is full: try again after it sent some). */
 static inline int mior__txring_put(mior__txring *t, const uint8_t *data, uint32_t len) {
   struct tpacket2_hdr *h = mior__txring_frame(t, t->head);
+  /* A frame whose fate is not counted yet is not reused (mior__txring_confirm first). */
+  if (t->unconfirmed > t->mask) return 0;
   /* Acquire: the kernel's last use of the frame happens before we overwrite it. */
   if (!mior__txring_frame_free(__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE))) return 0;
   uint8_t *d = (uint8_t *)h + MIOR__TXRING_DATA_OFF;
@@ -116,6 +143,7 @@ static inline int mior__txring_put(mior__txring *t, const uint8_t *data, uint32_
   __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
   t->last = t->head;
   t->head = (t->head + 1) & t->mask;
+  t->unconfirmed++;
   return 1;
 }
 

@@ -713,8 +713,14 @@ static void ring_kick(struct mior__ring *r) {
 /* A kick completed with res (bytes sent, or a negative errno).  Counts a failure and decides what
  * the frames it left behind need.  Returns 1 when the next kick should go at once (from reap), 0
  * when it can wait for the next submit or for new frames. */
+/* Count the frames the kernel took from the ring since the last look. */
+static void ring_confirm(struct mior__ring *r) {
+  mior__txring_confirm(r->txr, &r->stats->tx_packets, &r->stats->tx_bytes, &r->stats->tx_errors);
+}
+
 static int kick_done(struct mior__ring *r, int32_t res) {
   r->kick_inflight = 0;
+  ring_confirm(r);
   /* -EAGAIN and -EINTR mean "try again"; io_uring normally absorbs them itself. */
   if (res < 0 && res != -EAGAIN && res != -EINTR && !(res == -ECANCELED && r->canceling)) r->stats->tx_errors++;
   if (!r->kick_needed && mior__txring_unsent(r->txr)) {
@@ -759,6 +765,7 @@ static void arm_ring_wait(struct mior__ring *r) {
 
 /* Move pending sends into the ring and kick it as needed (at most one kick in flight). */
 static void ring_submit(struct mior__ring *r) {
+  ring_confirm(r);
   if (r->npend) ring_prepare(r);
   if (r->kick_needed && r->kick_inflight) kick_scan(r);
   if (r->kick_needed && !r->kick_inflight) ring_kick(r);
@@ -774,6 +781,7 @@ static uint32_t done_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
     c->slot = d->slot;
     c->res = d->res;
     c->off = d->len;
+    c->flags = d->res >= 0 ? MIOR__CQE_COPIED : 0;
   }
   r->done_head = (r->done_head + n) & r->done_mask;
   r->ndone -= n;
@@ -876,6 +884,7 @@ static int gso_complete(struct mior__ring *r, struct gso_rec *g, uint32_t idx, i
      * they go again as single sends rather than all failing. */
     mior__cqe *c = &out[(*n)++];
     c->op = MIOR__OP_TX;
+    c->flags = 0;
     c->slot = g->slots[0];
     c->res = res;
     c->off = (uint32_t)g->iov[0].iov_len;
@@ -891,6 +900,7 @@ static int gso_complete(struct mior__ring *r, struct gso_rec *g, uint32_t idx, i
     mior__cqe *c = &out[(*n)++];
     uint32_t len = (uint32_t)g->iov[g->done].iov_len;
     c->op = MIOR__OP_TX;
+    c->flags = 0;
     c->slot = g->slots[g->done];
     /* The kernel sends a GSO batch whole or not at all: on success every datagram went out. */
     c->res = res < 0 ? res : (int32_t)len;
@@ -932,6 +942,7 @@ static uint32_t uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
     case UD_TX:
       r->tx_inflight--;
       c->op = MIOR__OP_TX;
+      c->flags = 0;
       c->slot = UD_SLOT(ud);
       c->res = cqe->res;
       c->off = UD_LEN(ud);
