@@ -38,7 +38,10 @@ typedef struct mior__ring_cfg {
   mior_pool_region region;    /* the port's pool, to register once */
   uint32_t queue;             /* index of this port in its transport */
   uint32_t queues;            /* ports in the transport */
-  int group_id;               /* packet fanout group shared by the transport's ports */
+  /* packet, queues > 1: the id of the fanout group the transport's ports share.  Queue 0 has the
+   * kernel make a group with an id no other group in the namespace uses and writes the id here;
+   * the later queues join that group. */
+  uint16_t *group_id;
   const mior_addr *peer;      /* connect the socket to this address, or NULL */
   uint16_t bound_port;        /* udp: the port queue 0 bound to (for SO_REUSEPORT siblings) */
   mior_port_stats *stats;     /* counters the backend updates (submits, rearms, overflow...) */

@@ -235,14 +235,13 @@ int mior_transport_open(mior_transport **out, const char *endpoint, const mior_o
     rc = mior__fail(-ENOMEM, "out of memory");
     goto fail;
   }
-  uint32_t seed;
-  mior__random_bytes(&seed, sizeof seed);
+  uint16_t group_id = 0; /* packet: written by queue 0's backend, read by the later queues' */
   mior__ring_cfg cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.ep = &t->ep;
   cfg.opts = &t->opts;
   cfg.queues = t->queues;
-  cfg.group_id = (int)(seed & 0xffff);
+  cfg.group_id = &group_id;
   cfg.peer = t->has_peer ? &t->peer : NULL;
   for (uint32_t i = 0; i < t->queues; i++) {
     cfg.queue = i;

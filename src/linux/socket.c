@@ -23,6 +23,9 @@
 #ifndef PACKET_IGNORE_OUTGOING
 #  define PACKET_IGNORE_OUTGOING 23 /* Linux 4.20 */
 #endif
+#ifndef PACKET_FANOUT_FLAG_UNIQUEID
+#  define PACKET_FANOUT_FLAG_UNIQUEID 0x2000 /* Linux 4.20 */
+#endif
 
 #define MIOR_DEFAULT_SOCKBUF (4 << 20)
 
@@ -179,6 +182,38 @@ static int open_ip(mior__sock *s, const mior__ring_cfg *cfg) {
   return connect_peer(s, cfg);
 }
 
+/* The receiving ports of one transport share a fanout group, so the kernel spreads the link's
+ * frames over them by flow hash.  Group ids are 16 bits, one space per network namespace shared
+ * by every process in it: an id we chose ourselves could name another program's group, and the
+ * kernel would then put our port into that group (its frames split with ours) or, for a group of
+ * another type, refuse it.  So queue 0 has the kernel make a group under an id no group uses
+ * (PACKET_FANOUT_FLAG_UNIQUEID), reads the id back and reports it through cfg->group_id, and the
+ * later queues join that id.  There is no fallback to an id of our own on a kernel without the
+ * flag: that would bring the collision back. */
+static int join_fanout(mior__sock *s, const mior__ring_cfg *cfg) {
+  if (cfg->queue > 0) {
+    int arg = *cfg->group_id | (PACKET_FANOUT_HASH << 16);
+    if (setsockopt(s->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0)
+      return fail_errno(s->fd, errno, "setsockopt(PACKET_FANOUT)", "joining queue 0's fanout group");
+    return 0;
+  }
+  int arg = (PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+  if (setsockopt(s->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0) {
+    int err = errno;
+    if (err != EINVAL) return fail_errno(s->fd, err, "setsockopt(PACKET_FANOUT)", "needed for queues > 1");
+    close(s->fd);
+    return mior__fail(-EINVAL, "setsockopt(PACKET_FANOUT, PACKET_FANOUT_FLAG_UNIQUEID): %s (queues > 1 "
+                      "on packet://%s need a fanout group whose id the kernel picks, which takes "
+                      "Linux 4.20+)", strerror(err), cfg->ep->ifname);
+  }
+  int val = 0;
+  socklen_t len = sizeof val;
+  if (getsockopt(s->fd, SOL_PACKET, PACKET_FANOUT, &val, &len) < 0)
+    return fail_errno(s->fd, errno, "getsockopt(PACKET_FANOUT)", "the id of the new fanout group");
+  *cfg->group_id = (uint16_t)(val & 0xffff);
+  return 0;
+}
+
 static int open_packet(mior__sock *s, const mior__ring_cfg *cfg) {
   const mior__endpoint *ep = cfg->ep;
   s->family = AF_PACKET;
@@ -203,9 +238,8 @@ static int open_packet(mior__sock *s, const mior__ring_cfg *cfg) {
   sll.sll_ifindex = (int)ifindex;
   if (bind(s->fd, (struct sockaddr *)&sll, sizeof sll) < 0) return fail_errno(s->fd, errno, "bind", ep->ifname);
   if (rx && cfg->queues > 1) {
-    int arg = (cfg->group_id & 0xffff) | (PACKET_FANOUT_HASH << 16);
-    if (setsockopt(s->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0)
-      return fail_errno(s->fd, errno, "setsockopt(PACKET_FANOUT)", "needed for queues > 1");
+    int rc = join_fanout(s, cfg);
+    if (rc < 0) return rc;
   }
   s->connected = 1;
   return 0;

@@ -209,14 +209,14 @@ static int setup_ring(struct mior__ring *r, const mior_options *o, uint32_t *fea
   /* SUBMIT_ALL is 5.18: on older kernels every combination fails with -EINVAL, so a second pass
    * goes without it. */
   for (int i = 0; i < 2 * n; i++) {
+    unsigned f = tries[i % n]; /* the second pass goes through the same list */
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
-    p.flags = (i < n ? base : base & ~(unsigned)IORING_SETUP_SUBMIT_ALL) | tries[i % n];
+    p.flags = (i < n ? base : base & ~(unsigned)IORING_SETUP_SUBMIT_ALL) | f;
     p.cq_entries = o->cq_entries;
-    if (tries[i % n] & IORING_SETUP_SQPOLL) p.sq_thread_idle = 50;
+    if (f & IORING_SETUP_SQPOLL) p.sq_thread_idle = 50;
     rc = io_uring_queue_init_params(o->sq_entries, &r->ring, &p);
     if (rc == 0) {
-      unsigned f = tries[i % n];
       r->single_issuer = (f & IORING_SETUP_SINGLE_ISSUER) != 0;
       r->defer_taskrun = (f & IORING_SETUP_DEFER_TASKRUN) != 0;
       r->sqpoll = (f & IORING_SETUP_SQPOLL) != 0;
