@@ -34,13 +34,13 @@ static void port_lines(const char *side, const mior_port_stats *s) {
   features(s, feat, sizeof feat);
   printf("  %-3s port   %s  [%s]%s%s\n", side, mior_backend_name(s->backend), feat,
          s->fallback_reason[0] ? "  fallback: " : "", s->fallback_reason);
-  printf("             packets rx %llu tx %llu  drops: nobufs %llu truncated %llu rx-errors %llu "
-         "tx-errors %llu tx-short %llu refused %llu cq-overflow %llu\n",
+  printf("             packets rx %llu tx %llu  drops: truncated %llu rx-errors %llu tx-errors %llu "
+         "tx-short %llu refused %llu cq-overflow %llu  rx dry spells %llu  tx-invalid %llu\n",
          (unsigned long long)s->rx_packets, (unsigned long long)s->tx_packets,
-         (unsigned long long)s->rx_nobufs, (unsigned long long)s->rx_drop_truncated,
-         (unsigned long long)s->rx_errors, (unsigned long long)s->tx_errors,
-         (unsigned long long)s->tx_short, (unsigned long long)s->conn_refused,
-         (unsigned long long)s->cq_overflow);
+         (unsigned long long)s->rx_drop_truncated, (unsigned long long)s->rx_errors,
+         (unsigned long long)s->tx_errors, (unsigned long long)s->tx_short,
+         (unsigned long long)s->conn_refused, (unsigned long long)s->cq_overflow,
+         (unsigned long long)s->rx_nobufs, (unsigned long long)s->tx_invalid);
   printf("             submits %llu  completions/submit %.1f  backpressure %llu  pool high water %u\n",
          (unsigned long long)s->submits, per_submit(s), (unsigned long long)s->tx_backpressure,
          s->pool_high_water);
@@ -144,6 +144,7 @@ static void json_port(const char *side, const mior_port_stats *s) {
   F(rx_drop_truncated);
   F(rx_errors);
   F(tx_errors);
+  F(tx_invalid);
   F(tx_short);
   F(tx_backpressure);
   F(conn_refused);

@@ -320,6 +320,7 @@ close:
     tx->stats.tx_packets += st.tx_packets;
     tx->stats.tx_bytes += st.tx_bytes;
     tx->stats.tx_errors += st.tx_errors;
+    tx->stats.tx_invalid += st.tx_invalid;
     tx->stats.tx_short += st.tx_short;
     tx->stats.tx_backpressure += st.tx_backpressure;
     tx->stats.conn_refused += st.conn_refused;
