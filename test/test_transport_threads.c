@@ -14,7 +14,10 @@
  *                             they stay valid, and close after their release returns 0
  *   port_thread_error         a port thread that stops on an error says so in its stats, and the
  *                             transport's other port keeps running
+ *   restart_at_once           a server process that closes its transport and exits can be
+ *                             restarted on the same port at once (it used to take 31-49 ms)
  */
+#include <sys/wait.h>
 #include <stdatomic.h>
 
 #include "common/fault.h"
@@ -388,6 +391,52 @@ static void body_port_thread_error(mior_backend b) {
   CHECK_EQ(mior_transport_close(t), 0);
 }
 
+/* --- a server restarted at once --------------------------------------------------------------- */
+
+static void body_restart_at_once(mior_backend b) {
+  /* A port that is free now. */
+  int probe = kernel_sock();
+  mior_addr addr;
+  {
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof sin;
+    getsockname(probe, (struct sockaddr *)&sin, &sl);
+    memset(&addr, 0, sizeof addr);
+    addr.family = MIOR_AF_INET;
+    addr.port = ntohs(sin.sin_port);
+    memcpy(addr.addr, &sin.sin_addr, 4);
+  }
+  close(probe);
+  char ep[64];
+  snprintf(ep, sizeof ep, "udp://127.0.0.1:%u", addr.port);
+  for (int round = 0; round < 3; round++) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      /* The server: serve a few datagrams on its own thread, close, exit. */
+      alarm(10);
+      counting c;
+      atomic_init(&c.got, 0);
+      mior_options o = tt_opts(b);
+      o.buf_count = 256;
+      mior_receiver recv = {count_consume, NULL, &c};
+      mior_transport *t = NULL;
+      if (mior_transport_open(&t, ep, &o, &recv) < 0) _exit(2);
+      int ks = kernel_sock();
+      kernel_send(ks, &addr, 3, 100);
+      poll_until(mior_transport_port(t, 0), &c, 3, 2000);
+      close(ks);
+      _exit(atomic_load(&c.got) == 3 && mior_transport_close(t) == 0 ? 0 : 3);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    int rc = bind_now(&addr);
+    if (rc != 0) TEST_FAIL_AT("round %d: the port is still bound right after the server exited (%s)",
+                              round, strerror(-rc));
+  }
+}
+
 int main(void) {
   tt_watchdog(100);
   int ran = 0;
@@ -399,6 +448,7 @@ int main(void) {
   ran += tt_for_each_backend("send_from_other_thread", body_send_other_thread);
   ran += tt_for_each_backend("close_with_kept_packets", body_close_with_kept);
   ran += tt_for_each_backend("port_thread_error", body_port_thread_error);
+  ran += tt_for_each_backend("restart_at_once", body_restart_at_once);
   if (!ran) TEST_SKIP("no backend is supported here");
   TEST_DONE();
 }
