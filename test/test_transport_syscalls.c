@@ -9,7 +9,9 @@
  *   - cq_overflow counts completions the kernel lost, not polls that saw a full CQ: a small CQ
  *     overflows under a burst, the kernel keeps every completion (IORING_FEAT_NODROP), and the
  *     counter stays 0 however often the port is polled;
- *   - an SQPOLL port sending 64k datagrams enters the kernel only to wake its poller, not per batch.
+ *   - an SQPOLL port sending 64k datagrams enters the kernel only to wake its poller, not per batch;
+ *   - a blocking ping-pong costs one io_uring_enter per round trip (the wait also submits the
+ *     ping), under DEFER_TASKRUN and COOP_TASKRUN rings.
  *
  * Every measurement runs in its own thread (the filter stays on the thread it was installed on);
  * the kernel sockets at the other end run in threads started before it, so they are not counted.
@@ -452,6 +454,27 @@ static void test_sqpoll_send(void) {
   kpeer_stop(&sink);
 }
 
+/* --- D: one enter per blocking wake-up ---------------------------------------------------------- */
+
+static void test_pingpong(uint32_t flags) {
+  enum { N = 1000 };
+  kpeer echo;
+  kpeer_start(&echo, 1);
+  run r = {.mode = PINGPONG, .backend = MIOR_BACKEND_URING, .flags = flags, .count = N, .peer = &echo};
+  if (run_counted(&r) == 0) {
+    printf("  ping-pong [%s]: %u round trips, %u polls, %llu io_uring_enter (%.2f per round trip), "
+           "submits %llu\n", run_name(&r), r.done, r.polls, (unsigned long long)r.calls,
+           r.done ? (double)r.calls / r.done : 0.0, (unsigned long long)r.submits);
+    CHECK_EQ(r.done, N);
+    CHECK_EQ(r.submits, r.calls);
+    /* Each round trip wakes the port once, and that one enter also submits the ping: about one
+     * per round trip.  The slack covers a pong slower than the 1 ms a wait sharing its enter with
+     * a send allows (then the port looks again: one more) and the start. */
+    CHECK(r.calls <= (uint64_t)N * 12 / 10 + 20);
+  }
+  kpeer_stop(&echo);
+}
+
 int main(void) {
   tt_watchdog(110);
   test_counter();
@@ -465,5 +488,7 @@ int main(void) {
   if (!have_uring) TEST_SKIP("io_uring is unavailable: %s (sockets checked)", mior_last_error());
   test_cq_overflow();
   test_sqpoll_send();
+  test_pingpong(0);
+  test_pingpong(MIOR_OPT_NO_DEFER_TASKRUN);
   TEST_DONE();
 }

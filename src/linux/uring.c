@@ -112,6 +112,7 @@ struct mior__ring {
   mior_port_stats *stats;
   struct slot_meta *meta;
   uint32_t tx_inflight;    /* slots in submitted sends */
+  uint32_t tx_sqes;        /* send SQEs (sends, GSO sends, kicks) prepared so far, each one CQE */
   struct tx_pend *pend;    /* sends queued, not yet made into SQEs; one per slot at most */
   uint32_t npend;
   uint32_t nrequeued;      /* pend[0..nrequeued) are refused GSO sends put back since the last submit */
@@ -578,11 +579,15 @@ static int ring_submit_now(struct mior__ring *r, int getevents) {
  * kernel would not take any (then the rest waits for the next submit). */
 static struct io_uring_sqe *get_tx_sqe(struct mior__ring *r) {
   struct io_uring_sqe *sqe = get_sqe(r);
-  if (MIOR_LIKELY(sqe)) return sqe;
-  /* An SQPOLL poller that is awake takes the entries without an enter; then there is room only
-   * once it has, which the retry below may or may not find. */
-  if (ring_submit_now(r, 0) < 0) return NULL;
-  return get_sqe(r);
+  if (MIOR_UNLIKELY(!sqe)) {
+    /* An SQPOLL poller that is awake takes the entries without an enter; then there is room only
+     * once it has, which the retry below may or may not find. */
+    if (ring_submit_now(r, 0) < 0) return NULL;
+    sqe = get_sqe(r);
+    if (!sqe) return NULL;
+  }
+  r->tx_sqes++;
+  return sqe;
 }
 
 /* How many pending sends from i on can go as one GSO send: equal lengths without a destination,
@@ -806,7 +811,15 @@ static void arm_multishot(struct mior__ring *r) {
   r->ms_armed = 1;
 }
 
+/* A wait that counts on completions besides those of its own sends ends after this long even if
+ * none came, so that a caller whose only outstanding work was those sends is not kept waiting (see
+ * uring_submit).  A round trip that takes longer costs one more enter per millisecond, which is
+ * noise; a caller stuck for its whole timeout would not be. */
+#define OWN_SEND_WAIT_US 1000
+
 static int uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
+  /* What was outstanding before this call's sends: an earlier send still in flight. */
+  uint32_t tx_before = r->tx_inflight, sqes_before = r->tx_sqes;
   if (r->txr) ring_submit(r);
   else if (r->npend) tx_prepare(r);
   if (r->multishot && !r->ms_armed && r->br_count > 0 && !r->canceling && !r->ms_broken) arm_multishot(r);
@@ -817,8 +830,18 @@ static int uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   int ret = 0;
   /* Completion records of frames copied into the TX ring are ready without the kernel. */
   if (wait && io_uring_cq_ready(&r->ring) == 0 && r->ndone == 0) {
-    /* One enter submits, runs the deferred task work and waits. */
+    /* One enter submits, runs the deferred task work and waits.  A send it submits normally
+     * completes inside that same enter, and its completion would end the wait at once: a port
+     * that sends a ping and waits for the pong would enter twice per round trip.  So when
+     * something else can complete (a receive armed, an earlier send in flight) the wait is for
+     * `wait` completions more than this call's own sends, each of which makes exactly one.  Should
+     * nothing else come, the wait ends after OWN_SEND_WAIT_US with just those. */
+    unsigned own = r->tx_sqes - sqes_before;
     unsigned want = (unsigned)wait;
+    if (own && (r->posted || r->ms_armed || tx_before)) {
+      want += own;
+      if (timeout_us < 0 || timeout_us > OWN_SEND_WAIT_US) timeout_us = OWN_SEND_WAIT_US;
+    }
     struct __kernel_timespec ts;
     ts.tv_sec = timeout_us / 1000000;
     ts.tv_nsec = (timeout_us % 1000000) * 1000;
