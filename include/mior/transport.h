@@ -225,8 +225,17 @@ typedef struct mior_port_stats {
   uint64_t tx_short;                 /* sends that wrote fewer bytes than asked */
   uint64_t tx_backpressure;          /* mior_tx_acquire calls that returned -EAGAIN */
   uint64_t conn_refused;             /* ICMP port unreachable reported on the socket */
-  uint64_t cq_overflow;              /* completion queue overflows seen */
-  uint64_t submits;                  /* submit system calls */
+  uint64_t cq_overflow;              /* uring: completions the kernel lost because the
+                                        completion queue was full (its own counter).  Since Linux
+                                        5.5 the kernel keeps such completions until there is room
+                                        and drops one only when it cannot allocate memory, so this
+                                        stays 0 unless something was really lost */
+  uint64_t submits;                  /* system calls the data path made: io_uring_enter (uring),
+                                        sendmmsg, recvmmsg and ppoll (sockets), exactly, whether
+                                        they submitted, collected completions or waited.  Set-up
+                                        calls (socket, io_uring_setup, io_uring_register) are not
+                                        counted.  Windows: the calls that issue or submit
+                                        I/O (WSARecvFrom, WSASendTo, send, SubmitIoRing) */
   uint64_t completions;              /* completions reaped */
   uint32_t pool_in_use, pool_high_water; /* slots out of the pool: posted for receive, in
                                            flight, cached by the port, or held by the user */

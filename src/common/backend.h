@@ -97,8 +97,12 @@ typedef struct mior__backend_ops {
                   const mior_addr *dst);
   /* Submit what is queued.  If wait is nonzero and no completion is ready, wait up to timeout_us
    * (negative: no limit) for `wait` completions; a backend may treat any wait > 1 as 1, and
-   * returns at the timeout with fewer.  Returns >= 0 or a negative errno (-ETIME/-EINTR are not
-   * errors: return 0). */
+   * returns at the timeout with fewer.  Completions of the sends this same call submits need not
+   * count toward `wait` while something else is outstanding (uring: they do not, so that a send
+   * completing inside the enter does not end the wait it shares, capped at 1 ms for a caller
+   * waiting on those sends alone); a backend may also return as soon as they are done (sockets).
+   * Every system call made here or in reap is counted in stats->submits.  Returns >= 0 or a
+   * negative errno (-ETIME/-EINTR are not errors: return 0). */
   int (*submit)(struct mior__ring *r, int wait, int64_t timeout_us);
   /* Move up to max completions to out.  Returns how many. */
   uint32_t (*reap)(struct mior__ring *r, mior__cqe *out, uint32_t max);

@@ -261,44 +261,51 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
   uint32_t delivered = 0, handled;
 
   rx_refill(p);
-  /* Completions already in the ring cost no system call: take them first, and enter the kernel
-   * only to submit queued sends or when the ring had nothing (a DEFER_TASKRUN ring posts its
-   * completions only when asked to). */
-  if (p->tx_pending) {
-    rc = submit(p, 0, 0);
-    if (rc < 0) return rc;
+  /* Completions already in the ring cost no system call: take them first. */
+  handled = process(p, budget, &delivered);
+  if (handled > 0) {
+    /* Sends queued before this call, and replies the receiver queued just now, go out in one
+     * enter; leaving them for a poll that finds the ring empty would starve them under load. */
+    if (p->tx_pending) {
+      rc = submit(p, 0, 0);
+      if (rc < 0) return rc;
+    }
+    goto out;
   }
-  handled = process(p, budget, &delivered);
-  if (handled > 0) goto out;
-  rc = submit(p, 0, 0);
-  if (rc < 0) return rc;
-  handled = process(p, budget, &delivered);
-  if (handled > 0 || timeout_us == 0) goto out;
-  /* Nothing outstanding means nothing can arrive: do not sleep on an idle ring. */
-  if (p->rx_posted == 0 && p->tx_inflight == 0) goto out;
+  /* Nothing outstanding means nothing can arrive: no system call, and no sleep on an idle ring. */
+  if (p->rx_posted == 0 && p->tx_inflight == 0 && p->tx_pending == 0) goto out;
 
-  if (p->busy_poll_us) {
-    uint64_t end = mior__now_ns() + (uint64_t)p->busy_poll_us * 1000u;
-    do {
+  /* Under load a wake-up per packet costs the sender an inter-processor wake each time; asking
+   * for half of what the last wake-up brought (for at most coalesce_us) lets one wake-up carry a
+   * batch.  One packet per wake-up means the port is quiet and must not be delayed. */
+  uint32_t want = 1;
+  int64_t wait_us = timeout_us;
+  if (p->coalesce_us && p->last_rx >= 4) {
+    want = (p->last_rx < p->batch ? p->last_rx : p->batch) / 2;
+    if (wait_us < 0 || wait_us > (int64_t)p->coalesce_us) wait_us = p->coalesce_us;
+  }
+  /* From here every enter both submits what is queued and collects completions (a DEFER_TASKRUN
+   * ring posts its completions only then), so one enter is one look: a single one when the caller
+   * does not wait, one per spin while busy-polling, and otherwise a single one that submits and
+   * waits; submitting first and then waiting made every idle wake-up cost two.  A port under load
+   * (want > 1) still looks once before it waits: a backlog is likely then, and a DEFER_TASKRUN ring
+   * counts task-work items, not completions, against a wait's minimum, while one multishot receive
+   * item posts up to 32 completions, so a first wait for 17 took 478 queued datagrams in one
+   * enter, more than the port had receive buffers for (the multishot receive then ends with
+   * -ENOBUFS).  A look that does not wait takes a backlog in batches the port keeps up with. */
+  if (timeout_us == 0 || p->busy_poll_us || want > 1) {
+    uint64_t end = 0; /* one look, unless busy-polling a port that may wait */
+    if (timeout_us != 0 && p->busy_poll_us) end = mior__now_ns() + (uint64_t)p->busy_poll_us * 1000u;
+    for (;;) {
       rc = submit(p, 0, 0);
       if (rc < 0) return rc;
       handled = process(p, budget, &delivered);
-      if (handled > 0) goto out;
+      if (handled > 0 || mior__now_ns() >= end) break;
       mior__cpu_relax();
-    } while (mior__now_ns() < end);
-  }
-  {
-    /* Under load a wake-up per packet costs the sender an inter-processor wake each time; asking
-     * for half of what the last wake-up brought (for at most coalesce_us) lets one wake-up carry a
-     * batch.  One packet per wake-up means the port is quiet and must not be delayed. */
-    uint32_t want = 1;
-    int64_t wait_us = timeout_us;
-    if (p->coalesce_us && p->last_rx >= 4) {
-      want = (p->last_rx < p->batch ? p->last_rx : p->batch) / 2;
-      if (wait_us < 0 || wait_us > (int64_t)p->coalesce_us) wait_us = p->coalesce_us;
     }
-    rc = submit(p, (int)want, wait_us);
+    if (handled > 0 || timeout_us == 0) goto out;
   }
+  rc = submit(p, (int)want, wait_us);
   if (rc < 0) return rc;
   process(p, budget, &delivered);
 out:
@@ -563,7 +570,10 @@ static uint32_t quiesce(struct mior_port *p, uint32_t ms) {
     left = p->ops->outstanding(p->ring);
     if (handled == 0 && left == 0) break;
     if (mior__now_ns() > end) break;
-    if (handled == 0) p->ops->submit(p->ring, 1, 10000);
+    /* A submit that fails (the ring refuses enters: fault injection's dead socket) must not leave
+     * the cancelled operations unreaped: the backend's cancel enters by itself, and asking again
+     * also collects what the first request cancelled. */
+    if (handled == 0 && p->ops->submit(p->ring, 1, 10000) < 0) p->ops->cancel(p->ring);
   }
   p->closing = 0;
   return left;
