@@ -1285,11 +1285,11 @@ static void mm_pick_send(mm *m, mm_rng *r, uint32_t cap, int *dest, int *kind, u
   } else if (x < 30 && (m->feat & F_NEARMAX)) {
     *kind = RK_NEARMAX;
     *len = *dest == TO_PORT ? m->limit : cap;
-  } else if (x < 40 && (m->feat & F_OVERSIZE) && m->limit < cap) {
-    /* Longer than the port itself can receive (uring multishot: buf_size - header). */
-    *dest = TO_PORT;
-    *len = mm_range(r, m->limit + 1, cap);
   } else {
+    /* No oversize sends from the port to itself: a slot (cap) is all a receive can take once the
+     * port has left multishot receive (after empty datagrams), so lengths between the multishot
+     * limit and the slot may be delivered whole or counted as cut.  Oversize datagrams come from
+     * the kernel socket, longer than a whole slot. */
     uint32_t hi = *dest == TO_PORT ? m->limit : cap;
     *len = mm_range(r, TT_HDR, hi < 1500 ? hi : 1500);
   }
@@ -1553,8 +1553,8 @@ static void mm_step(mm *m, mm_rng *r, int op) {
         mm_ksend(m, RK_NEARMAX, m->limit);
       } else if (x < 40 && (m->feat & F_OVERSIZE)) {
         uint32_t y = mm_below(r, 10), len;
-        if (y < 3) len = m->limit + 1;
-        else if (y < 9) len = mm_range(r, m->limit + 1, m->buf_size + 2048);
+        if (y < 3) len = m->buf_size + 1;
+        else if (y < 9) len = mm_range(r, m->buf_size + 1, m->buf_size + 2048);
         else len = mm_range(r, 9000, 65000);
         mm_ksend(m, RK_OVERSIZE, len);
       } else {
@@ -2027,7 +2027,7 @@ static void mm_run_started(mm *m) {
         if (x < 12 && (m->feat & F_KEMPTY)) mm_ksend(m, RK_NORMAL, 0);
         else if (x < 24 && (m->feat & F_NEARMAX)) mm_ksend(m, RK_NEARMAX, m->limit);
         else if (x < 40 && (m->feat & F_OVERSIZE))
-          mm_ksend(m, RK_OVERSIZE, mm_range(&r, m->limit + 1, m->buf_size + 2048));
+          mm_ksend(m, RK_OVERSIZE, mm_range(&r, m->buf_size + 1, m->buf_size + 2048));
         else mm_ksend(m, RK_NORMAL, mm_range(&r, TT_HDR, m->limit < 1400 ? m->limit : 1400));
       }
       pthread_mutex_unlock(&m->mu);

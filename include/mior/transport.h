@@ -131,8 +131,8 @@ MIOR_API int mior_transport_open(mior_transport **out, const char *endpoint, con
  * stopped before, cannot be started again: open a new one).  If a port's thread stops on an
  * error, the other ports go on; the port's stats say so (thread_running 0, thread_error). */
 MIOR_API int mior_transport_start(mior_transport *t);
-/* Stop and join the threads (each finishes its current batch, cancels its outstanding I/O and
- * lets go of its ring).  Returns 0, or the first error a port's thread stopped on.  0 if not
+/* Stop and join the threads (each finishes its current batch, cancels its outstanding I/O,
+ * delivers what had already been received, and lets go of its ring).  Returns 0, or the first error a port's thread stopped on.  0 if not
  * started.  -EDEADLK if called from one of the transport's own threads (a receiver callback). */
 MIOR_API int mior_transport_stop(mior_transport *t);
 /* Stop, cancel outstanding I/O, wait for the kernel to give every buffer back, return every slot
@@ -144,6 +144,9 @@ MIOR_API int mior_transport_stop(mior_transport *t);
  * them has ended.  From another thread while that thread still runs: -EBUSY, and nothing is
  * stopped or freed (the kernel could still write into the buffers): close it on that thread.
  * From inside a receiver callback of a started transport: -EDEADLK.
+ *
+ * Packets that had already been received when close cancels the receives are still handed to
+ * consume (on the closing thread for ports driven by hand).
  *
  * Held packets: if the application still holds packets (kept, or acquired and not sent), close
  * returns -EBUSY and frees nothing, as mior_pool_close does; the transport is stopped.  Release

@@ -165,11 +165,12 @@ static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t
     return;
   }
   p->rx_posted--;
-  if (MIOR_UNLIKELY(c->res < 0 || p->closing || (c->flags & MIOR__CQE_TRUNC) ||
-                    (c->res == 0 && !p->datagrams))) {
+  /* A packet that was already received when the port stops or closes is still delivered (quiesce
+   * reaps it): dropping it there would lose it without a count. */
+  if (MIOR_UNLIKELY(c->res < 0 || (c->flags & MIOR__CQE_TRUNC) || (c->res == 0 && !p->datagrams))) {
     if (c->res < 0) count_error(p, c->res, 1);
     else if (c->flags & MIOR__CQE_TRUNC) p->stats.rx_drop_truncated++;
-    else if (!p->closing) p->stats.rx_errors++; /* an empty read on a kind without datagrams */
+    else p->stats.rx_errors++; /* an empty read on a kind without datagrams */
     cache_push(p, c->slot);
     return;
   }
@@ -240,7 +241,7 @@ static uint32_t process(struct mior_port *p, uint32_t budget, uint32_t *delivere
       else rx_complete(p, c, delivered);
     }
   }
-  if (*delivered && p->receiver.flush && !p->closing) p->receiver.flush(p->receiver.ctx, p);
+  if (*delivered && p->receiver.flush) p->receiver.flush(p->receiver.ctx, p);
   p->in_process = 0;
   return handled;
 }

@@ -351,10 +351,16 @@ int mior_transport_close(mior_transport *t) {
     return mior__fail(-EBUSY, "%u packet(s) are still held by the application (kept or acquired): "
                       "release them and close again; the transport is stopped, nothing was freed",
                       held);
+  uint32_t left[MIOR_MAX_QUEUES];
+  for (uint32_t i = 0; i < t->queues; i++) left[i] = mior__port_shutdown(t->ports[i]);
+  /* Shutting down delivers what had already arrived, and the receiver may have kept some. */
+  for (uint32_t i = 0; i < t->queues; i++) held += mior__port_user_held(t->ports[i]);
+  if (held)
+    return mior__fail(-EBUSY, "%u packet(s) kept by the receiver while the transport closed: "
+                      "release them and close again; nothing was freed", held);
   rc = 0;
   for (uint32_t i = 0; i < t->queues; i++) {
-    uint32_t left = mior__port_shutdown(t->ports[i]);
-    int prc = mior__port_close(t->ports[i], left);
+    int prc = mior__port_close(t->ports[i], left[i]);
     if (prc < 0 && rc == 0) rc = prc;
   }
   free(t->ports);
