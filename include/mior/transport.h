@@ -125,9 +125,10 @@ typedef struct mior_receiver {
 MIOR_API int mior_transport_open(mior_transport **out, const char *endpoint, const mior_options *opts,
                                  const mior_receiver *receiver);
 
-/* Start one thread per port (pinned to a CPU when opts.cpu >= 0).  -EALREADY if started;
- * -EBUSY if a port is driven by a thread that is still running, or its ring is bound for good to
- * a thread that drove it before (io_uring: a transport that was polled by hand, or started and
+/* Start one thread per port (pinned to a CPU when opts.cpu >= 0).  The thread that drove the ports
+ * by hand may call it to hand them over.  -EALREADY if started; -EBUSY if a port is driven by
+ * another thread that is still running, or its ring is bound for good to a thread that drove it
+ * before (io_uring: a transport that was polled by hand, or started and
  * stopped before, cannot be started again: open a new one).  If a port's thread stops on an
  * error, the other ports go on; the port's stats say so (thread_running 0, thread_error). */
 MIOR_API int mior_transport_start(mior_transport *t);

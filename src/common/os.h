@@ -26,8 +26,10 @@ typedef struct mior__thread_ref {
 
 /* Take a reference to the calling thread.  0 or a negative errno. */
 int mior__thread_ref_self(mior__thread_ref *ref);
-/* 1 if the thread is still running, 0 if it has ended. */
-int mior__thread_ref_alive(const mior__thread_ref *ref);
+/* 1 if the thread is still running, 0 if it has ended.  Waits up to wait_ms for it to end: a
+ * thread another one has just joined is not always reported ended at once (Linux tells its pidfd
+ * a little after pthread_join returns). */
+int mior__thread_ref_alive(const mior__thread_ref *ref, int wait_ms);
 /* Drop the reference (a zeroed or already dropped one is fine). */
 void mior__thread_ref_drop(mior__thread_ref *ref);
 

@@ -121,7 +121,7 @@ static int bind_slow(struct mior_port *p, uint64_t self, uint64_t own) {
                       p->index);
   if (own == MIOR__OWNER_BINDING)
     return mior__fail(-EBUSY, "port %u is being bound to another thread right now", p->index);
-  if (own != MIOR__OWNER_NONE && mior__thread_ref_alive(&p->owner_ref))
+  if (own != MIOR__OWNER_NONE && mior__thread_ref_alive(&p->owner_ref, 1))
     return mior__fail(-EBUSY, "port %u is driven by another thread (the first one that polled or "
                       "sent on it): mior_port_poll and mior_tx_* must be called on that thread; "
                       "only mior_pkt_release may be called from any thread", p->index);
@@ -551,7 +551,8 @@ out_port:
 int mior__port_may_close(struct mior_port *p) {
   uint64_t own = atomic_load_explicit(&p->owner, memory_order_acquire);
   if (own == MIOR__OWNER_NONE || own == mior__thread_self()) return 0;
-  if (own == MIOR__OWNER_RESERVED || own == MIOR__OWNER_BINDING || mior__thread_ref_alive(&p->owner_ref))
+  if (own == MIOR__OWNER_RESERVED || own == MIOR__OWNER_BINDING ||
+      mior__thread_ref_alive(&p->owner_ref, 100))
     return mior__fail(-EBUSY, "port %u is driven by another thread that is still running: close the "
                       "transport on that thread, or after it has ended (nothing was freed)", p->index);
   return 0;

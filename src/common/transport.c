@@ -276,9 +276,10 @@ int mior_transport_start(mior_transport *t) {
     struct mior_port *p = t->ports[i];
     uint64_t own = atomic_load(&p->owner);
     if (own == MIOR__OWNER_NONE) continue;
-    if (mior__thread_ref_alive(&p->owner_ref))
-      return mior__fail(-EBUSY, "port %u is driven by a thread that is still running; a transport "
-                        "whose ports are driven by hand cannot be started", i);
+    /* The thread that drove a port by hand may hand it to the transport's thread by starting it. */
+    if (own != mior__thread_self() && mior__thread_ref_alive(&p->owner_ref, 100))
+      return mior__fail(-EBUSY, "port %u is driven by another thread that is still running; only "
+                        "that thread may start the transport", i);
     if ((p->stats.features & MIOR_FEAT_SINGLE_ISSUER) && !(p->stats.features & MIOR_FEAT_SQPOLL))
       return mior__fail(-EBUSY, "port %u's ring is bound to the thread that drove it before; a "
                         "transport whose ports were already driven cannot be started (again)", i);

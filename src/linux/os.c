@@ -87,16 +87,21 @@ int mior__thread_ref_self(mior__thread_ref *ref) {
   return 0;
 }
 
-int mior__thread_ref_alive(const mior__thread_ref *ref) {
+int mior__thread_ref_alive(const mior__thread_ref *ref, int wait_ms) {
   if (ref->handle > 0) {
     struct pollfd pfd = {.fd = (int)ref->handle - 1, .events = POLLIN, .revents = 0};
-    return poll(&pfd, 1, 0) == 0;
+    return poll(&pfd, 1, wait_ms) == 0;
   }
   if (ref->id == 0) return 0;
   /* Without a pidfd: signal 0 to the id within this process.  A thread id is reused only after
    * the kernel has cycled through every other id, which a port's lifetime does not see in
    * practice. */
-  return !(syscall(SYS_tgkill, getpid(), (pid_t)ref->id, 0) < 0 && errno == ESRCH);
+  for (int waited = 0;; waited++) {
+    if (syscall(SYS_tgkill, getpid(), (pid_t)ref->id, 0) < 0 && errno == ESRCH) return 0;
+    if (waited >= wait_ms) return 1;
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
 }
 
 void mior__thread_ref_drop(mior__thread_ref *ref) {

@@ -926,7 +926,9 @@ static int uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   }
   int ret = 0;
   /* Completion records of frames copied into the TX ring are ready without the kernel. */
-  if (wait && io_uring_cq_ready(&r->ring) == 0 && r->ndone == 0) {
+  /* Records made in user space (frames copied into the TX ring, slots taken back from the buffer
+   * ring) are ready without the kernel: then no wait. */
+  if (wait && io_uring_cq_ready(&r->ring) == 0 && r->ndone == 0 && r->nret == 0) {
     /* One enter submits, runs the deferred task work and waits.  A send it submits normally
      * completes inside that same enter, and its completion would end the wait at once: a port
      * that sends a ping and waits for the pong would enter twice per round trip.  So when

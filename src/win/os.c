@@ -58,9 +58,9 @@ int mior__thread_ref_self(mior__thread_ref *ref) {
   return h ? 0 : mior__fail(-ENOMEM, "OpenThread failed (%lu)", (unsigned long)GetLastError());
 }
 
-int mior__thread_ref_alive(const mior__thread_ref *ref) {
+int mior__thread_ref_alive(const mior__thread_ref *ref, int wait_ms) {
   if (!ref->handle) return 0;
-  return WaitForSingleObject((HANDLE)ref->handle, 0) == WAIT_TIMEOUT;
+  return WaitForSingleObject((HANDLE)ref->handle, (DWORD)wait_ms) == WAIT_TIMEOUT;
 }
 
 void mior__thread_ref_drop(mior__thread_ref *ref) {
