@@ -19,40 +19,6 @@
 static netns_pair pair;
 static int have_pair;
 
-static int kernel_sock(int family) {
-  int fd = socket(family, SOCK_DGRAM, 0);
-  REQUIRE(fd >= 0);
-  struct sockaddr_in sin;
-  memset(&sin, 0, sizeof sin);
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0);
-  struct timeval tv = {0, 300000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
-
-static struct sockaddr_in to_sin(const mior_addr *a) {
-  struct sockaddr_in sin;
-  memset(&sin, 0, sizeof sin);
-  sin.sin_family = AF_INET;
-  sin.sin_port = htons(a->port);
-  memcpy(&sin.sin_addr, a->addr, 4);
-  return sin;
-}
-
-static mior_addr sock_addr(int fd) {
-  struct sockaddr_in sin;
-  socklen_t sl = sizeof sin;
-  getsockname(fd, (struct sockaddr *)&sin, &sl);
-  mior_addr a;
-  memset(&a, 0, sizeof a);
-  a.family = MIOR_AF_INET;
-  a.port = ntohs(sin.sin_port);
-  memcpy(a.addr, &sin.sin_addr, 4);
-  return a;
-}
-
 /* --- truncated frames ------------------------------------------------------------------------- */
 
 typedef struct frames {
@@ -80,7 +46,7 @@ static void truncation(mior_backend b, const char *ep, uint32_t flags) {
   mior_transport *t = NULL;
   REQUIRE_OK(netns_enter(pair.fd_a));
   int rc = mior_transport_open(&t, ep, &o, &recv);
-  int ks = rc == 0 ? kernel_sock(AF_INET) : -1;
+  int ks = rc == 0 ? tt_kernel_udp4(300) : -1;
   REQUIRE_OK(netns_enter_host());
   REQUIRE_OK(rc);
   struct sockaddr_in dst;
@@ -154,8 +120,8 @@ static void in_consume(mior_backend b, int mode) {
   mior_transport *t = NULL;
   REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, &rcv));
   mior_addr local = tt_local(t);
-  struct sockaddr_in dst = to_sin(&local);
-  int ks = kernel_sock(AF_INET);
+  struct sockaddr_in dst = tt_sin4(&local);
+  int ks = tt_kernel_udp4(300);
   mior_port *p = mior_transport_port(t, 0);
   const uint32_t n = 2000;
   uint32_t echoed = 0, bad = 0;
@@ -259,8 +225,8 @@ static void empty_datagrams(mior_backend b, uint32_t flags) {
   mior_transport *t = NULL;
   REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, &recv));
   mior_addr local = tt_local(t);
-  struct sockaddr_in dst = to_sin(&local);
-  int ks = kernel_sock(AF_INET);
+  struct sockaddr_in dst = tt_sin4(&local);
+  int ks = tt_kernel_udp4(300);
   mior_port *p = mior_transport_port(t, 0);
   mior_port_poll(p, 0, 0); /* armed before the burst */
   const uint32_t n = 200;
@@ -281,7 +247,7 @@ static void empty_datagrams(mior_backend b, uint32_t flags) {
   /* ... and sent: the kernel socket receives an empty datagram */
   mior_pkt pkt;
   REQUIRE_OK(mior_tx_acquire(p, &pkt));
-  mior_addr back = sock_addr(ks);
+  mior_addr back = tt_addr4_of(ks);
   CHECK_OK(mior_tx_send(p, &pkt, 0, &back));
   mior_tx_flush(p);
   for (int i = 0; i < 5; i++) mior_port_poll(p, 0, 1000);

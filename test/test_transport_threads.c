@@ -23,59 +23,6 @@
 #include "common/fault.h"
 #include "transport_common.h"
 
-/* 0 if a plain UDP socket can bind addr right now. */
-static int bind_now(const mior_addr *a) {
-  int fd = socket(a->family == MIOR_AF_INET6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) return -errno;
-  struct sockaddr_in sin;
-  memset(&sin, 0, sizeof sin);
-  sin.sin_family = AF_INET;
-  sin.sin_port = htons(a->port);
-  memcpy(&sin.sin_addr, a->addr, 4);
-  int rc = bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ? -errno : 0;
-  close(fd);
-  return rc;
-}
-
-/* A kernel UDP socket that sends to a mior port and counts what comes back. */
-static int kernel_sock(void) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  REQUIRE(fd >= 0);
-  struct sockaddr_in sin;
-  memset(&sin, 0, sizeof sin);
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0);
-  struct timeval tv = {0, 200000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
-
-static void kernel_send(int fd, const mior_addr *to, uint32_t n, uint32_t len) {
-  struct sockaddr_in sin;
-  memset(&sin, 0, sizeof sin);
-  sin.sin_family = AF_INET;
-  sin.sin_port = htons(to->port);
-  memcpy(&sin.sin_addr, to->addr, 4);
-  uint8_t buf[2048];
-  for (uint32_t i = 0; i < n; i++) {
-    tt_fill(buf, len, i);
-    CHECK(sendto(fd, buf, len, 0, (struct sockaddr *)&sin, sizeof sin) == (ssize_t)len);
-  }
-}
-
-static mior_addr kernel_addr(int fd) {
-  struct sockaddr_in sin;
-  socklen_t sl = sizeof sin;
-  getsockname(fd, (struct sockaddr *)&sin, &sl);
-  mior_addr a;
-  memset(&a, 0, sizeof a);
-  a.family = MIOR_AF_INET;
-  a.port = ntohs(sin.sin_port);
-  memcpy(a.addr, &sin.sin_addr, 4);
-  return a;
-}
-
 typedef struct counting {
   atomic_uint got;
 } counting;
@@ -114,9 +61,9 @@ static void *owner_thread(void *arg) {
   while (atomic_load(&o->phase) < 2 && tt_now_ms() < end) mior_port_poll(p, 0, 1000);
   /* main's close was refused: the port still works for its owner */
   uint32_t before = atomic_load(&o->c.got);
-  int ks = kernel_sock();
+  int ks = tt_kernel_udp4(200);
   mior_addr dst = tt_local(o->t);
-  kernel_send(ks, &dst, 10, 100);
+  tt_kernel_send4(ks, &dst, 10, 100);
   poll_until(p, &o->c, before + 10, 2000);
   o->got_after = atomic_load(&o->c.got) - before;
   close(ks);
@@ -163,9 +110,9 @@ typedef struct drive_ctx {
 static void *drive_then_exit(void *arg) {
   drive_ctx *d = arg;
   mior_port *p = mior_transport_port(d->t, 0);
-  int ks = kernel_sock();
+  int ks = tt_kernel_udp4(200);
   mior_addr dst = tt_local(d->t);
-  kernel_send(ks, &dst, d->want, 200);
+  tt_kernel_send4(ks, &dst, d->want, 200);
   poll_until(p, &d->c, d->want, 2000);
   close(ks);
   return NULL; /* ends with the multishot receive armed and receives posted */
@@ -186,13 +133,13 @@ static void close_after_owner_ended(mior_backend b, uint32_t flags) {
   pthread_join(th, NULL);
   CHECK_EQ(atomic_load(&d.c.got), d.want);
   /* Datagrams that arrive now must not be written anywhere once close has returned. */
-  int ks = kernel_sock();
-  kernel_send(ks, &local, 50, 1000);
+  int ks = tt_kernel_udp4(200);
+  tt_kernel_send4(ks, &local, 50, 1000);
   int64_t t0 = tt_now_us();
   CHECK_EQ(mior_transport_close(d.t), 0);
   printf("    close after the owner ended: %.1f ms\n", (tt_now_us() - t0) / 1000.0);
-  CHECK_EQ(bind_now(&local), 0);
-  kernel_send(ks, &local, 50, 1000); /* nobody listens: must not touch freed memory */
+  CHECK_EQ(tt_bind_now4(&local), 0);
+  tt_kernel_send4(ks, &local, 50, 1000); /* nobody listens: must not touch freed memory */
   close(ks);
 }
 
@@ -213,22 +160,22 @@ static void body_address_free(mior_backend b) {
     mior_transport *t = NULL;
     REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &opts, &recv));
     mior_addr local = tt_local(t);
-    int ks = kernel_sock();
+    int ks = tt_kernel_udp4(200);
     if (round % 2 == 0) {
       /* driven here, closed here */
-      kernel_send(ks, &local, 5, 64);
+      tt_kernel_send4(ks, &local, 5, 64);
       poll_until(mior_transport_port(t, 0), &c, 5, 2000);
     } else {
       /* driven by the transport's thread, stopped and closed from here */
       REQUIRE_OK(mior_transport_start(t));
-      kernel_send(ks, &local, 5, 64);
+      tt_kernel_send4(ks, &local, 5, 64);
       int64_t end = tt_now_ms() + 2000;
       while (atomic_load(&c.got) < 5 && tt_now_ms() < end) usleep(1000);
     }
     close(ks);
     CHECK_EQ(atomic_load(&c.got), 5);
     CHECK_EQ(mior_transport_close(t), 0);
-    int rc = bind_now(&local);
+    int rc = tt_bind_now4(&local);
     if (rc != 0) TEST_FAIL_AT("round %d: the address is still bound after close (%s)", round, strerror(-rc));
   }
 }
@@ -261,7 +208,7 @@ static void *wrong_thread_sender(void *arg) {
 }
 
 static void body_send_other_thread(mior_backend b) {
-  int ks = kernel_sock();
+  int ks = tt_kernel_udp4(200);
   /* 1: a started transport, and mior_tx_* from main */
   {
     mior_options opts = tt_opts(b);
@@ -288,7 +235,7 @@ static void body_send_other_thread(mior_backend b) {
     sender_ctx s;
     memset(&s, 0, sizeof s);
     s.p = p;
-    s.dst = kernel_addr(ks);
+    s.dst = tt_addr4_of(ks);
     pthread_t th;
     REQUIRE(pthread_create(&th, NULL, wrong_thread_sender, &s) == 0);
     pthread_join(th, NULL);
@@ -332,8 +279,8 @@ static void body_close_with_kept(mior_backend b) {
   mior_transport *t = NULL;
   REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &opts, &recv));
   mior_addr local = tt_local(t);
-  int ks = kernel_sock();
-  kernel_send(ks, &local, 4, 300);
+  int ks = tt_kernel_udp4(200);
+  tt_kernel_send4(ks, &local, 4, 300);
   close(ks);
   int64_t end = tt_now_ms() + 2000;
   while (k.n < 4 && tt_now_ms() < end) mior_port_poll(mior_transport_port(t, 0), 0, 1000);
@@ -351,7 +298,7 @@ static void body_close_with_kept(mior_backend b) {
   CHECK_ERR(mior_transport_close(t), -EBUSY); /* the transmit slot is still held */
   CHECK_OK(mior_pkt_release(&tx));
   CHECK_EQ(mior_transport_close(t), 0);
-  CHECK_EQ(bind_now(&local), 0);
+  CHECK_EQ(tt_bind_now4(&local), 0);
 }
 
 /* --- a port thread that stops on an error ----------------------------------------------------- */
@@ -395,17 +342,8 @@ static void body_port_thread_error(mior_backend b) {
 
 static void body_restart_at_once(mior_backend b) {
   /* A port that is free now. */
-  int probe = kernel_sock();
-  mior_addr addr;
-  {
-    struct sockaddr_in sin;
-    socklen_t sl = sizeof sin;
-    getsockname(probe, (struct sockaddr *)&sin, &sl);
-    memset(&addr, 0, sizeof addr);
-    addr.family = MIOR_AF_INET;
-    addr.port = ntohs(sin.sin_port);
-    memcpy(addr.addr, &sin.sin_addr, 4);
-  }
+  int probe = tt_kernel_udp4(200);
+  mior_addr addr = tt_addr4_of(probe);
   close(probe);
   char ep[64];
   snprintf(ep, sizeof ep, "udp://127.0.0.1:%u", addr.port);
@@ -422,8 +360,8 @@ static void body_restart_at_once(mior_backend b) {
       mior_receiver recv = {count_consume, NULL, &c};
       mior_transport *t = NULL;
       if (mior_transport_open(&t, ep, &o, &recv) < 0) _exit(2);
-      int ks = kernel_sock();
-      kernel_send(ks, &addr, 3, 100);
+      int ks = tt_kernel_udp4(200);
+      tt_kernel_send4(ks, &addr, 3, 100);
       poll_until(mior_transport_port(t, 0), &c, 3, 2000);
       close(ks);
       _exit(atomic_load(&c.got) == 3 && mior_transport_close(t) == 0 ? 0 : 3);
@@ -431,7 +369,7 @@ static void body_restart_at_once(mior_backend b) {
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    int rc = bind_now(&addr);
+    int rc = tt_bind_now4(&addr);
     if (rc != 0) TEST_FAIL_AT("round %d: the port is still bound right after the server exited (%s)",
                               round, strerror(-rc));
   }

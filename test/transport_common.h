@@ -127,6 +127,68 @@ static inline int tt_for_each_backend(const char *name, void (*body)(mior_backen
   return ran;
 }
 
+/* --- plain kernel UDP sockets on loopback (IPv4): the peers a test talks to ------------------ */
+
+static inline struct sockaddr_in tt_sin4(const mior_addr *a) {
+  struct sockaddr_in sin;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(a->port);
+  memcpy(&sin.sin_addr, a->addr, 4);
+  return sin;
+}
+
+/* The address an IPv4 socket is bound to. */
+static inline mior_addr tt_addr4_of(int fd) {
+  struct sockaddr_in sin;
+  socklen_t sl = sizeof sin;
+  memset(&sin, 0, sizeof sin);
+  getsockname(fd, (struct sockaddr *)&sin, &sl);
+  mior_addr a;
+  memset(&a, 0, sizeof a);
+  a.family = MIOR_AF_INET;
+  a.port = ntohs(sin.sin_port);
+  memcpy(a.addr, &sin.sin_addr, 4);
+  return a;
+}
+
+/* A UDP socket bound to 127.0.0.1 on a free port; receives time out after timeout_ms. */
+static inline int tt_kernel_udp4(int timeout_ms) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  REQUIRE(fd >= 0);
+  mior_addr lo;
+  memset(&lo, 0, sizeof lo);
+  lo.family = MIOR_AF_INET;
+  lo.addr[0] = 127;
+  lo.addr[3] = 1;
+  struct sockaddr_in sin = tt_sin4(&lo);
+  REQUIRE(bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0);
+  struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+/* n sequence-numbered payloads (tt_fill) of len bytes from fd to `to`. */
+static inline void tt_kernel_send4(int fd, const mior_addr *to, uint32_t n, uint32_t len) {
+  struct sockaddr_in sin = tt_sin4(to);
+  uint8_t buf[2048];
+  REQUIRE(len <= sizeof buf);
+  for (uint32_t i = 0; i < n; i++) {
+    tt_fill(buf, len, i);
+    CHECK(sendto(fd, buf, len, 0, (struct sockaddr *)&sin, sizeof sin) == (ssize_t)len);
+  }
+}
+
+/* 0 if a plain UDP socket can bind the IPv4 address a right now, else the negative errno. */
+static inline int tt_bind_now4(const mior_addr *a) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return -errno;
+  struct sockaddr_in sin = tt_sin4(a);
+  int rc = bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ? -errno : 0;
+  close(fd);
+  return rc;
+}
+
 /* --- inside a namespace ----------------------------------------------------------------------- */
 
 /* Open a transport while the calling thread sits in namespace fd (-1: where it is). */
