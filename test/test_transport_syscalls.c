@@ -216,7 +216,14 @@ static void measure(sc_session *s, void *arg) {
   mior_receiver recv = {rx_consume, NULL, &rs};
   mior_options o = tt_opts(r->backend);
   o.flags |= r->flags;
-  if (r->mode == SEND_BURST) o.flags |= MIOR_OPT_NO_RX;
+  if (r->mode == SEND_BURST) {
+    o.flags |= MIOR_OPT_NO_RX;
+    /* No more sends in flight than the CQ holds (a transmit-only port may have all buf_count
+     * slots out): otherwise, while this thread is off the CPU under load, the SQPOLL poller
+     * completes more than the CQ takes, and flushing the overflow costs enters that are neither
+     * submissions nor wake-ups (seen in CI: 328 such enters for 1024 batches). */
+    o.buf_count = o.cq_entries;
+  }
   if (r->mode != RECV_RUN) o.peer = r->peer->addr;
   mior_transport *t = NULL;
   REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, r->mode == SEND_BURST ? NULL : &recv));
@@ -445,11 +452,11 @@ static void test_sqpoll_send(void) {
      * (IORING_ENTER_SQ_WAKEUP) and for little else (a CQ overflow to flush): a tenth of the
      * batches bounds those, where entering per batch made one or more per batch. */
     CHECK((sq.calls - sq.wakeups) * 10 < sq.batches);
-    /* Wake-ups: the poller sleeps only after sq_thread_idle (50 ms) without work.  Measured: 0 or
-     * 1 on an idle machine, up to 80 with four busy loops competing for the two cores (the sender
-     * and the supervisor of the count are then off the CPU for long stretches).  A quarter of the
-     * batches leaves room for that and still fails entering per batch. */
-    CHECK(sq.calls * 4 < sq.batches);
+    /* Wake-ups are the enters SQPOLL cannot avoid: the poller sleeps after sq_thread_idle (50 ms)
+     * without work.  How many depends on scheduling alone (0 or 1 on an idle machine; 501 of 1024
+     * batches with three other tests on the two cores, the sender off the CPU for long stretches),
+     * so they are bounded only by what a correct port can do: at most one per batch. */
+    CHECK(sq.wakeups <= sq.batches);
   }
   kpeer_stop(&sink);
 }
