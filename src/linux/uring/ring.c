@@ -1,0 +1,293 @@
+/* The io_uring backend: the ring's life (see uring.h for the other files).
+ *
+ * One ring per port.  The pool region is registered once (fixed buffers) and the socket as fixed
+ * file 0.  Set-up tries the newest flags first and falls back on -EINVAL, as liburing's own tests
+ * do: SINGLE_ISSUER|DEFER_TASKRUN (6.1), then COOP_TASKRUN (5.19), then plain.  The ring is created
+ * disabled (R_DISABLED) and enabled by the thread that drives the port, because SINGLE_ISSUER binds
+ * the ring to the task that enables it, and that is usually not the thread that opened it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "common/os.h"
+#include "linux/uring/uring.h"
+
+int mior__kernel_at_least(int major, int minor) {
+  struct utsname u;
+  int ma = 0, mi = 0;
+  if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2) return 0;
+  return ma > major || (ma == major && mi >= minor);
+}
+
+static int uring_supported(char *why, size_t len) {
+  const char *env = mior__getenv("MIOR_DISABLE_URING");
+  if (env && env[0] && strcmp(env, "0") != 0) {
+    snprintf(why, len, "disabled by MIOR_DISABLE_URING");
+    return 0;
+  }
+  struct io_uring ring;
+  int rc = io_uring_queue_init(2, &ring, 0);
+  if (rc < 0) {
+    char sysctl[16] = "";
+    FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+    if (f) {
+      if (fgets(sysctl, sizeof sysctl, f)) sysctl[strcspn(sysctl, "\n")] = '\0';
+      fclose(f);
+    }
+    snprintf(why, len, "io_uring_setup: %s%s%s%s", strerror(-rc), sysctl[0] ? " (kernel.io_uring_disabled=" : "",
+             sysctl, sysctl[0] ? ")" : "");
+    return 0;
+  }
+  io_uring_queue_exit(&ring);
+  return 1;
+}
+
+static int setup_ring(struct mior__ring *r, const mior_options *o, uint32_t *features) {
+  static const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL;
+  unsigned tries[4];
+  int n = 0;
+  if (o->flags & MIOR_OPT_SQPOLL) {
+    tries[n++] = IORING_SETUP_SQPOLL | IORING_SETUP_SINGLE_ISSUER;
+    tries[n++] = IORING_SETUP_SQPOLL;
+  } else {
+    if (!(o->flags & MIOR_OPT_NO_DEFER_TASKRUN))
+      tries[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    tries[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    tries[n++] = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    tries[n++] = 0;
+  }
+  int rc = -EINVAL;
+  /* SUBMIT_ALL is 5.18: on older kernels every combination fails with -EINVAL, so a second pass
+   * goes without it. */
+  for (int i = 0; i < 2 * n; i++) {
+    unsigned f = tries[i % n]; /* the second pass goes through the same list */
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = (i < n ? base : base & ~(unsigned)IORING_SETUP_SUBMIT_ALL) | f;
+    p.cq_entries = o->cq_entries;
+    if (f & IORING_SETUP_SQPOLL) p.sq_thread_idle = 50;
+    rc = io_uring_queue_init_params(o->sq_entries, &r->ring, &p);
+    if (rc == 0) {
+      r->single_issuer = (f & IORING_SETUP_SINGLE_ISSUER) != 0;
+      r->defer_taskrun = (f & IORING_SETUP_DEFER_TASKRUN) != 0;
+      r->sqpoll = (f & IORING_SETUP_SQPOLL) != 0;
+      r->int_flags0 = r->ring.int_flags;
+      if (r->single_issuer) *features |= MIOR_FEAT_SINGLE_ISSUER;
+      if (r->defer_taskrun) *features |= MIOR_FEAT_DEFER_TASKRUN;
+      if (f & IORING_SETUP_COOP_TASKRUN) *features |= MIOR_FEAT_COOP_TASKRUN;
+      if (f & IORING_SETUP_SQPOLL) *features |= MIOR_FEAT_SQPOLL;
+      return 0;
+    }
+    if (rc != -EINVAL) break;
+  }
+  return mior__fail(rc, "io_uring_queue_init(%u entries): %s%s", o->sq_entries, strerror(-rc),
+                    rc == -ENOMEM ? " (RLIMIT_MEMLOCK too low?)" : "");
+}
+
+static int register_buffers(struct mior__ring *r) {
+  uint32_t chunks = (uint32_t)((r->region.len + (1ull << REG_CHUNK_SHIFT) - 1) >> REG_CHUNK_SHIFT);
+  struct iovec iov[16];
+  if (chunks > 16) return -E2BIG;
+  for (uint32_t i = 0; i < chunks; i++) {
+    size_t off = (size_t)i << REG_CHUNK_SHIFT;
+    size_t left = r->region.len - off;
+    iov[i].iov_base = r->region.base + off;
+    iov[i].iov_len = left < (1ull << REG_CHUNK_SHIFT) ? left : (1ull << REG_CHUNK_SHIFT);
+  }
+  return io_uring_register_buffers(&r->ring, iov, chunks);
+}
+
+/* Forget a ring fd registered by another thread: that registration lives in that thread's own
+ * table, and using its index here would name whatever this thread registered there, if anything.
+ * The plain ring fd works from any thread. */
+static void forget_ring_fd(struct mior__ring *r) {
+  r->ring.int_flags = r->int_flags0;
+  r->ring.enter_ring_fd = r->ring.ring_fd;
+  r->regfd_thread = 0;
+}
+
+/* Take the socket out of the ring's file table: afterwards the ring holds no reference to it, so
+ * closing our descriptor releases it (and its address) at once, not when the ring's asynchronous
+ * teardown gets to it.  New operations use the plain descriptor.  A SINGLE_ISSUER ring takes this
+ * only from its own thread (or before it is enabled). */
+static int unregister_socket(struct mior__ring *r) {
+  if (!r->files_registered) return 0;
+  int rc = io_uring_unregister_files(&r->ring);
+  if (rc < 0) return rc;
+  r->files_registered = 0;
+  r->file = r->sock.fd;
+  r->sqe_flags = 0;
+  return 0;
+}
+
+static void uring_close(struct mior__ring *r) {
+  if (!r) return;
+  int held = unregister_socket(r) < 0;
+  if (r->regfd_thread && r->regfd_thread != mior__thread_self()) forget_ring_fd(r);
+  struct stat st;
+  if (r->sock.fd < 0 || fstat(r->sock.fd, &st) < 0) st.st_ino = 0;
+  if (r->ring_ready) io_uring_queue_exit(&r->ring);
+  if (r->br) munmap(r->br, r->br_len);
+  if (r->txr) {
+    mior__txring_close(r->txr);
+    free(r->txr);
+  }
+  free(r->done);
+  if (r->sock.fd >= 0) close(r->sock.fd);
+  /* The ring's file table still held the socket (the thread bound to the ring ended without
+   * letting go of it): the kernel releases it when its teardown of the ring runs, shortly after.
+   * The promise is that the address is free when close returns, so wait for that. */
+  if (held && st.st_ino) mior__socket_wait_released(&r->sock, st.st_ino, 5000);
+  free(r->meta);
+  free(r->pend);
+  free(r->gso_recs);
+  free(r->gso_free);
+  free(r->ret_slots);
+  free(r);
+}
+
+static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
+  const mior_options *o = cfg->opts;
+  struct mior__ring *r = calloc(1, sizeof *r);
+  if (!r) return mior__fail(-ENOMEM, "out of memory");
+  r->sock.fd = -1;
+  r->region = cfg->region;
+  r->stats = cfg->stats;
+  /* One way out: uring_close undoes whatever part of this was done. */
+  int rc = mior__socket_open(&r->sock, cfg);
+  if (rc < 0) goto fail;
+  r->meta = calloc(r->region.buf_count, sizeof *r->meta);
+  r->pend = malloc((size_t)r->region.buf_count * sizeof *r->pend);
+  if (!r->meta || !r->pend) {
+    rc = mior__fail(-ENOMEM, "out of memory for message headers");
+    goto fail;
+  }
+  rc = setup_ring(r, o, features);
+  if (rc < 0) goto fail;
+  r->ring_ready = 1;
+  r->file = r->sock.fd;
+  if (io_uring_register_files(&r->ring, &r->sock.fd, 1) == 0) {
+    r->file = 0;
+    r->sqe_flags = IOSQE_FIXED_FILE;
+    r->files_registered = 1;
+    *features |= MIOR_FEAT_REG_FILES;
+  }
+  /* Registration can fail for want of locked memory (RLIMIT_MEMLOCK for unprivileged users):
+   * the ring works without it, only a little slower. */
+  if (!(o->flags & MIOR_OPT_NO_REGISTERED_BUFFERS) && register_buffers(r) == 0) {
+    r->reg_buffers = 1;
+    *features |= MIOR_FEAT_REG_BUFFERS;
+  }
+  r->names = r->sock.kind == MIOR__KIND_UDP;
+  r->rx_allow_max = o->batch < o->rx_depth ? o->batch : o->rx_depth;
+  r->rx_allow = r->rx_allow_max; /* start ready for load; a quiet socket brings it down at once */
+  mior__uring_gso_setup(r, o, features);
+  rc = mior__uring_txring_setup(r, cfg, features);
+  if (rc < 0) goto fail;
+  /* Multishot recv and recvmsg arrived in 6.0; provided-buffer rings in 5.19. */
+  if (!(o->flags & (MIOR_OPT_NO_MULTISHOT | MIOR_OPT_NO_RX)) && mior__kernel_at_least(6, 0) &&
+      mior__uring_rx_setup(r, o->rx_depth) == 0) {
+    r->multishot = 1;
+    *features |= MIOR_FEAT_MULTISHOT_RX;
+    r->ms_msg.msg_namelen = r->names ? (r->sock.family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                   : sizeof(struct sockaddr_in))
+                                     : 0;
+  }
+  *out = r;
+  return 0;
+
+fail:
+  uring_close(r);
+  return rc;
+}
+
+static int uring_bind_thread(struct mior__ring *r) {
+  if (r->enabled) {
+    /* The thread that drove the ring has ended (the front end checked).  A SINGLE_ISSUER ring
+     * refuses every other task for good; under SQPOLL the kernel's own thread is the issuer, so
+     * the ring can be driven from a new thread. */
+    if (r->single_issuer && !r->sqpoll)
+      return mior__fail(-EBUSY, "this port's io_uring is bound to the thread that first drove it "
+                        "(SINGLE_ISSUER), which has ended; an io_uring port cannot move to another "
+                        "thread: open a new transport");
+    forget_ring_fd(r);
+  } else {
+    /* liburing 2.3 declares io_uring_enable_rings() but does not export it: use the system call. */
+    if (syscall(__NR_io_uring_register, r->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+      return mior__fail(-errno, "io_uring_register(ENABLE_RINGS): %s", strerror(errno));
+    r->enabled = 1;
+  }
+  /* The registered ring fd saves a file lookup per io_uring_enter; it is per thread, which is
+   * why it happens here and not at open.  Optional. */
+  if (io_uring_register_ring_fd(&r->ring) == 1) r->regfd_thread = mior__thread_self();
+  return 0;
+}
+
+/* The driving thread lets go: nothing is outstanding any more (the front end reaped the cancels).
+ * Its registered ring fd goes, and so does the socket's place in the file table, which is what
+ * lets close() free the address at once even if this thread ends before close runs. */
+static void uring_detach(struct mior__ring *r) {
+  if (r->regfd_thread == mior__thread_self()) {
+    io_uring_unregister_ring_fd(&r->ring);
+    r->regfd_thread = 0;
+  }
+  unregister_socket(r);
+}
+
+static uint32_t uring_outstanding(struct mior__ring *r) {
+  return r->posted + r->tx_inflight + r->pend_len + r->done_len + r->ret_len + (r->ms_armed ? 1u : 0u) +
+         (r->kick_inflight ? 1u : 0u) + (r->ring_wait ? 1u : 0u);
+}
+
+static int uring_cancel(struct mior__ring *r) {
+  if (!r->enabled) return 0;
+  /* Queued sends go out first: the contract returns every slot through a completion. */
+  if (r->txr) mior__uring_txring_submit(r);
+  else if (r->pend_len) mior__uring_tx_prepare(r);
+  r->canceling = 1;
+  struct io_uring_sqe *sqe = mior__uring_sqe(r);
+  if (!sqe) {
+    mior__uring_submit_now(r, 0);
+    sqe = mior__uring_sqe(r);
+  }
+  if (sqe) {
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(sqe, UD(UD_CANCEL, 0, 0));
+    mior__uring_submit_now(r, 1);
+  }
+  return (int)uring_outstanding(r);
+}
+
+static uint64_t uring_kernel_drops(const struct mior__ring *r) {
+  return mior__socket_drops(r->sock.fd);
+}
+
+static int uring_local_addr(struct mior__ring *r, mior_addr *out) {
+  return mior__socket_local_addr(&r->sock, out);
+}
+
+const mior__backend_ops mior__uring_ops = {
+    .id = MIOR_BACKEND_URING,
+    .name = "uring",
+    .supported = uring_supported,
+    .open = uring_open,
+    .bind_thread = uring_bind_thread,
+    .detach = uring_detach,
+    .rx_room = mior__uring_rx_room,
+    .rx_post = mior__uring_rx_post,
+    .tx_queue = mior__uring_tx_queue,
+    .submit = mior__uring_submit,
+    .reap = mior__uring_reap,
+    .cancel = uring_cancel,
+    .outstanding = uring_outstanding,
+    .kernel_drops = uring_kernel_drops,
+    .local_addr = uring_local_addr,
+    .close = uring_close,
+};

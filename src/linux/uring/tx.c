@@ -1,0 +1,225 @@
+/* The io_uring backend's send side (see uring.h): tx_queue only records a send; submit turns the
+ * queued sends into SQEs, runs of equal-size datagrams to the connected peer into one UDP GSO
+ * send where that is on (docs/ARCHITECTURE.md), and sends the kernel refused as GSO go again one
+ * by one. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linux/uring/uring.h"
+
+/* GSO only when asked (MIOR_OPT_UDP_GSO), for a connected UDP socket, and with segments no larger than the route's MTU allows:
+ * the kernel refuses (EINVAL) a segment that would need IP fragmentation. */
+void mior__uring_gso_setup(struct mior__ring *r, const mior_options *o, uint32_t *features) {
+  if (r->sock.kind != MIOR__KIND_UDP || !r->sock.connected || !(o->flags & MIOR_OPT_UDP_GSO)) return;
+  int mtu = 0;
+  socklen_t len = sizeof mtu;
+  int v6 = r->sock.family == AF_INET6;
+  uint32_t hdr = (v6 ? 40u : 20u) + 8u;
+  if (getsockopt(r->sock.fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &len) == 0 &&
+      (uint32_t)mtu > hdr)
+    r->gso_max_seg = (uint32_t)mtu - hdr;
+  else
+    r->gso_max_seg = GSO_MAX_BYTES;
+  r->gso_recs = calloc(GSO_RECORDS, sizeof *r->gso_recs);
+  r->gso_free = malloc(GSO_RECORDS * sizeof *r->gso_free);
+  if (!r->gso_recs || !r->gso_free) {
+    free(r->gso_recs);
+    free(r->gso_free);
+    r->gso_recs = NULL;
+    r->gso_free = NULL;
+    return; /* single sends work without it */
+  }
+  for (uint32_t i = 0; i < GSO_RECORDS; i++) r->gso_free[i] = GSO_RECORDS - 1 - i;
+  r->gso_nfree = GSO_RECORDS;
+  r->gso = GSO_PROBING;
+  *features |= MIOR_FEAT_UDP_GSO;
+}
+
+int mior__uring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
+                          const mior_addr *dst) {
+  if (MIOR_UNLIKELY(!dst && !r->sock.connected))
+    return mior__fail(-EDESTADDRREQ, "send without a destination: pass dst or set options.peer");
+  if (MIOR_UNLIKELY(dst && (dst->family == MIOR_AF_INET6) != (r->sock.family == AF_INET6)))
+    return mior__fail(-EAFNOSUPPORT, "destination is IPv%d but the socket is IPv%d",
+                      dst->family == MIOR_AF_INET6 ? 6 : 4, r->sock.family == AF_INET6 ? 6 : 4);
+  /* The pending array holds one entry per slot, and a slot is queued at most once at a time, so
+   * it cannot overflow; the check keeps the contract's -EAGAIN should that ever change. */
+  if (MIOR_UNLIKELY(r->pend_len >= r->region.buf_count)) return -EAGAIN;
+  if (dst && !r->txr) {
+    struct slot_meta *m = &r->meta[slot];
+    m->iov.iov_base = mior_pool_region_slot(&r->region, slot) + off;
+    m->iov.iov_len = len;
+    memset(&m->msg, 0, sizeof m->msg);
+    m->msg.msg_name = &m->sa;
+    m->msg.msg_namelen = mior__sockaddr_from(dst, &m->sa);
+    m->msg.msg_iov = &m->iov;
+    m->msg.msg_iovlen = 1;
+  }
+  struct tx_pend *e = &r->pend[r->pend_len++];
+  e->slot = slot;
+  e->off = off;
+  e->len = len | (dst ? PEND_DST : 0);
+  return 0;
+}
+
+/* How many pending sends from i on can go as one GSO send: equal lengths without a destination,
+ * the last one possibly shorter, within the segment and byte limits.  0 if fewer than two. */
+static uint32_t gso_run(const struct mior__ring *r, uint32_t i) {
+  uint32_t seg = r->pend[i].len;
+  if (seg & PEND_DST || seg == 0 || seg > r->gso_max_seg || r->gso_nfree == 0) return 0;
+  uint32_t n = 1, total = seg;
+  while (i + n < r->pend_len && n < GSO_MAX_SEGS) {
+    uint32_t l = r->pend[i + n].len;
+    /* An empty datagram goes alone: a GSO send has no empty segment. */
+    if (l & PEND_DST || l == 0 || l > seg || total + l > GSO_MAX_BYTES) break;
+    total += l;
+    n++;
+    if (l < seg) break; /* a shorter datagram can only end a GSO send */
+  }
+  return n >= 2 ? n : 0;
+}
+
+static void prep_gso(struct mior__ring *r, struct io_uring_sqe *sqe, uint32_t i, uint32_t n) {
+  uint32_t idx = r->gso_free[--r->gso_nfree];
+  struct gso_rec *g = &r->gso_recs[idx];
+  g->count = n;
+  g->done = 0;
+  g->seg = r->pend[i].len;
+  for (uint32_t k = 0; k < n; k++) {
+    const struct tx_pend *e = &r->pend[i + k];
+    g->slots[k] = e->slot;
+    g->iov[k].iov_base = mior_pool_region_slot(&r->region, e->slot) + e->off;
+    g->iov[k].iov_len = e->len;
+  }
+  memset(&g->msg, 0, sizeof g->msg);
+  g->msg.msg_iov = g->iov;
+  g->msg.msg_iovlen = n;
+  g->msg.msg_control = g->cmsg.buf;
+  g->msg.msg_controllen = sizeof g->cmsg.buf;
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&g->msg);
+  cm->cmsg_level = SOL_UDP;
+  cm->cmsg_type = UDP_SEGMENT;
+  cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  uint16_t seg16 = (uint16_t)g->seg;
+  memcpy(CMSG_DATA(cm), &seg16, sizeof seg16);
+  io_uring_prep_sendmsg(sqe, r->file, &g->msg, 0);
+  sqe->flags |= r->sqe_flags;
+  io_uring_sqe_set_data64(sqe, UD(UD_GSO, 0, idx));
+}
+
+/* Turn the pending sends into SQEs, in order. */
+void mior__uring_tx_prepare(struct mior__ring *r) {
+  uint32_t i = 0;
+  while (i < r->pend_len) {
+    struct io_uring_sqe *sqe = mior__uring_get_tx_sqe(r);
+    if (MIOR_UNLIKELY(!sqe)) break;
+    uint32_t n = r->gso ? gso_run(r, i) : 0;
+    if (n) {
+      prep_gso(r, sqe, i, n);
+    } else {
+      const struct tx_pend *e = &r->pend[i];
+      uint32_t len = e->len & ~PEND_DST;
+      if (e->len & PEND_DST) io_uring_prep_sendmsg(sqe, r->file, &r->meta[e->slot].msg, 0);
+      else io_uring_prep_send(sqe, r->file, mior_pool_region_slot(&r->region, e->slot) + e->off, len, 0);
+      sqe->flags |= r->sqe_flags;
+      io_uring_sqe_set_data64(sqe, UD(UD_TX, len, e->slot));
+      n = 1;
+    }
+    r->tx_inflight += n;
+    i += n;
+  }
+  if (MIOR_UNLIKELY(i < r->pend_len)) memmove(r->pend, r->pend + i, (size_t)(r->pend_len - i) * sizeof *r->pend);
+  r->pend_len -= i;
+  r->pend_requeued = i < r->pend_requeued ? r->pend_requeued - i : 0;
+}
+
+/* Put the sends of a GSO batch the kernel refused back at the head of the queue as single sends,
+ * behind those of earlier refused batches, so that nothing is lost and the order is kept (GSO
+ * sends on one socket complete in the order they were submitted).  Single sends submitted after
+ * the refused batch are already on their way and may overtake it: UDP allows that, and it only
+ * happens when a route stops taking GSO. */
+static void gso_requeue(struct mior__ring *r, const struct gso_rec *g, uint32_t from) {
+  uint32_t n = g->count - from;
+  struct tx_pend *at = r->pend + r->pend_requeued;
+  memmove(at + n, at, (size_t)(r->pend_len - r->pend_requeued) * sizeof *r->pend);
+  r->pend_requeued += n;
+  for (uint32_t k = 0; k < n; k++) {
+    const struct iovec *v = &g->iov[from + k];
+    uint32_t slot = g->slots[from + k];
+    at[k].slot = slot;
+    at[k].off = (uint32_t)((uint8_t *)v->iov_base - mior_pool_region_slot(&r->region, slot));
+    at[k].len = (uint32_t)v->iov_len;
+  }
+  r->pend_len += n;
+}
+
+uint32_t mior__uring_reap_send(struct mior__ring *r, const struct io_uring_cqe *cqe, mior__cqe *c) {
+  r->tx_inflight--;
+  c->op = MIOR__OP_TX;
+  c->flags = 0;
+  c->slot = UD_SLOT(cqe->user_data);
+  c->res = cqe->res;
+  c->off = UD_LEN(cqe->user_data);
+  return 1;
+}
+
+/* Errors that say the kernel or the route will not take this GSO send as built (no UDP GSO, a
+ * device without checksum offload, a segment or total beyond what the path allows), as opposed
+ * to errors the same datagrams would also have met as single sends. */
+static int gso_refused(int res) {
+  return res == -EINVAL || res == -EIO || res == -EOPNOTSUPP || res == -EMSGSIZE;
+}
+
+/* Hand out the completion records of one GSO send.  Returns 1 when the CQE is used up, 0 when
+ * `out` is full first (g->done says where to resume). */
+int mior__uring_gso_complete(struct mior__ring *r, struct gso_rec *g, uint32_t idx, int32_t res, mior__cqe *out,
+                        uint32_t max, uint32_t *n) {
+  if (g->done == 0 && res < 0 && !r->canceling && res != -ECANCELED) {
+    if (gso_refused(res)) {
+      /* Nothing went out: send the datagrams again one by one.  Before any GSO send succeeded
+       * this is the probe failing (old kernel, no offload): GSO stays off for the port.  After,
+       * it is this segment size the path will not take: GSO stays on for smaller ones. */
+      if (r->gso == GSO_CONFIRMED && res != -EIO && res != -EOPNOTSUPP && g->seg > 1) {
+        if (r->gso_max_seg >= g->seg) r->gso_max_seg = g->seg - 1;
+      } else {
+        r->gso = GSO_OFF;
+        r->stats->features &= ~MIOR_FEAT_UDP_GSO;
+      }
+      r->tx_inflight -= g->count;
+      gso_requeue(r, g, 0);
+      r->gso_free[r->gso_nfree++] = idx;
+      return 1;
+    }
+    /* Any other error (a pending ICMP error such as ECONNREFUSED, ENOBUFS, ...) is what the first
+     * single send would have reported and consumed; the datagrams after it were never tried, so
+     * they go again as single sends rather than all failing. */
+    mior__cqe *c = &out[(*n)++];
+    c->op = MIOR__OP_TX;
+    c->flags = 0;
+    c->slot = g->slots[0];
+    c->res = res;
+    c->off = (uint32_t)g->iov[0].iov_len;
+    r->tx_inflight -= g->count;
+    g->done = 1;
+    gso_requeue(r, g, 1);
+    r->gso_free[r->gso_nfree++] = idx;
+    return 1;
+  }
+  if (res >= 0 && r->gso == GSO_PROBING) r->gso = GSO_CONFIRMED;
+  while (g->done < g->count) {
+    if (*n == max) return 0;
+    mior__cqe *c = &out[(*n)++];
+    uint32_t len = (uint32_t)g->iov[g->done].iov_len;
+    c->op = MIOR__OP_TX;
+    c->flags = 0;
+    c->slot = g->slots[g->done];
+    /* The kernel sends a GSO batch whole or not at all: on success every datagram went out. */
+    c->res = res < 0 ? res : (int32_t)len;
+    c->off = len;
+    g->done++;
+    r->tx_inflight--;
+  }
+  r->gso_free[r->gso_nfree++] = idx;
+  return 1;
+}
