@@ -19,41 +19,8 @@
 #include "common/port.h"
 #include "mior/pkt.h"
 
-static inline uint32_t slot_word(const struct mior_port *p, uint32_t slot) {
-  return atomic_load_explicit(&p->slot_state[slot], memory_order_relaxed);
-}
-
-static inline uint32_t slot_get(const struct mior_port *p, uint32_t slot) {
-  return slot_word(p, slot) & MIOR__SLOT_STATE_MASK;
-}
-
-/* A move between the port's own states (never from or to USER): only the driving thread writes
- * such a slot, so a plain store keeps the generation. */
-static inline void slot_set(struct mior_port *p, uint32_t slot, uint32_t st) {
-  uint32_t w = slot_word(p, slot);
-  atomic_store_explicit(&p->slot_state[slot], (w & ~MIOR__SLOT_STATE_MASK) | st, memory_order_relaxed);
-}
-
-/* Hand a slot to the application under a new generation, which its mior_pkt carries. */
-static inline uint32_t slot_to_user(struct mior_port *p, uint32_t slot) {
-  uint32_t gen = ((slot_word(p, slot) >> MIOR__SLOT_STATE_BITS) + 1u) & MIOR__SLOT_GEN_MASK;
-  atomic_store_explicit(&p->slot_state[slot], (gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER,
-                        memory_order_release);
-  return gen;
-}
-
-/* Take a slot back from the application if (and only if) generation gen still holds it: one
- * compare-and-swap, so a release from another thread and the driving thread cannot both win. */
-static inline int slot_from_user(struct mior_port *p, uint32_t slot, uint32_t gen, uint32_t st) {
-  if (MIOR_UNLIKELY(gen > MIOR__SLOT_GEN_MASK)) return 0;
-  uint32_t expect = (gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER;
-  return atomic_compare_exchange_strong_explicit(&p->slot_state[slot], &expect,
-                                                 (gen << MIOR__SLOT_STATE_BITS) | st,
-                                                 memory_order_acq_rel, memory_order_relaxed);
-}
-
 static inline void cache_push(struct mior_port *p, uint32_t slot) {
-  slot_set(p, slot, MIOR__SLOT_CACHE);
+  mior__slot_set(p, slot, MIOR__SLOT_CACHE);
   p->cache[p->cache_len++] = slot;
 }
 
@@ -64,7 +31,7 @@ static uint32_t cache_fill(struct mior_port *p, uint32_t want) {
   if (want == 0) return 0;
   int n = mior_pool_acquire_bulk(p->pool, p->cache + p->cache_len, want);
   if (n <= 0) return 0;
-  for (int i = 0; i < n; i++) slot_set(p, p->cache[p->cache_len + (uint32_t)i], MIOR__SLOT_CACHE);
+  for (int i = 0; i < n; i++) mior__slot_set(p, p->cache[p->cache_len + (uint32_t)i], MIOR__SLOT_CACHE);
   p->cache_len += (uint32_t)n;
   return (uint32_t)n;
 }
@@ -84,12 +51,12 @@ static void rx_refill(struct mior_port *p) {
   uint32_t n = need < p->cache_len ? need : p->cache_len;
   if (n == 0) return;
   uint32_t *slots = p->cache + (p->cache_len - n);
-  for (uint32_t i = 0; i < n; i++) slot_set(p, slots[i], MIOR__SLOT_RX);
+  for (uint32_t i = 0; i < n; i++) mior__slot_set(p, slots[i], MIOR__SLOT_RX);
   uint32_t taken = p->ops->rx_post(p->ring, slots, n);
   /* Slots the backend did not take go back to the cache state; they are still in place at the
    * end of the cache array, so shrinking the cache by `taken` would lose them: move them down. */
   if (taken < n) {
-    for (uint32_t i = taken; i < n; i++) slot_set(p, slots[i], MIOR__SLOT_CACHE);
+    for (uint32_t i = taken; i < n; i++) mior__slot_set(p, slots[i], MIOR__SLOT_CACHE);
     memmove(slots, slots + taken, (size_t)(n - taken) * sizeof *slots);
   }
   p->cache_len -= taken;
@@ -97,7 +64,7 @@ static void rx_refill(struct mior_port *p) {
 }
 
 /* Take the port for the calling thread if its owner is still `own`. */
-static int bind_to_self(struct mior_port *p, uint64_t self, uint64_t own) {
+int mior__port_bind(struct mior_port *p, uint64_t self, uint64_t own) {
   if (!atomic_compare_exchange_strong_explicit(&p->owner, &own, MIOR__OWNER_BINDING,
                                                memory_order_acq_rel, memory_order_acquire))
     return mior__fail(-EBUSY, "port %u was bound by another thread just now", p->index);
@@ -125,7 +92,7 @@ static int bind_slow(struct mior_port *p, uint64_t self, uint64_t own) {
     return mior__fail(-EBUSY, "port %u is driven by another thread (the first one that polled or "
                       "sent on it): mior_port_poll and mior_tx_* must be called on that thread; "
                       "only mior_pkt_release may be called from any thread", p->index);
-  return bind_to_self(p, self, own);
+  return mior__port_bind(p, self, own);
 }
 
 static inline int ensure_bound(struct mior_port *p) {
@@ -136,7 +103,7 @@ static inline int ensure_bound(struct mior_port *p) {
 }
 
 int mior__port_claim(struct mior_port *p) {
-  return bind_to_self(p, mior__thread_self(), MIOR__OWNER_RESERVED);
+  return mior__port_bind(p, mior__thread_self(), MIOR__OWNER_RESERVED);
 }
 
 
@@ -192,17 +159,17 @@ static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t
   pkt.reserved_ = 0;
   /* During consume the slot is the receiver's, like a kept packet: it may send it (echo in
    * place) or release it, and then the slot is no longer its own whatever consume returns. */
-  pkt.gen = slot_to_user(p, c->slot);
+  pkt.gen = mior__slot_to_user(p, c->slot);
   p->user_taken++;
   int verdict = p->receiver.consume(p->receiver.ctx, p, &pkt);
   if (verdict == MIOR_KEEP) {
-    if (slot_word(p, c->slot) == ((pkt.gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER))
+    if (mior__slot_word(p, c->slot) == ((pkt.gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER))
       p->stats.rx_kept++;
     return;
   }
   /* Still this packet's slot (not sent, not released, so not handed out again): back to the
    * cache.  The compare-and-swap loses only to a release from another thread. */
-  if (slot_from_user(p, c->slot, pkt.gen, MIOR__SLOT_CACHE)) {
+  if (mior__slot_from_user(p, c->slot, pkt.gen, MIOR__SLOT_CACHE)) {
     p->user_taken--;
     p->cache[p->cache_len++] = c->slot;
   }
@@ -224,7 +191,7 @@ static inline void tx_complete(struct mior_port *p, const mior__cqe *c) {
 
 /* Reap and dispatch completions until none are ready or `budget` packets were delivered.  Returns
  * the number of completions handled; *delivered counts packets given to the receiver. */
-static uint32_t process(struct mior_port *p, uint32_t budget, uint32_t *delivered) {
+uint32_t mior__port_process(struct mior_port *p, uint32_t budget, uint32_t *delivered) {
   uint32_t handled = 0;
   *delivered = 0;
   p->in_process = 1;
@@ -246,7 +213,7 @@ static uint32_t process(struct mior_port *p, uint32_t budget, uint32_t *delivere
   return handled;
 }
 
-static int submit(struct mior_port *p, int wait, int64_t timeout_us) {
+int mior__port_submit(struct mior_port *p, int wait, int64_t timeout_us) {
   p->tx_inflight += p->tx_pending;
   p->tx_pending = 0;
   return p->ops->submit(p->ring, wait, timeout_us);
@@ -263,12 +230,12 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
 
   rx_refill(p);
   /* Completions already in the ring cost no system call: take them first. */
-  handled = process(p, budget, &delivered);
+  handled = mior__port_process(p, budget, &delivered);
   if (handled > 0) {
     /* Sends queued before this call, and replies the receiver queued just now, go out in one
      * enter; leaving them for a poll that finds the ring empty would starve them under load. */
     if (p->tx_pending) {
-      rc = submit(p, 0, 0);
+      rc = mior__port_submit(p, 0, 0);
       if (rc < 0) return rc;
     }
     goto out;
@@ -298,17 +265,17 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
     uint64_t end = 0; /* one look, unless busy-polling a port that may wait */
     if (timeout_us != 0 && p->busy_poll_us) end = mior__now_ns() + (uint64_t)p->busy_poll_us * 1000u;
     for (;;) {
-      rc = submit(p, 0, 0);
+      rc = mior__port_submit(p, 0, 0);
       if (rc < 0) return rc;
-      handled = process(p, budget, &delivered);
+      handled = mior__port_process(p, budget, &delivered);
       if (handled > 0 || mior__now_ns() >= end) break;
       mior__cpu_relax();
     }
     if (handled > 0 || timeout_us == 0) goto out;
   }
-  rc = submit(p, (int)want, wait_us);
+  rc = mior__port_submit(p, (int)want, wait_us);
   if (rc < 0) return rc;
-  process(p, budget, &delivered);
+  mior__port_process(p, budget, &delivered);
 out:
   p->last_rx = delivered;
   rx_refill(p);
@@ -325,7 +292,7 @@ int mior_tx_acquire(mior_port *p, mior_pkt *pkt) {
     return -EAGAIN;
   }
   uint32_t slot = p->cache[--p->cache_len];
-  pkt->gen = slot_to_user(p, slot);
+  pkt->gen = mior__slot_to_user(p, slot);
   p->user_taken++;
   pkt->data = mior_pool_region_slot(&p->region, slot);
   pkt->len = 0;
@@ -359,13 +326,13 @@ int mior_tx_flush(mior_port *p) {
   int rc = ensure_bound(p);
   if (rc < 0) return rc;
   if (p->tx_pending == 0) return 0;
-  rc = submit(p, 0, 0);
+  rc = mior__port_submit(p, 0, 0);
   return rc < 0 ? rc : 0;
 }
 
 /* Give a packet's slot back to the pool from a thread that does not drive the port. */
 static void give_back_foreign(struct mior_port *p, const mior_pkt *pkt) {
-  if (!slot_from_user(p, pkt->slot, pkt->gen, MIOR__SLOT_POOL)) return;
+  if (!mior__slot_from_user(p, pkt->slot, pkt->gen, MIOR__SLOT_POOL)) return;
   atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
   mior_pool_release(p->pool, pkt->slot);
 }
@@ -382,7 +349,7 @@ int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst
     give_back_foreign(p, pkt);
     return rc;
   }
-  if (MIOR_UNLIKELY(!slot_from_user(p, slot, pkt->gen, MIOR__SLOT_TX))) {
+  if (MIOR_UNLIKELY(!mior__slot_from_user(p, slot, pkt->gen, MIOR__SLOT_TX))) {
     p->stats.tx_invalid++;
     return mior__fail(-EINVAL, "mior_tx_send: slot %u is not held by the application (sent or "
                       "released already, or a stale copy of a packet)", slot);
@@ -440,7 +407,7 @@ int mior_pkt_release(const mior_pkt *pkt) {
   struct mior_port *p = pkt->port;
   if (pkt->slot >= p->region.buf_count)
     return mior__fail(-EINVAL, "mior_pkt_release: slot %u out of range", pkt->slot);
-  if (!slot_from_user(p, pkt->slot, pkt->gen, MIOR__SLOT_POOL))
+  if (!mior__slot_from_user(p, pkt->slot, pkt->gen, MIOR__SLOT_POOL))
     return mior__fail(-EINVAL, "mior_pkt_release: slot %u is not held by the application "
                       "(released or sent already, or a stale copy of a packet)", pkt->slot);
   atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
@@ -486,150 +453,3 @@ int mior_port_stats_get(const mior_port *p, mior_port_stats *out) {
   return 0;
 }
 
-int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t index,
-                    const mior__backend_ops *ops, const mior__ring_cfg *cfg_in) {
-  const mior_options *o = cfg_in->opts;
-  struct mior_port *p = calloc(1, sizeof *p);
-  if (!p) return mior__fail(-ENOMEM, "out of memory for a port");
-  int rc;
-  mior_pool_options po;
-  mior_pool_options_init(&po);
-  po.buf_count = o->buf_count;
-  po.buf_size = o->buf_size;
-  po.flags = ((o->flags & MIOR_OPT_HUGEPAGES) ? MIOR_POOL_HUGEPAGES : 0) |
-             ((o->flags & MIOR_OPT_MLOCK) ? MIOR_POOL_MLOCK : 0);
-  po.numa_node = o->numa_node;
-  rc = mior_pool_create(&p->pool, &po);
-  if (rc < 0) goto out_port;
-  mior_pool_region_get(p->pool, &p->region);
-
-  p->slot_state = calloc(p->region.buf_count, sizeof *p->slot_state);
-  p->cache = malloc((size_t)p->region.buf_count * sizeof *p->cache);
-  p->cqes = malloc((size_t)o->batch * sizeof *p->cqes);
-  if (!p->slot_state || !p->cache || !p->cqes) {
-    rc = mior__fail(-ENOMEM, "out of memory for port state");
-    goto out_pool;
-  }
-  p->ops = ops;
-  p->transport = t;
-  p->index = index;
-  p->batch = o->batch;
-  p->busy_poll_us = o->busy_poll_us;
-  p->coalesce_us = o->coalesce_us;
-  p->no_rx = (o->flags & MIOR_OPT_NO_RX) != 0;
-  p->rx_depth = p->no_rx ? 0 : o->rx_depth;
-  p->tx_limit = o->buf_count - p->rx_depth;
-  p->sq_limit = o->sq_entries / 2 > o->batch ? o->sq_entries / 2 : o->batch;
-  p->addr_from_packet = cfg_in->ep->kind == MIOR__KIND_IP && !cfg_in->peer;
-  p->datagrams = cfg_in->ep->kind == MIOR__KIND_UDP;
-  p->stats.backend = ops->id;
-  atomic_init(&p->owner, MIOR__OWNER_NONE);
-  atomic_init(&p->thread_rc, 0);
-  atomic_init(&p->thread_running, 0);
-  mior__random_bytes(&p->rng, sizeof p->rng);
-
-  mior__ring_cfg cfg = *cfg_in;
-  cfg.region = p->region;
-  cfg.stats = &p->stats;
-  uint32_t features = 0;
-  rc = ops->open(&p->ring, &cfg, &features);
-  if (rc < 0) goto out_pool;
-  p->stats.features = features;
-  *out = p;
-  return 0;
-
-out_pool:
-  free(p->cqes);
-  free(p->cache);
-  free((void *)p->slot_state);
-  mior_pool_destroy(p->pool, NULL);
-out_port:
-  free(p);
-  return rc;
-}
-
-int mior__port_may_close(struct mior_port *p) {
-  uint64_t own = atomic_load_explicit(&p->owner, memory_order_acquire);
-  if (own == MIOR__OWNER_NONE || own == mior__thread_self()) return 0;
-  if (own == MIOR__OWNER_RESERVED || own == MIOR__OWNER_BINDING ||
-      mior__thread_ref_alive(&p->owner_ref, 100))
-    return mior__fail(-EBUSY, "port %u is driven by another thread that is still running: close the "
-                      "transport on that thread, or after it has ended (nothing was freed)", p->index);
-  return 0;
-}
-
-/* Cancel everything outstanding and reap what comes back, for at most `ms` milliseconds.
- * Returns the operations still outstanding. */
-static uint32_t quiesce(struct mior_port *p, uint32_t ms) {
-  uint32_t delivered;
-  p->closing = 1;
-  submit(p, 0, 0);
-  p->ops->cancel(p->ring);
-  uint64_t end = mior__now_ns() + (uint64_t)ms * 1000000u;
-  uint32_t left;
-  for (;;) {
-    uint32_t handled = process(p, UINT32_MAX, &delivered);
-    left = p->ops->outstanding(p->ring);
-    if (handled == 0 && left == 0) break;
-    if (mior__now_ns() > end) break;
-    /* A submit that fails (the ring refuses enters: fault injection's dead socket) must not leave
-     * the cancelled operations unreaped: the backend's cancel enters by itself, and asking again
-     * also collects what the first request cancelled. */
-    if (handled == 0 && p->ops->submit(p->ring, 1, 10000) < 0) p->ops->cancel(p->ring);
-  }
-  p->closing = 0;
-  return left;
-}
-
-uint32_t mior__port_shutdown(struct mior_port *p) {
-  if (!p->ring) return 0;
-  uint64_t self = mior__thread_self();
-  uint64_t own = atomic_load_explicit(&p->owner, memory_order_acquire);
-  if (own == MIOR__OWNER_NONE) return 0; /* never driven: nothing was ever submitted */
-  if (own != self) {
-    /* The driver has ended (the caller checked).  A ring that can move is taken over and shut
-     * down here.  One that cannot (io_uring SINGLE_ISSUER) had all its work cancelled by the
-     * kernel when that thread exited, so nothing is outstanding; close() takes it from there. */
-    if (bind_to_self(p, self, own) < 0) {
-      mior__clear_error();
-      return 0;
-    }
-  }
-  uint32_t left = quiesce(p, 2000);
-  if (left == 0 && p->ops->detach) p->ops->detach(p->ring);
-  return left;
-}
-
-int mior__port_close(struct mior_port *p, uint32_t outstanding) {
-  if (!p) return 0;
-  if (outstanding) {
-    /* The kernel did not give back every operation: it may still write into the pool.  Keep the
-     * memory (a leak), never hand it back to the system. */
-    int rc = mior__fail(-ETIMEDOUT, "port %u: %u operation(s) still outstanding after cancel; "
-                        "its buffers are left allocated so the kernel cannot write freed memory",
-                        p->index, outstanding);
-    return rc;
-  }
-  if (p->ring) p->ops->close(p->ring);
-  p->ring = NULL;
-  mior__thread_ref_drop(&p->owner_ref);
-  /* With the ring gone every slot the kernel held is ours again.  The caller made sure the
-   * application holds none. */
-  uint32_t held = 0;
-  for (uint32_t i = 0; i < p->region.buf_count; i++) {
-    uint32_t st = slot_get(p, i);
-    if (st == MIOR__SLOT_USER) held++;
-    else if (st != MIOR__SLOT_POOL) mior_pool_release(p->pool, i);
-  }
-  uint32_t left = 0;
-  int rc = mior_pool_close(p->pool, &left);
-  if (rc == -EBUSY) mior_pool_destroy(p->pool, NULL);
-  free(p->cqes);
-  free(p->cache);
-  free((void *)p->slot_state);
-  free(p);
-  if (held) return mior__fail(-EBUSY, "%u packet(s) still held by the application at close", held);
-  if (rc == -EBUSY)
-    return mior__fail(-EBUSY, "%u slot(s) unaccounted for at close (a lost buffer: a bug)", left);
-  return 0;
-}

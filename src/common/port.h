@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "common/backend.h"
+#include "common/internal.h"
 #include "common/os.h"
 #include "mior/transport.h"
 
@@ -27,6 +28,7 @@ enum {
 };
 
 struct mior_transport;
+struct mior_port;
 
 /* port->owner: the thread that drives the port (mior__thread_self), or one of these. */
 #define MIOR__OWNER_NONE 0u                   /* not driven yet: the first caller binds it */
@@ -104,5 +106,49 @@ uint32_t mior__port_shutdown(struct mior_port *port);
  * held by the application.  If I/O was still outstanding, the pool's memory is deliberately left
  * mapped (a leak, not a write into freed memory) and -ETIMEDOUT is returned. */
 int mior__port_close(struct mior_port *port, uint32_t outstanding);
+
+/* --- slot words (see MIOR__SLOT_*) ------------------------------------------------------------ */
+
+static inline uint32_t mior__slot_word(const struct mior_port *p, uint32_t slot) {
+  return atomic_load_explicit(&p->slot_state[slot], memory_order_relaxed);
+}
+
+static inline uint32_t mior__slot_get(const struct mior_port *p, uint32_t slot) {
+  return mior__slot_word(p, slot) & MIOR__SLOT_STATE_MASK;
+}
+
+/* A move between the port's own states (never from or to USER): only the driving thread writes
+ * such a slot, so a plain store keeps the generation. */
+static inline void mior__slot_set(struct mior_port *p, uint32_t slot, uint32_t st) {
+  uint32_t w = mior__slot_word(p, slot);
+  atomic_store_explicit(&p->slot_state[slot], (w & ~MIOR__SLOT_STATE_MASK) | st, memory_order_relaxed);
+}
+
+/* Hand a slot to the application under a new generation, which its mior_pkt carries. */
+static inline uint32_t mior__slot_to_user(struct mior_port *p, uint32_t slot) {
+  uint32_t gen = ((mior__slot_word(p, slot) >> MIOR__SLOT_STATE_BITS) + 1u) & MIOR__SLOT_GEN_MASK;
+  atomic_store_explicit(&p->slot_state[slot], (gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER,
+                        memory_order_release);
+  return gen;
+}
+
+/* Take a slot back from the application if (and only if) generation gen still holds it: one
+ * compare-and-swap, so a release from another thread and the driving thread cannot both win. */
+static inline int mior__slot_from_user(struct mior_port *p, uint32_t slot, uint32_t gen, uint32_t st) {
+  if (MIOR_UNLIKELY(gen > MIOR__SLOT_GEN_MASK)) return 0;
+  uint32_t expect = (gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER;
+  return atomic_compare_exchange_strong_explicit(&p->slot_state[slot], &expect,
+                                                 (gen << MIOR__SLOT_STATE_BITS) | st,
+                                                 memory_order_acq_rel, memory_order_relaxed);
+}
+
+/* --- shared by port.c (the data path) and port_life.c (open, shutdown, close) ----------------- */
+
+/* Bind the port to thread `self` if its owner is still `own`. */
+int mior__port_bind(struct mior_port *port, uint64_t self, uint64_t own);
+/* Reap and dispatch completions until none are ready or `budget` packets were delivered. */
+uint32_t mior__port_process(struct mior_port *port, uint32_t budget, uint32_t *delivered);
+/* Submit what is queued (and wait, see the backend's submit). */
+int mior__port_submit(struct mior_port *port, int wait, int64_t timeout_us);
 
 #endif

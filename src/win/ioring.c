@@ -246,6 +246,77 @@ static uint32_t clamp_pow2(uint32_t want, uint32_t max) {
   return v;
 }
 
+/* Create the ring, queue sizes rounded as IoRing rounds them (powers of two, CQ at least twice the
+ * SQ, within what QueryIoRingCapabilities allows), and read back what it made. */
+static int create_ring(struct mior__ring *r, const mior_options *o) {
+  const mior__ioring_api *api = r->api;
+  uint32_t sq = clamp_pow2(o->sq_entries, api->caps.MaxSubmissionQueueSize);
+  uint32_t cq = clamp_pow2(o->cq_entries > 2 * sq ? o->cq_entries : 2 * sq, api->caps.MaxCompletionQueueSize);
+  IORING_CREATE_FLAGS flags;
+  memset(&flags, 0, sizeof flags);
+  HRESULT hr = api->CreateIoRing(api->version, flags, sq, cq, &r->ring);
+  if (FAILED(hr)) {
+    r->ring = NULL;
+    return mior__hresult_fail(hr, "CreateIoRing(version %u, sq %u, cq %u)", (unsigned)api->version, sq, cq);
+  }
+  IORING_INFO info;
+  memset(&info, 0, sizeof info);
+  hr = api->GetIoRingInfo(r->ring, &info);
+  if (FAILED(hr)) return mior__hresult_fail(hr, "GetIoRingInfo");
+  r->sq_size = info.SubmissionQueueSize;
+  r->cq_size = info.CompletionQueueSize;
+  return 0;
+}
+
+/* The socket, once, as registered file 0.  Optional: operations can name the handle itself. */
+static void register_socket(struct mior__ring *r, uint32_t *features) {
+  HANDLE h = (HANDLE)r->sock.s;
+  HRESULT hr = r->api->BuildIoRingRegisterFileHandles(r->ring, 1, &h, UD_REG_FILES);
+  if (SUCCEEDED(hr)) hr = register_now(r, UD_REG_FILES);
+  if (SUCCEEDED(hr)) {
+    r->reg_files = 1;
+    *features |= MIOR_FEAT_REG_FILES;
+  }
+}
+
+/* The pool, once, as one buffer (or a few, past 2 GiB): slots are then (index, offset).
+ * Optional: operations can name the address itself. */
+static void register_pool(struct mior__ring *r, uint32_t *features) {
+  r->slots_per_buffer = MAX_REG_BUFFER >> r->region.buf_shift;
+  if (r->slots_per_buffer > r->region.buf_count) r->slots_per_buffer = r->region.buf_count;
+  uint32_t nbuf = (r->region.buf_count + r->slots_per_buffer - 1) / r->slots_per_buffer;
+  IORING_BUFFER_INFO *bufs = calloc(nbuf, sizeof *bufs);
+  if (!bufs) return;
+  for (uint32_t i = 0; i < nbuf; i++) {
+    uint32_t first = i * r->slots_per_buffer;
+    uint32_t n = r->region.buf_count - first < r->slots_per_buffer ? r->region.buf_count - first
+                                                                   : r->slots_per_buffer;
+    bufs[i].Address = mior_pool_region_slot(&r->region, first);
+    bufs[i].Length = n << r->region.buf_shift;
+  }
+  HRESULT hr = r->api->BuildIoRingRegisterBuffers(r->ring, nbuf, bufs, UD_REG_BUFFERS);
+  if (SUCCEEDED(hr)) hr = register_now(r, UD_REG_BUFFERS);
+  free(bufs);
+  if (SUCCEEDED(hr)) {
+    r->reg_buffers = 1;
+    *features |= MIOR_FEAT_REG_BUFFERS;
+  }
+}
+
+/* An event for blocking waits, where the IoRing has them (SET_COMPLETION_EVENT). */
+static int set_completion_event(struct mior__ring *r) {
+  if (!(r->api->caps.FeatureFlags & MIOR_IORING_FEATURE_SET_COMPLETION_EVENT)) return 0;
+  r->event = CreateEventW(NULL, FALSE, FALSE, NULL);
+  if (!r->event) return mior__win_fail(GetLastError(), "CreateEvent");
+  HRESULT hr = r->api->SetIoRingCompletionEvent(r->ring, r->event);
+  if (FAILED(hr)) {
+    /* Still usable: SubmitIoRing can wait by itself. */
+    CloseHandle(r->event);
+    r->event = NULL;
+  }
+  return 0;
+}
+
 static int ioring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
   char why[200] = "";
   const mior__ioring_api *api = mior__ioring_api_get(why, sizeof why);
@@ -285,73 +356,14 @@ static int ioring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint3
     goto fail;
   }
 
-  uint32_t sq = clamp_pow2(o->sq_entries, api->caps.MaxSubmissionQueueSize);
-  uint32_t cq = clamp_pow2(o->cq_entries > 2 * sq ? o->cq_entries : 2 * sq, api->caps.MaxCompletionQueueSize);
-  IORING_CREATE_FLAGS flags;
-  memset(&flags, 0, sizeof flags);
-  HRESULT hr = api->CreateIoRing(api->version, flags, sq, cq, &r->ring);
-  if (FAILED(hr)) {
-    r->ring = NULL;
-    rc = mior__hresult_fail(hr, "CreateIoRing(version %u, sq %u, cq %u)", (unsigned)api->version, sq, cq);
-    goto fail;
-  }
-  IORING_INFO info;
-  memset(&info, 0, sizeof info);
-  hr = api->GetIoRingInfo(r->ring, &info);
-  if (FAILED(hr)) {
-    rc = mior__hresult_fail(hr, "GetIoRingInfo");
-    goto fail;
-  }
-  r->sq_size = info.SubmissionQueueSize;
-  r->cq_size = info.CompletionQueueSize;
-
-  /* The socket, once, as registered file 0. */
-  HANDLE h = (HANDLE)r->sock.s;
-  hr = api->BuildIoRingRegisterFileHandles(r->ring, 1, &h, UD_REG_FILES);
-  if (SUCCEEDED(hr)) hr = register_now(r, UD_REG_FILES);
-  if (SUCCEEDED(hr)) {
-    r->reg_files = 1;
-    *features |= MIOR_FEAT_REG_FILES;
-  }
-  /* The pool, once, as one buffer (or a few, past 2 GiB): slots are then (index, offset). */
-  if (!(o->flags & MIOR_OPT_NO_REGISTERED_BUFFERS)) {
-    r->slots_per_buffer = MAX_REG_BUFFER >> r->region.buf_shift;
-    if (r->slots_per_buffer > r->region.buf_count) r->slots_per_buffer = r->region.buf_count;
-    uint32_t nbuf = (r->region.buf_count + r->slots_per_buffer - 1) / r->slots_per_buffer;
-    IORING_BUFFER_INFO *bufs = calloc(nbuf, sizeof *bufs);
-    if (bufs) {
-      for (uint32_t i = 0; i < nbuf; i++) {
-        uint32_t first = i * r->slots_per_buffer;
-        uint32_t n = r->region.buf_count - first < r->slots_per_buffer ? r->region.buf_count - first
-                                                                       : r->slots_per_buffer;
-        bufs[i].Address = mior_pool_region_slot(&r->region, first);
-        bufs[i].Length = n << r->region.buf_shift;
-      }
-      hr = api->BuildIoRingRegisterBuffers(r->ring, nbuf, bufs, UD_REG_BUFFERS);
-      if (SUCCEEDED(hr)) hr = register_now(r, UD_REG_BUFFERS);
-      free(bufs);
-      if (SUCCEEDED(hr)) {
-        r->reg_buffers = 1;
-        *features |= MIOR_FEAT_REG_BUFFERS;
-      }
-    }
-  }
+  rc = create_ring(r, o);
+  if (rc < 0) goto fail;
+  register_socket(r, features);
+  if (!(o->flags & MIOR_OPT_NO_REGISTERED_BUFFERS)) register_pool(r, features);
   r->tx_ring = api->has_write;
   if (!r->tx_ring) *features |= MIOR_FEAT_TX_WINSOCK;
-
-  if (api->caps.FeatureFlags & MIOR_IORING_FEATURE_SET_COMPLETION_EVENT) {
-    r->event = CreateEventW(NULL, FALSE, FALSE, NULL);
-    if (!r->event) {
-      rc = mior__win_fail(GetLastError(), "CreateEvent");
-      goto fail;
-    }
-    hr = api->SetIoRingCompletionEvent(r->ring, r->event);
-    if (FAILED(hr)) {
-      /* Still usable: SubmitIoRing can wait by itself. */
-      CloseHandle(r->event);
-      r->event = NULL;
-    }
-  }
+  rc = set_completion_event(r);
+  if (rc < 0) goto fail;
   *out = r;
   return 0;
 

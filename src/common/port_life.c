@@ -1,0 +1,157 @@
+/* A port's life: open (pool, slot records, the backend's ring), and the end of it: who may close,
+ * cancelling and reaping what is outstanding on the driving thread, and freeing only what the
+ * kernel can no longer write.  The data path is in port.c. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/internal.h"
+#include "common/port.h"
+
+int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t index,
+                    const mior__backend_ops *ops, const mior__ring_cfg *cfg_in) {
+  const mior_options *o = cfg_in->opts;
+  struct mior_port *p = calloc(1, sizeof *p);
+  if (!p) return mior__fail(-ENOMEM, "out of memory for a port");
+  int rc;
+  mior_pool_options po;
+  mior_pool_options_init(&po);
+  po.buf_count = o->buf_count;
+  po.buf_size = o->buf_size;
+  po.flags = ((o->flags & MIOR_OPT_HUGEPAGES) ? MIOR_POOL_HUGEPAGES : 0) |
+             ((o->flags & MIOR_OPT_MLOCK) ? MIOR_POOL_MLOCK : 0);
+  po.numa_node = o->numa_node;
+  rc = mior_pool_create(&p->pool, &po);
+  if (rc < 0) goto out_port;
+  mior_pool_region_get(p->pool, &p->region);
+
+  p->slot_state = calloc(p->region.buf_count, sizeof *p->slot_state);
+  p->cache = malloc((size_t)p->region.buf_count * sizeof *p->cache);
+  p->cqes = malloc((size_t)o->batch * sizeof *p->cqes);
+  if (!p->slot_state || !p->cache || !p->cqes) {
+    rc = mior__fail(-ENOMEM, "out of memory for port state");
+    goto out_pool;
+  }
+  p->ops = ops;
+  p->transport = t;
+  p->index = index;
+  p->batch = o->batch;
+  p->busy_poll_us = o->busy_poll_us;
+  p->coalesce_us = o->coalesce_us;
+  p->no_rx = (o->flags & MIOR_OPT_NO_RX) != 0;
+  p->rx_depth = p->no_rx ? 0 : o->rx_depth;
+  p->tx_limit = o->buf_count - p->rx_depth;
+  p->sq_limit = o->sq_entries / 2 > o->batch ? o->sq_entries / 2 : o->batch;
+  p->addr_from_packet = cfg_in->ep->kind == MIOR__KIND_IP && !cfg_in->peer;
+  p->datagrams = cfg_in->ep->kind == MIOR__KIND_UDP;
+  p->stats.backend = ops->id;
+  atomic_init(&p->owner, MIOR__OWNER_NONE);
+  atomic_init(&p->thread_rc, 0);
+  atomic_init(&p->thread_running, 0);
+  mior__random_bytes(&p->rng, sizeof p->rng);
+
+  mior__ring_cfg cfg = *cfg_in;
+  cfg.region = p->region;
+  cfg.stats = &p->stats;
+  uint32_t features = 0;
+  rc = ops->open(&p->ring, &cfg, &features);
+  if (rc < 0) goto out_pool;
+  p->stats.features = features;
+  *out = p;
+  return 0;
+
+out_pool:
+  free(p->cqes);
+  free(p->cache);
+  free((void *)p->slot_state);
+  mior_pool_destroy(p->pool, NULL);
+out_port:
+  free(p);
+  return rc;
+}
+
+int mior__port_may_close(struct mior_port *p) {
+  uint64_t own = atomic_load_explicit(&p->owner, memory_order_acquire);
+  if (own == MIOR__OWNER_NONE || own == mior__thread_self()) return 0;
+  if (own == MIOR__OWNER_RESERVED || own == MIOR__OWNER_BINDING ||
+      mior__thread_ref_alive(&p->owner_ref, 100))
+    return mior__fail(-EBUSY, "port %u is driven by another thread that is still running: close the "
+                      "transport on that thread, or after it has ended (nothing was freed)", p->index);
+  return 0;
+}
+
+/* Cancel everything outstanding and reap what comes back, for at most `ms` milliseconds.
+ * Returns the operations still outstanding. */
+static uint32_t quiesce(struct mior_port *p, uint32_t ms) {
+  uint32_t delivered;
+  p->closing = 1;
+  mior__port_submit(p, 0, 0);
+  p->ops->cancel(p->ring);
+  uint64_t end = mior__now_ns() + (uint64_t)ms * 1000000u;
+  uint32_t left;
+  for (;;) {
+    uint32_t handled = mior__port_process(p, UINT32_MAX, &delivered);
+    left = p->ops->outstanding(p->ring);
+    if (handled == 0 && left == 0) break;
+    if (mior__now_ns() > end) break;
+    /* A submit that fails (the ring refuses enters: fault injection's dead socket) must not leave
+     * the cancelled operations unreaped: the backend's cancel enters by itself, and asking again
+     * also collects what the first request cancelled. */
+    if (handled == 0 && p->ops->submit(p->ring, 1, 10000) < 0) p->ops->cancel(p->ring);
+  }
+  p->closing = 0;
+  return left;
+}
+
+uint32_t mior__port_shutdown(struct mior_port *p) {
+  if (!p->ring) return 0;
+  uint64_t self = mior__thread_self();
+  uint64_t own = atomic_load_explicit(&p->owner, memory_order_acquire);
+  if (own == MIOR__OWNER_NONE) return 0; /* never driven: nothing was ever submitted */
+  if (own != self) {
+    /* The driver has ended (the caller checked).  A ring that can move is taken over and shut
+     * down here.  One that cannot (io_uring SINGLE_ISSUER) had all its work cancelled by the
+     * kernel when that thread exited, so nothing is outstanding; close() takes it from there. */
+    if (mior__port_bind(p, self, own) < 0) {
+      mior__clear_error();
+      return 0;
+    }
+  }
+  uint32_t left = quiesce(p, 2000);
+  if (left == 0 && p->ops->detach) p->ops->detach(p->ring);
+  return left;
+}
+
+int mior__port_close(struct mior_port *p, uint32_t outstanding) {
+  if (!p) return 0;
+  if (outstanding) {
+    /* The kernel did not give back every operation: it may still write into the pool.  Keep the
+     * memory (a leak), never hand it back to the system. */
+    int rc = mior__fail(-ETIMEDOUT, "port %u: %u operation(s) still outstanding after cancel; "
+                        "its buffers are left allocated so the kernel cannot write freed memory",
+                        p->index, outstanding);
+    return rc;
+  }
+  if (p->ring) p->ops->close(p->ring);
+  p->ring = NULL;
+  mior__thread_ref_drop(&p->owner_ref);
+  /* With the ring gone every slot the kernel held is ours again.  The caller made sure the
+   * application holds none. */
+  uint32_t held = 0;
+  for (uint32_t i = 0; i < p->region.buf_count; i++) {
+    uint32_t st = mior__slot_get(p, i);
+    if (st == MIOR__SLOT_USER) held++;
+    else if (st != MIOR__SLOT_POOL) mior_pool_release(p->pool, i);
+  }
+  uint32_t left = 0;
+  int rc = mior_pool_close(p->pool, &left);
+  if (rc == -EBUSY) mior_pool_destroy(p->pool, NULL);
+  free(p->cqes);
+  free(p->cache);
+  free((void *)p->slot_state);
+  free(p);
+  if (held) return mior__fail(-EBUSY, "%u packet(s) still held by the application at close", held);
+  if (rc == -EBUSY)
+    return mior__fail(-EBUSY, "%u slot(s) unaccounted for at close (a lost buffer: a bug)", left);
+  return 0;
+}
