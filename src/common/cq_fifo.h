@@ -39,17 +39,17 @@ static inline void mior__cq_clear(mior__cq_fifo *f) {
   f->head = f->len = 0;
 }
 
-/* The next free record, or NULL when the queue is full. */
-static inline mior__cqe *mior__cq_push(mior__cq_fifo *f) {
+/* A record that carries no slot (an error such as ICMP port unreachable): the next free record,
+ * or NULL when the queue is full (the record is then dropped: it is a counter, not data). */
+static inline mior__cqe *mior__cq_push_spare(mior__cq_fifo *f) {
   if (f->len == f->cap) return NULL;
   mior__cqe *c = &f->q[(f->head + f->len) % f->cap];
   f->len++;
   return c;
 }
 
-/* The next free record, where the caller's accounting guarantees room (a slot's own record:
- * each slot is in the queue at most once). */
-static inline mior__cqe *mior__cq_put(mior__cq_fifo *f) {
+/* A slot's own record: there is always room (each slot is in the queue at most once). */
+static inline mior__cqe *mior__cq_push_slot(mior__cq_fifo *f) {
   mior__cqe *c = &f->q[(f->head + f->len) % f->cap];
   f->len++;
   return c;

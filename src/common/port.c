@@ -370,6 +370,16 @@ int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst
     }
     dst = &hdr_dst;
   }
+  /* The destination checks every backend needs, made once here. */
+  if (MIOR_UNLIKELY(!dst && !p->has_default_dst)) {
+    rc = mior__fail(-EDESTADDRREQ, "send without a destination: pass dst or set options.peer");
+    goto invalid;
+  }
+  if (MIOR_UNLIKELY(dst && p->dst_family && (dst->family == MIOR_AF_INET6) != (p->dst_family == MIOR_AF_INET6))) {
+    rc = mior__fail(-EAFNOSUPPORT, "destination is IPv%d but the socket is IPv%d",
+                    dst->family == MIOR_AF_INET6 ? 6 : 4, p->dst_family == MIOR_AF_INET6 ? 6 : 4);
+    goto invalid;
+  }
   if (p->tx_pending >= p->sq_limit) {
     rc = mior_tx_flush(p);
     if (rc < 0) goto failed;

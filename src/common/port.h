@@ -55,6 +55,9 @@ struct mior_port {
   uint32_t sq_limit;        /* most sends queued before a submit is forced */
   int addr_from_packet;     /* ip kind without a peer: destination taken from the IP header */
   int datagrams;            /* udp kind: a zero-length packet is a valid datagram */
+  int has_default_dst;      /* sends without dst go somewhere: a connected peer, or a packet
+                               socket's interface */
+  uint16_t dst_family;      /* MIOR_AF_INET/_INET6 of the socket (udp, ip), 0 for packet */
   int no_rx;
   mior__cqe *cqes;          /* reap buffer, batch entries */
   mior_receiver receiver;

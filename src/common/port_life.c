@@ -44,6 +44,8 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
   p->sq_limit = o->sq_entries / 2 > o->batch ? o->sq_entries / 2 : o->batch;
   p->addr_from_packet = cfg_in->ep->kind == MIOR__KIND_IP && !cfg_in->peer;
   p->datagrams = cfg_in->ep->kind == MIOR__KIND_UDP;
+  p->has_default_dst = cfg_in->peer != NULL || cfg_in->ep->kind == MIOR__KIND_PACKET;
+  p->dst_family = cfg_in->ep->kind == MIOR__KIND_PACKET ? 0 : cfg_in->ep->addr.family;
   p->stats.backend = ops->id;
   atomic_init(&p->owner, MIOR__OWNER_NONE);
   atomic_init(&p->thread_rc, 0);

@@ -16,14 +16,14 @@
 #include <unistd.h>
 
 #include "common/cq_fifo.h"
+#include "common/tx_fifo.h"
 #include "common/internal.h"
 #include "linux/socket.h"
 
-struct tx_entry {
-  uint32_t slot, off, len;
-  int has_dst;
-  mior__sockaddr dst;
-  socklen_t dst_len;
+/* A queued send's own destination, per slot (a slot is queued once at a time). */
+struct tx_dst {
+  mior__sockaddr sa;
+  socklen_t len;
 };
 
 struct mior__ring {
@@ -35,9 +35,9 @@ struct mior__ring {
   /* receive: slots posted, used from the top (LIFO keeps caches warm) */
   uint32_t *rx_slots;
   uint32_t rx_n, rx_cap;
-  /* transmit: a FIFO of queued sends */
-  struct tx_entry *txq;
-  uint32_t tx_head, tx_len, tx_cap;
+  /* transmit: a FIFO of queued sends, and their destinations by slot */
+  mior__tx_fifo txq;
+  struct tx_dst *dst;
   int tx_blocked;   /* last sendmmsg hit EAGAIN: wait for POLLOUT */
   /* completions waiting to be reaped (a FIFO) */
   mior__cq_fifo cq;  /* completions ready for reap */
@@ -69,7 +69,8 @@ static void sockets_close(struct mior__ring *r) {
   if (!r) return;
   if (r->sock.fd >= 0) close(r->sock.fd);
   free(r->rx_slots);
-  free(r->txq);
+  mior__tx_fifo_free(&r->txq);
+  free(r->dst);
   mior__cq_free(&r->cq);
   free(r->msgs);
   free(r->iov);
@@ -88,16 +89,16 @@ static int sockets_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint
   r->batch = cfg->opts->batch;
   r->spin_single = cfg->opts->busy_poll_us > 0;
   r->rx_cap = r->region.buf_count;
-  r->tx_cap = r->region.buf_count;
   r->rx_slots = malloc(r->rx_cap * sizeof *r->rx_slots);
-  r->txq = malloc(r->tx_cap * sizeof *r->txq);
+  mior__tx_fifo_init(&r->txq, r->region.buf_count);
+  r->dst = malloc((size_t)r->region.buf_count * sizeof *r->dst);
   mior__cq_init(&r->cq, r->region.buf_count);
   r->msgs = calloc(r->batch, sizeof *r->msgs);
   r->iov = calloc(r->batch, sizeof *r->iov);
   r->rx_msgs = calloc(r->batch, sizeof *r->rx_msgs);
   r->rx_iov = calloc(r->batch, sizeof *r->rx_iov);
   r->names_buf = calloc(r->batch, sizeof *r->names_buf);
-  if (!r->rx_slots || !r->txq || !r->cq.q || !r->msgs || !r->iov || !r->rx_msgs || !r->rx_iov ||
+  if (!r->rx_slots || !r->txq.q || !r->dst || !r->cq.q || !r->msgs || !r->iov || !r->rx_msgs || !r->rx_iov ||
       !r->names_buf) {
     sockets_close(r);
     return mior__fail(-ENOMEM, "out of memory");
@@ -124,7 +125,7 @@ static int sockets_bind_thread(struct mior__ring *r) {
 static void cq_error(struct mior__ring *r, uint32_t op, int err) {
   /* buf_count entries stay reserved for slot records, which therefore never find it full. */
   if (r->cq.len >= r->cq.cap - r->region.buf_count) return;
-  mior__cqe *c = mior__cq_push(&r->cq);
+  mior__cqe *c = mior__cq_push_spare(&r->cq);
   if (!c) return;
   memset(c, 0, sizeof *c);
   c->op = op;
@@ -143,27 +144,15 @@ static uint32_t sockets_rx_post(struct mior__ring *r, const uint32_t *slots, uin
 
 static int sockets_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
                             const mior_addr *dst) {
-  if (MIOR_UNLIKELY(!dst && !r->sock.connected))
-    return mior__fail(-EDESTADDRREQ, "send without a destination: pass dst or set options.peer");
-  if (MIOR_UNLIKELY(dst && (dst->family == MIOR_AF_INET6) != (r->sock.family == AF_INET6)))
-    return mior__fail(-EAFNOSUPPORT, "destination is IPv%d but the socket is IPv%d",
-                      dst->family == MIOR_AF_INET6 ? 6 : 4, r->sock.family == AF_INET6 ? 6 : 4);
-  if (r->tx_len == r->tx_cap) return -EAGAIN;
-  struct tx_entry *e = &r->txq[(r->tx_head + r->tx_len) % r->tx_cap];
-  e->slot = slot;
-  e->off = off;
-  e->len = len;
-  e->has_dst = dst != NULL;
-  if (dst) e->dst_len = mior__sockaddr_from(dst, &e->dst);
-  r->tx_len++;
-  return 0;
+  if (dst) r->dst[slot].len = mior__sockaddr_from(dst, &r->dst[slot].sa);
+  return mior__tx_fifo_push(&r->txq, slot, off, len, dst != NULL);
 }
 
 static void do_tx(struct mior__ring *r) {
-  while (r->tx_len > 0) {
-    uint32_t k = r->tx_len < r->batch ? r->tx_len : r->batch;
+  while (r->txq.len > 0) {
+    uint32_t k = r->txq.len < r->batch ? r->txq.len : r->batch;
     for (uint32_t i = 0; i < k; i++) {
-      struct tx_entry *e = &r->txq[(r->tx_head + i) % r->tx_cap];
+      const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i);
       r->iov[i].iov_base = mior_pool_region_slot(&r->region, e->slot) + e->off;
       r->iov[i].iov_len = e->len;
       struct msghdr *h = &r->msgs[i].msg_hdr;
@@ -171,8 +160,8 @@ static void do_tx(struct mior__ring *r) {
       h->msg_iov = &r->iov[i];
       h->msg_iovlen = 1;
       if (e->has_dst) {
-        h->msg_name = &e->dst;
-        h->msg_namelen = e->dst_len;
+        h->msg_name = &r->dst[e->slot].sa;
+        h->msg_namelen = r->dst[e->slot].len;
       }
     }
     int sent = sendmmsg(r->sock.fd, r->msgs, k, MSG_DONTWAIT);
@@ -185,15 +174,14 @@ static void do_tx(struct mior__ring *r) {
     /* A hard error is the first message's: complete it as failed and go on with the rest. */
     uint32_t done = sent < 0 ? 1 : (uint32_t)sent;
     for (uint32_t i = 0; i < done; i++) {
-      struct tx_entry *e = &r->txq[r->tx_head];
-      mior__cqe *c = mior__cq_push(&r->cq);
+      const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, 0);
+      mior__cqe *c = mior__cq_push_slot(&r->cq);
       c->op = MIOR__OP_TX;
       c->slot = e->slot;
       c->res = sent < 0 ? -err : (int32_t)r->msgs[i].msg_len;
       c->off = e->len;
       c->flags = 0;
-      r->tx_head = (r->tx_head + 1) % r->tx_cap;
-      r->tx_len--;
+      mior__tx_fifo_pop(&r->txq, 1);
     }
     r->tx_blocked = 0;
   }
@@ -233,7 +221,7 @@ static void do_rx(struct mior__ring *r) {
     r->rx_empty = 0;
     r->rx_prep_k = 0; /* names and lengths were written back: rebuild next time */
     for (int i = 0; i < got; i++) {
-      mior__cqe *c = mior__cq_push(&r->cq);
+      mior__cqe *c = mior__cq_push_slot(&r->cq);
       c->op = MIOR__OP_RX;
       c->slot = r->rx_slots[r->rx_n - 1 - (uint32_t)i];
       c->off = 0;
@@ -262,7 +250,7 @@ static int sockets_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   if (!wait || r->cq.len > 0) return 0;
   struct pollfd pfd = {.fd = r->sock.fd, .events = 0, .revents = 0};
   if (r->rx_n) pfd.events |= POLLIN;
-  if (r->tx_len) pfd.events |= POLLOUT;
+  if (r->txq.len) pfd.events |= POLLOUT;
   if (!pfd.events) return 0;
   struct timespec ts, *tsp = NULL;
   if (timeout_us >= 0) {
@@ -286,21 +274,18 @@ static uint32_t sockets_reap(struct mior__ring *r, mior__cqe *out, uint32_t max)
 }
 
 static int sockets_cancel(struct mior__ring *r) {
-  while (r->tx_len) {
-    struct tx_entry *e = &r->txq[r->tx_head];
-    mior__cqe *c = mior__cq_push(&r->cq);
-    if (!c) break;
+  while (r->txq.len) {
+    const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, 0);
+    mior__cqe *c = mior__cq_push_slot(&r->cq);
     memset(c, 0, sizeof *c);
     c->op = MIOR__OP_TX;
     c->slot = e->slot;
     c->res = -ECANCELED;
     c->off = e->len;
-    r->tx_head = (r->tx_head + 1) % r->tx_cap;
-    r->tx_len--;
+    mior__tx_fifo_pop(&r->txq, 1);
   }
   while (r->rx_n) {
-    mior__cqe *c = mior__cq_push(&r->cq);
-    if (!c) break;
+    mior__cqe *c = mior__cq_push_slot(&r->cq);
     memset(c, 0, sizeof *c);
     c->op = MIOR__OP_RX;
     c->slot = r->rx_slots[--r->rx_n];
@@ -311,7 +296,7 @@ static int sockets_cancel(struct mior__ring *r) {
 }
 
 static uint32_t sockets_outstanding(struct mior__ring *r) {
-  return r->rx_n + r->tx_len;
+  return r->rx_n + r->txq.len;
 }
 
 static uint64_t sockets_kernel_drops(const struct mior__ring *r) {

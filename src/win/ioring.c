@@ -31,6 +31,7 @@
 #include <windows.h>
 
 #include "common/cq_fifo.h"
+#include "common/tx_fifo.h"
 #include "common/internal.h"
 #include "common/os.h"
 #include "win/error.h"
@@ -74,9 +75,7 @@ struct mior__ring {
   uint32_t *tx_asked;    /* per slot: bytes a ring send asked for (the ring does not echo it) */
   uint32_t in_ring;      /* operations built (submitted or not) whose completion will come */
   uint32_t unsubmitted;  /* entries built since the last SubmitIoRing */
-  uint32_t *txw;         /* Winsock sends waiting for submit (FIFO of slots) */
-  uint32_t *txw_off, *txw_len;
-  uint32_t txw_head, txw_len_n, txw_cap;
+  mior__tx_fifo txw;     /* Winsock sends waiting for submit (IoRing before version 3) */
   mior__cq_fifo cq;  /* completions ready for reap */
 };
 
@@ -114,7 +113,7 @@ static inline IORING_BUFFER_REF buffer_ref(const struct mior__ring *r, uint32_t 
 /* Never full: drain_ring pops the ring only while there is room, and every slot is in the
  * queue at most once. */
 static inline mior__cqe *cq_push(struct mior__ring *r) {
-  return mior__cq_put(&r->cq);
+  return mior__cq_push_slot(&r->cq);
 }
 
 static void push_tx(struct mior__ring *r, uint32_t slot, int32_t res, uint32_t len) {
@@ -206,9 +205,7 @@ static void ioring_close(struct mior__ring *r) {
   if (r->event) CloseHandle(r->event);
   free(r->state);
   free(r->tx_asked);
-  free(r->txw);
-  free(r->txw_off);
-  free(r->txw_len);
+  mior__tx_fifo_free(&r->txw);
   mior__cq_free(&r->cq);
   free(r);
 }
@@ -336,15 +333,12 @@ static int ioring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint3
   r->region = cfg->region;
   r->stats = cfg->stats;
   r->batch = o->batch;
-  r->txw_cap = r->region.buf_count;
   r->state = calloc(r->region.buf_count, 1);
   r->tx_asked = calloc(r->region.buf_count, sizeof *r->tx_asked);
-  r->txw = malloc((size_t)r->txw_cap * sizeof *r->txw);
-  r->txw_off = malloc((size_t)r->txw_cap * sizeof *r->txw_off);
-  r->txw_len = malloc((size_t)r->txw_cap * sizeof *r->txw_len);
+  mior__tx_fifo_init(&r->txw, r->region.buf_count);
   mior__cq_init(&r->cq, r->region.buf_count);
   int rc;
-  if (!r->state || !r->tx_asked || !r->txw || !r->txw_off || !r->txw_len || !r->cq.q) {
+  if (!r->state || !r->tx_asked || !r->txw.q || !r->cq.q) {
     rc = mior__fail(-ENOMEM, "out of memory for the ring's slot state");
     goto fail;
   }
@@ -413,15 +407,7 @@ static int ioring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, ui
                              memcmp(dst->addr, r->peer.addr, dst->family == MIOR_AF_INET6 ? 16 : 4) == 0)))
     return mior__fail(-EINVAL, "ioring: IoRing has no address fields; a send goes to the connected "
                       "peer only (pass dst NULL or the peer's address)");
-  if (!r->tx_ring) {
-    if (r->txw_len_n == r->txw_cap) return -EAGAIN;
-    uint32_t at = (r->txw_head + r->txw_len_n) % r->txw_cap;
-    r->txw[at] = slot;
-    r->txw_off[at] = off;
-    r->txw_len[at] = len;
-    r->txw_len_n++;
-    return 0;
-  }
+  if (!r->tx_ring) return mior__tx_fifo_push(&r->txw, slot, off, len, 0);
   if (!room(r)) return -EAGAIN;
   HRESULT hr = r->api->BuildIoRingWriteFile(r->ring, file_ref(r), buffer_ref(r, slot, off), len, 0,
                                             MIOR_FILE_WRITE_FLAGS_NONE, ud_make(slot, UD_TX),
@@ -448,15 +434,13 @@ static int ioring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, ui
 /* Sends through Winsock (no IoRing WRITE): a blocking send of one datagram copies it into the
  * kernel and returns, so it completes here. */
 static void send_winsock(struct mior__ring *r) {
-  while (r->txw_len_n > 0) {
-    uint32_t at = r->txw_head;
-    uint32_t slot = r->txw[at];
-    int n = send(r->sock.s, (const char *)mior_pool_region_slot(&r->region, slot) + r->txw_off[at],
-                 (int)r->txw_len[at], 0);
+  while (r->txw.len > 0) {
+    const mior__tx_rec *e = mior__tx_fifo_at(&r->txw, 0);
+    int n = send(r->sock.s, (const char *)mior_pool_region_slot(&r->region, e->slot) + e->off,
+                 (int)e->len, 0);
     r->stats->submits++;
-    push_tx(r, slot, n >= 0 ? n : mior__win_errno((DWORD)WSAGetLastError()), r->txw_len[at]);
-    r->txw_head = (r->txw_head + 1) % r->txw_cap;
-    r->txw_len_n--;
+    push_tx(r, e->slot, n >= 0 ? n : mior__win_errno((DWORD)WSAGetLastError()), e->len);
+    mior__tx_fifo_pop(&r->txw, 1);
   }
 }
 
@@ -491,11 +475,10 @@ static uint32_t ioring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) 
 
 static int ioring_cancel(struct mior__ring *r) {
   /* Winsock sends not yet made: complete them here. */
-  while (r->txw_len_n > 0) {
-    uint32_t at = r->txw_head;
-    push_tx(r, r->txw[at], -ECANCELED, r->txw_len[at]);
-    r->txw_head = (r->txw_head + 1) % r->txw_cap;
-    r->txw_len_n--;
+  while (r->txw.len > 0) {
+    const mior__tx_rec *e = mior__tx_fifo_at(&r->txw, 0);
+    push_tx(r, e->slot, -ECANCELED, e->len);
+    mior__tx_fifo_pop(&r->txw, 1);
   }
   /* Every ring operation is cancelled by its user data; each then completes (aborted). */
   IORING_HANDLE_REF f = file_ref(r);
@@ -515,7 +498,7 @@ static int ioring_cancel(struct mior__ring *r) {
 }
 
 static uint32_t ioring_outstanding(struct mior__ring *r) {
-  return r->in_ring + r->txw_len_n;
+  return r->in_ring + r->txw.len;
 }
 
 static int ioring_local_addr(struct mior__ring *r, mior_addr *out) {

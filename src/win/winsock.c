@@ -27,6 +27,7 @@
 #include <windows.h>
 
 #include "common/cq_fifo.h"
+#include "common/tx_fifo.h"
 #include "common/internal.h"
 #include "common/os.h"
 #include "win/error.h"
@@ -56,8 +57,7 @@ struct mior__ring {
   uint32_t batch;
   struct op *ops;    /* one per slot */
   uint32_t pending;  /* operations the kernel holds (a completion packet will come) */
-  uint32_t *txq;     /* sends queued by tx_queue, issued at submit (FIFO of slots) */
-  uint32_t tx_head, tx_len, tx_cap;
+  mior__tx_fifo txq; /* sends queued by tx_queue, issued at submit */
   mior__cq_fifo cq;  /* completions ready for reap */
   OVERLAPPED_ENTRY *entries;
   ULONG entries_cap;
@@ -75,7 +75,7 @@ static int winsock_supported(char *why, size_t len) {
 /* Never full for slot records: every slot is in the queue at most once, and error records
  * without a slot keep to the spare entries (cq_fifo.h). */
 static inline mior__cqe *cq_push(struct mior__ring *r) {
-  return mior__cq_put(&r->cq);
+  return mior__cq_push_slot(&r->cq);
 }
 
 static void complete_rx(struct mior__ring *r, uint32_t slot, int32_t res, int truncated) {
@@ -214,7 +214,7 @@ static void winsock_close(struct mior__ring *r) {
   }
   if (r->iocp) CloseHandle(r->iocp);
   free(r->ops);
-  free(r->txq);
+  mior__tx_fifo_free(&r->txq);
   mior__cq_free(&r->cq);
   free(r->entries);
   free(r);
@@ -236,13 +236,12 @@ static int winsock_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint
   r->region = cfg->region;
   r->stats = cfg->stats;
   r->batch = cfg->opts->batch;
-  r->tx_cap = r->region.buf_count;
   r->entries_cap = r->batch;
   r->ops = calloc(r->region.buf_count, sizeof *r->ops);
-  r->txq = malloc((size_t)r->tx_cap * sizeof *r->txq);
+  mior__tx_fifo_init(&r->txq, r->region.buf_count);
   mior__cq_init(&r->cq, r->region.buf_count);
   r->entries = malloc((size_t)r->entries_cap * sizeof *r->entries);
-  if (!r->ops || !r->txq || !r->cq.q || !r->entries) {
+  if (!r->ops || !r->txq.q || !r->cq.q || !r->entries) {
     winsock_close(r);
     return mior__fail(-ENOMEM, "out of memory for %u overlapped operations", r->region.buf_count);
   }
@@ -284,12 +283,7 @@ static uint32_t winsock_rx_post(struct mior__ring *r, const uint32_t *slots, uin
 
 static int winsock_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
                             const mior_addr *dst) {
-  if (MIOR_UNLIKELY(!dst && !r->sock.connected))
-    return mior__fail(-EDESTADDRREQ, "send without a destination: pass dst or set options.peer");
-  if (MIOR_UNLIKELY(dst && (dst->family == MIOR_AF_INET6) != (r->sock.family == AF_INET6)))
-    return mior__fail(-EAFNOSUPPORT, "destination is IPv%d but the socket is IPv%d",
-                      dst->family == MIOR_AF_INET6 ? 6 : 4, r->sock.family == AF_INET6 ? 6 : 4);
-  if (r->tx_len == r->tx_cap) return -EAGAIN;
+  if (r->txq.len == r->txq.cap) return -EAGAIN;
   struct op *op = &r->ops[slot];
   op->kind = MIOR__OP_TX;
   op->state = OP_QUEUED;
@@ -297,16 +291,13 @@ static int winsock_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, u
   op->len = len;
   op->has_dst = dst != NULL;
   if (dst) op->addrlen = mior__wsaddr_from(dst, &op->addr);
-  r->txq[(r->tx_head + r->tx_len) % r->tx_cap] = slot;
-  r->tx_len++;
-  return 0;
+  return mior__tx_fifo_push(&r->txq, slot, off, len, dst != NULL);
 }
 
 static int winsock_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
-  while (r->tx_len > 0) {
-    uint32_t slot = r->txq[r->tx_head];
-    r->tx_head = (r->tx_head + 1) % r->tx_cap;
-    r->tx_len--;
+  while (r->txq.len > 0) {
+    uint32_t slot = mior__tx_fifo_at(&r->txq, 0)->slot;
+    mior__tx_fifo_pop(&r->txq, 1);
     issue_tx(r, slot);
   }
   if (!wait || r->cq.len > 0 || r->pending == 0) return 0;
@@ -327,10 +318,9 @@ static uint32_t winsock_reap(struct mior__ring *r, mior__cqe *out, uint32_t max)
 static int winsock_cancel(struct mior__ring *r) {
   /* Sends never issued complete here; what the kernel holds is aborted and comes out of the
    * port as ERROR_OPERATION_ABORTED (-ECANCELED). */
-  while (r->tx_len > 0) {
-    uint32_t slot = r->txq[r->tx_head];
-    r->tx_head = (r->tx_head + 1) % r->tx_cap;
-    r->tx_len--;
+  while (r->txq.len > 0) {
+    uint32_t slot = mior__tx_fifo_at(&r->txq, 0)->slot;
+    mior__tx_fifo_pop(&r->txq, 1);
     complete_tx(r, slot, -ECANCELED);
   }
   if (r->pending > 0) CancelIoEx((HANDLE)r->sock.s, NULL);
@@ -338,7 +328,7 @@ static int winsock_cancel(struct mior__ring *r) {
 }
 
 static uint32_t winsock_outstanding(struct mior__ring *r) {
-  return r->pending + r->tx_len;
+  return r->pending + r->txq.len;
 }
 
 static int winsock_local_addr(struct mior__ring *r, mior_addr *out) {

@@ -51,14 +51,14 @@ static inline void done_push(struct mior__ring *r, uint32_t slot, int32_t res, u
 static void ring_prepare(struct mior__ring *r) {
   mior__txring *t = r->txr;
   uint32_t i, placed = 0;
-  for (i = 0; i < r->pend_len; i++) {
-    const struct tx_pend *e = &r->pend[i];
-    uint32_t len = e->len & ~PEND_DST;
+  for (i = 0; i < r->txq.len; i++) {
+    const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i);
+    uint32_t len = e->len;
     const uint8_t *data = mior_pool_region_slot(&r->region, e->slot) + e->off;
     /* A frame carries its own addresses; a destination is refused as the kernel refuses an
      * address that is not a sockaddr_ll.  The checks are those the kernel would make in the ring,
      * where a refused frame would vanish without a word (PACKET_LOSS). */
-    int32_t res = MIOR_UNLIKELY(e->len & PEND_DST) ? -EINVAL : mior__txring_check(t, data, len);
+    int32_t res = MIOR_UNLIKELY(e->has_dst) ? -EINVAL : mior__txring_check(t, data, len);
     if (MIOR_LIKELY(res == 0)) {
       if (!mior__txring_put(t, data, len)) break;
       res = (int32_t)len;
@@ -66,8 +66,7 @@ static void ring_prepare(struct mior__ring *r) {
     }
     done_push(r, e->slot, res, len);
   }
-  if (MIOR_UNLIKELY(i < r->pend_len)) memmove(r->pend, r->pend + i, (size_t)(r->pend_len - i) * sizeof *r->pend);
-  r->pend_len -= i;
+  mior__tx_fifo_pop(&r->txq, i);
   if (placed) r->kick_needed = 1;
 }
 
@@ -140,10 +139,10 @@ static void arm_ring_wait(struct mior__ring *r) {
 /* Move pending sends into the ring and kick it as needed (at most one kick in flight). */
 void mior__uring_txring_submit(struct mior__ring *r) {
   ring_confirm(r);
-  if (r->pend_len) ring_prepare(r);
+  if (r->txq.len) ring_prepare(r);
   if (r->kick_needed && r->kick_inflight) kick_scan(r);
   if (r->kick_needed && !r->kick_inflight) mior__uring_kick(r);
-  if (MIOR_UNLIKELY(r->pend_len && !r->kick_inflight && !r->ring_wait)) arm_ring_wait(r);
+  if (MIOR_UNLIKELY(r->txq.len && !r->kick_inflight && !r->ring_wait)) arm_ring_wait(r);
 }
 
 uint32_t mior__uring_done_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {

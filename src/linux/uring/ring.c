@@ -146,7 +146,7 @@ static void uring_close(struct mior__ring *r) {
    * The promise is that the address is free when close returns, so wait for that. */
   if (held && st.st_ino) mior__socket_wait_released(&r->sock, st.st_ino, 5000);
   free(r->meta);
-  free(r->pend);
+  mior__tx_fifo_free(&r->txq);
   free(r->gso_recs);
   free(r->gso_free);
   free(r->ret_slots);
@@ -164,8 +164,7 @@ static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32
   int rc = mior__socket_open(&r->sock, cfg);
   if (rc < 0) goto fail;
   r->meta = calloc(r->region.buf_count, sizeof *r->meta);
-  r->pend = malloc((size_t)r->region.buf_count * sizeof *r->pend);
-  if (!r->meta || !r->pend) {
+  if (!r->meta || mior__tx_fifo_init(&r->txq, r->region.buf_count) < 0) {
     rc = mior__fail(-ENOMEM, "out of memory for message headers");
     goto fail;
   }
@@ -242,7 +241,7 @@ static void uring_detach(struct mior__ring *r) {
 }
 
 static uint32_t uring_outstanding(struct mior__ring *r) {
-  return r->posted + r->tx_inflight + r->pend_len + r->done_len + r->ret_len + (r->ms_armed ? 1u : 0u) +
+  return r->posted + r->tx_inflight + r->txq.len + r->done_len + r->ret_len + (r->ms_armed ? 1u : 0u) +
          (r->kick_inflight ? 1u : 0u) + (r->ring_wait ? 1u : 0u);
 }
 
@@ -250,7 +249,7 @@ static int uring_cancel(struct mior__ring *r) {
   if (!r->enabled) return 0;
   /* Queued sends go out first: the contract returns every slot through a completion. */
   if (r->txr) mior__uring_txring_submit(r);
-  else if (r->pend_len) mior__uring_tx_prepare(r);
+  else if (r->txq.len) mior__uring_tx_prepare(r);
   r->canceling = 1;
   struct io_uring_sqe *sqe = mior__uring_sqe(r);
   if (!sqe) {

@@ -112,7 +112,7 @@ int mior__uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   /* What was outstanding before this call's sends: an earlier send still in flight. */
   uint32_t tx_before = r->tx_inflight, sqes_before = r->tx_sqes;
   if (r->txr) mior__uring_txring_submit(r);
-  else if (r->pend_len) mior__uring_tx_prepare(r);
+  else if (r->txq.len) mior__uring_tx_prepare(r);
   int ret = mior__uring_rx_arm(r);
   if (MIOR_UNLIKELY(ret < 0)) return ret;
   /* Records made in user space (frames copied into the TX ring, slots taken back from the buffer

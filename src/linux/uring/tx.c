@@ -38,14 +38,6 @@ void mior__uring_gso_setup(struct mior__ring *r, const mior_options *o, uint32_t
 
 int mior__uring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
                           const mior_addr *dst) {
-  if (MIOR_UNLIKELY(!dst && !r->sock.connected))
-    return mior__fail(-EDESTADDRREQ, "send without a destination: pass dst or set options.peer");
-  if (MIOR_UNLIKELY(dst && (dst->family == MIOR_AF_INET6) != (r->sock.family == AF_INET6)))
-    return mior__fail(-EAFNOSUPPORT, "destination is IPv%d but the socket is IPv%d",
-                      dst->family == MIOR_AF_INET6 ? 6 : 4, r->sock.family == AF_INET6 ? 6 : 4);
-  /* The pending array holds one entry per slot, and a slot is queued at most once at a time, so
-   * it cannot overflow; the check keeps the contract's -EAGAIN should that ever change. */
-  if (MIOR_UNLIKELY(r->pend_len >= r->region.buf_count)) return -EAGAIN;
   if (dst && !r->txr) {
     struct slot_meta *m = &r->meta[slot];
     m->iov.iov_base = mior_pool_region_slot(&r->region, slot) + off;
@@ -56,23 +48,21 @@ int mior__uring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint
     m->msg.msg_iov = &m->iov;
     m->msg.msg_iovlen = 1;
   }
-  struct tx_pend *e = &r->pend[r->pend_len++];
-  e->slot = slot;
-  e->off = off;
-  e->len = len | (dst ? PEND_DST : 0);
-  return 0;
+  return mior__tx_fifo_push(&r->txq, slot, off, len, dst != NULL);
 }
 
 /* How many pending sends from i on can go as one GSO send: equal lengths without a destination,
  * the last one possibly shorter, within the segment and byte limits.  0 if fewer than two. */
-static uint32_t gso_run(const struct mior__ring *r, uint32_t i) {
-  uint32_t seg = r->pend[i].len;
-  if (seg & PEND_DST || seg == 0 || seg > r->gso_max_seg || r->gso_nfree == 0) return 0;
+static uint32_t gso_run(struct mior__ring *r, uint32_t i) {
+  const mior__tx_rec *first = mior__tx_fifo_at(&r->txq, i);
+  uint32_t seg = first->len;
+  if (first->has_dst || seg == 0 || seg > r->gso_max_seg || r->gso_nfree == 0) return 0;
   uint32_t n = 1, total = seg;
-  while (i + n < r->pend_len && n < GSO_MAX_SEGS) {
-    uint32_t l = r->pend[i + n].len;
+  while (i + n < r->txq.len && n < GSO_MAX_SEGS) {
+    const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i + n);
+    uint32_t l = e->len;
     /* An empty datagram goes alone: a GSO send has no empty segment. */
-    if (l & PEND_DST || l == 0 || l > seg || total + l > GSO_MAX_BYTES) break;
+    if (e->has_dst || l == 0 || l > seg || total + l > GSO_MAX_BYTES) break;
     total += l;
     n++;
     if (l < seg) break; /* a shorter datagram can only end a GSO send */
@@ -85,9 +75,9 @@ static void prep_gso(struct mior__ring *r, struct io_uring_sqe *sqe, uint32_t i,
   struct gso_rec *g = &r->gso_recs[idx];
   g->count = n;
   g->done = 0;
-  g->seg = r->pend[i].len;
+  g->seg = mior__tx_fifo_at(&r->txq, i)->len;
   for (uint32_t k = 0; k < n; k++) {
-    const struct tx_pend *e = &r->pend[i + k];
+    const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i + k);
     g->slots[k] = e->slot;
     g->iov[k].iov_base = mior_pool_region_slot(&r->region, e->slot) + e->off;
     g->iov[k].iov_len = e->len;
@@ -111,16 +101,16 @@ static void prep_gso(struct mior__ring *r, struct io_uring_sqe *sqe, uint32_t i,
 /* Turn the pending sends into SQEs, in order. */
 void mior__uring_tx_prepare(struct mior__ring *r) {
   uint32_t i = 0;
-  while (i < r->pend_len) {
+  while (i < r->txq.len) {
     struct io_uring_sqe *sqe = mior__uring_get_tx_sqe(r);
     if (MIOR_UNLIKELY(!sqe)) break;
     uint32_t n = r->gso ? gso_run(r, i) : 0;
     if (n) {
       prep_gso(r, sqe, i, n);
     } else {
-      const struct tx_pend *e = &r->pend[i];
-      uint32_t len = e->len & ~PEND_DST;
-      if (e->len & PEND_DST) io_uring_prep_sendmsg(sqe, r->file, &r->meta[e->slot].msg, 0);
+      const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i);
+      uint32_t len = e->len;
+      if (e->has_dst) io_uring_prep_sendmsg(sqe, r->file, &r->meta[e->slot].msg, 0);
       else io_uring_prep_send(sqe, r->file, mior_pool_region_slot(&r->region, e->slot) + e->off, len, 0);
       sqe->flags |= r->sqe_flags;
       io_uring_sqe_set_data64(sqe, UD(UD_TX, len, e->slot));
@@ -129,9 +119,8 @@ void mior__uring_tx_prepare(struct mior__ring *r) {
     r->tx_inflight += n;
     i += n;
   }
-  if (MIOR_UNLIKELY(i < r->pend_len)) memmove(r->pend, r->pend + i, (size_t)(r->pend_len - i) * sizeof *r->pend);
-  r->pend_len -= i;
-  r->pend_requeued = i < r->pend_requeued ? r->pend_requeued - i : 0;
+  mior__tx_fifo_pop(&r->txq, i);
+  r->txq_requeued = i < r->txq_requeued ? r->txq_requeued - i : 0;
 }
 
 /* Put the sends of a GSO batch the kernel refused back at the head of the queue as single sends,
@@ -141,17 +130,17 @@ void mior__uring_tx_prepare(struct mior__ring *r) {
  * happens when a route stops taking GSO. */
 static void gso_requeue(struct mior__ring *r, const struct gso_rec *g, uint32_t from) {
   uint32_t n = g->count - from;
-  struct tx_pend *at = r->pend + r->pend_requeued;
-  memmove(at + n, at, (size_t)(r->pend_len - r->pend_requeued) * sizeof *r->pend);
-  r->pend_requeued += n;
+  mior__tx_rec recs[GSO_MAX_SEGS];
   for (uint32_t k = 0; k < n; k++) {
     const struct iovec *v = &g->iov[from + k];
     uint32_t slot = g->slots[from + k];
-    at[k].slot = slot;
-    at[k].off = (uint32_t)((uint8_t *)v->iov_base - mior_pool_region_slot(&r->region, slot));
-    at[k].len = (uint32_t)v->iov_len;
+    recs[k].slot = slot;
+    recs[k].off = (uint32_t)((uint8_t *)v->iov_base - mior_pool_region_slot(&r->region, slot));
+    recs[k].len = (uint32_t)v->iov_len;
+    recs[k].has_dst = 0;
   }
-  r->pend_len += n;
+  mior__tx_fifo_insert(&r->txq, r->txq_requeued, recs, n);
+  r->txq_requeued += n;
 }
 
 uint32_t mior__uring_reap_send(struct mior__ring *r, const struct io_uring_cqe *cqe, mior__cqe *c) {

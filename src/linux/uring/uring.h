@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "common/internal.h"
+#include "common/tx_fifo.h"
 #include "linux/socket.h"
 #include "linux/uring/packet_ring.h"
 
@@ -70,14 +71,6 @@ struct slot_meta {
   mior__sockaddr sa;
 };
 
-/* A send recorded by tx_queue, turned into an SQE at submit. */
-struct tx_pend {
-  uint32_t slot;
-  uint32_t off;
-  uint32_t len;    /* bit 31: the send has a destination (its msghdr is in meta[slot]) */
-};
-#define PEND_DST 0x80000000u
-
 /* A send already done as far as the port is concerned (its frame was copied into the TX ring),
  * waiting to be handed out by reap. */
 struct tx_done {
@@ -122,10 +115,9 @@ struct mior__ring {
   struct slot_meta *meta;
   uint32_t tx_inflight;    /* slots in submitted sends */
   uint32_t tx_sqes;        /* send SQEs (sends, GSO sends, kicks) prepared so far, each one CQE */
-  struct tx_pend *pend;    /* sends queued, not yet made into SQEs; one per slot at most */
-  uint32_t pend_len;
-  uint32_t pend_requeued;  /* pend[0..pend_requeued) are refused GSO sends put back since the last
-                              submit */
+  mior__tx_fifo txq;       /* sends queued, not yet made into SQEs (a destination: meta[slot]) */
+  uint32_t txq_requeued;   /* the first txq_requeued are refused GSO sends put back since the
+                              last submit */
   enum gso_state gso;
   uint32_t gso_max_seg;    /* largest segment the path takes (route MTU minus headers) */
   struct gso_rec *gso_recs;
