@@ -167,11 +167,6 @@ static int feed_cancel(struct mior__ring *r) {
 static uint32_t feed_outstanding(struct mior__ring *r) {
   return r->rx_n + r->tx_n;
 }
-static int feed_local_addr(struct mior__ring *r, mior_addr *out) {
-  (void)r;
-  memset(out, 0, sizeof *out);
-  return 0;
-}
 static void feed_close(struct mior__ring *r) {
   free(r);
 }
@@ -180,7 +175,7 @@ static const mior__backend_ops feed_ops = {
     .id = MIOR_BACKEND_SOCKETS, .name = "feed",         .supported = feed_supported,
     .open = feed_open,          .bind_thread = feed_bind, .rx_post = feed_rx_post,
     .tx_queue = feed_tx_queue,  .submit = feed_submit,  .reap = feed_reap,
-    .cancel = feed_cancel,      .outstanding = feed_outstanding, .local_addr = feed_local_addr,
+    .cancel = feed_cancel,      .outstanding = feed_outstanding, .flags = MIOR__BACKEND_NO_SOCKET,
     .close = feed_close,
 };
 

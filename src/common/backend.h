@@ -31,6 +31,8 @@ typedef struct mior__endpoint {
 int mior__endpoint_parse(mior__endpoint *out, const char *text);
 const char *mior__kind_name(enum mior__kind kind);
 
+struct mior__sock;
+
 /* What a port asks of its backend at open. */
 typedef struct mior__ring_cfg {
   const mior__endpoint *ep;
@@ -45,6 +47,7 @@ typedef struct mior__ring_cfg {
   const mior_addr *peer;      /* connect the socket to this address, or NULL */
   uint16_t bound_port;        /* udp: the port queue 0 bound to (for SO_REUSEPORT siblings) */
   mior_port_stats *stats;     /* counters the backend updates (submits, rearms, overflow...) */
+  struct mior__sock *sock;    /* the port's socket, open (see src/common/socket.h) */
 } mior__ring_cfg;
 
 /* Completion record. */
@@ -115,16 +118,18 @@ typedef struct mior__backend_ops {
   uint32_t (*rx_room)(struct mior__ring *r);
   /* Operations still outstanding that will produce a completion (sends, posted receives). */
   uint32_t (*outstanding)(struct mior__ring *r);
-  /* Packets the kernel dropped at this socket since it opened (receive buffer full, ...), or 0
-   * where the OS does not say.  Optional (NULL).  May be called from any thread. */
-  uint64_t (*kernel_drops)(const struct mior__ring *r);
-  /* The socket's local address. */
-  int (*local_addr)(struct mior__ring *r, mior_addr *out);
-  /* Close socket and ring, on any thread, once nothing is outstanding (or the thread that
-   * submitted it has ended, which made the kernel cancel it).  When it returns, the socket's
-   * address is free to bind again.  Unused receive slots are the front end's again. */
+  /* Close the ring, on any thread, once nothing is outstanding (or the thread that submitted it
+   * has ended, which made the kernel cancel it).  It may close the port's socket
+   * (mior__socket_close) at the point its teardown needs (Winsock aborts pending operations that
+   * way; io_uring waits there for its file table to let go); the port closes it afterwards
+   * otherwise.  When the port's close returns, the socket's address is free to bind again.
+   * Unused receive slots are the front end's again. */
   void (*close)(struct mior__ring *r);
+  uint32_t flags; /* MIOR__BACKEND_* */
 } mior__backend_ops;
+
+/* The backend needs no socket: the port opens none (a test backend that feeds records). */
+#define MIOR__BACKEND_NO_SOCKET 0x1u
 
 /* The backends this OS build provides, most preferred first (NULL-terminated).  Defined in the
  * OS directory (src/linux/backends.c, src/win/backends.c). */

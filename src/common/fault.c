@@ -114,14 +114,6 @@ static uint32_t fault_outstanding(struct mior__ring *w) {
   return w->inner_ops->outstanding(w->inner);
 }
 
-static uint64_t fault_kernel_drops(const struct mior__ring *w) {
-  return w->inner_ops->kernel_drops ? w->inner_ops->kernel_drops(w->inner) : 0;
-}
-
-static int fault_local_addr(struct mior__ring *w, mior_addr *out) {
-  return w->inner_ops->local_addr(w->inner, out);
-}
-
 static void fault_detach(struct mior__ring *w) {
   w->inner_ops->detach(w->inner);
 }
@@ -150,6 +142,7 @@ int mior__fault_install(mior_port *port, const mior__fault_plan *plan) {
    * stays NULL here (absent) rather than being called with the wrong ring. */
   w->ops.id = port->ops->id;
   w->ops.name = port->ops->name;
+  w->ops.flags = port->ops->flags;
   w->ops.supported = fault_supported;
   w->ops.open = fault_open;
   w->ops.bind_thread = fault_bind_thread;
@@ -161,8 +154,6 @@ int mior__fault_install(mior_port *port, const mior__fault_plan *plan) {
   w->ops.reap = fault_reap;
   w->ops.cancel = fault_cancel;
   w->ops.outstanding = fault_outstanding;
-  w->ops.kernel_drops = port->ops->kernel_drops ? fault_kernel_drops : NULL;
-  w->ops.local_addr = fault_local_addr;
   w->ops.close = fault_close;
   port->ops = &w->ops;
   port->ring = w;

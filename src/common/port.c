@@ -435,7 +435,8 @@ uint32_t mior_random_seq(mior_port *p) {
 
 int mior_port_local_addr(const mior_port *p, mior_addr *out) {
   if (!p || !out) return mior__fail(-EINVAL, "mior_port_local_addr: NULL argument");
-  return p->ops->local_addr(p->ring, out);
+  if (p->ops->flags & MIOR__BACKEND_NO_SOCKET) return mior__fail(-ENOTSOCK, "this port has no socket");
+  return mior__socket_local_addr(&p->sock, out);
 }
 
 mior_backend mior_port_backend(const mior_port *p) {
@@ -456,7 +457,7 @@ int mior_port_stats_get(const mior_port *p, mior_port_stats *out) {
   }
   out->user_held = mior__port_user_held(p);
   out->tx_in_flight = p->tx_pending + p->tx_inflight;
-  if (p->ops->kernel_drops && p->ring) out->rx_drop_kernel = p->ops->kernel_drops(p->ring);
+  if (!(p->ops->flags & MIOR__BACKEND_NO_SOCKET)) out->rx_drop_kernel = mior__socket_drops(&p->sock);
   struct mior_port *mp = (struct mior_port *)p;
   out->thread_error = atomic_load_explicit(&mp->thread_rc, memory_order_acquire);
   out->thread_running = (uint32_t)atomic_load_explicit(&mp->thread_running, memory_order_acquire);

@@ -7,6 +7,7 @@
 
 #include "common/backend.h"
 #include "common/internal.h"
+#include "common/socket.h"
 #include "common/os.h"
 #include "mior/transport.h"
 
@@ -71,6 +72,7 @@ struct mior_port {
   mior_port_stats stats;
 
   /* cold */
+  mior__sock sock;          /* the socket (opened here, used by the backend) */
   mior_pool *pool;
   struct mior_transport *transport;
   uint32_t index;

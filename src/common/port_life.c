@@ -55,13 +55,21 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
   mior__ring_cfg cfg = *cfg_in;
   cfg.region = p->region;
   cfg.stats = &p->stats;
+  cfg.sock = &p->sock;
+  /* The port owns the socket: it opens it here and hands it to the backend. */
+  if (!(ops->flags & MIOR__BACKEND_NO_SOCKET)) {
+    rc = mior__socket_open(&p->sock, &cfg);
+    if (rc < 0) goto out_pool;
+  }
   uint32_t features = 0;
   rc = ops->open(&p->ring, &cfg, &features);
-  if (rc < 0) goto out_pool;
+  if (rc < 0) goto out_socket;
   p->stats.features = features;
   *out = p;
   return 0;
 
+out_socket:
+  if (!(ops->flags & MIOR__BACKEND_NO_SOCKET)) mior__socket_close(&p->sock, 0);
 out_pool:
   free(p->cqes);
   free(p->cache);
@@ -136,6 +144,7 @@ int mior__port_close(struct mior_port *p, uint32_t outstanding) {
   }
   if (p->ring) p->ops->close(p->ring);
   p->ring = NULL;
+  if (!(p->ops->flags & MIOR__BACKEND_NO_SOCKET)) mior__socket_close(&p->sock, 0);
   mior__thread_ref_drop(&p->owner_ref);
   /* With the ring gone every slot the kernel held is ours again.  The caller made sure the
    * application holds none. */

@@ -11,11 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/internal.h"
-#include "linux/socket.h"
+#include "common/socket.h"
 
 #ifndef IPV6_HDRINCL
 #  define IPV6_HDRINCL 36 /* Linux 4.5 */
@@ -74,10 +75,10 @@ int mior__socket_local_addr(const mior__sock *s, mior_addr *out) {
   return 0;
 }
 
-uint64_t mior__socket_drops(int fd) {
+uint64_t mior__socket_drops(const mior__sock *s) {
   uint32_t mem[SK_MEMINFO_VARS];
   socklen_t len = sizeof mem;
-  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 || len <= SK_MEMINFO_DROPS * sizeof mem[0])
+  if (s->fd < 0 || getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 || len <= SK_MEMINFO_DROPS * sizeof mem[0])
     return 0;
   return mem[SK_MEMINFO_DROPS];
 }
@@ -98,7 +99,7 @@ static int proc_net_has(const char *file, int col, unsigned long ino) {
   return found;
 }
 
-void mior__socket_wait_released(const mior__sock *s, unsigned long ino, int timeout_ms) {
+static void wait_released(const mior__sock *s, unsigned long ino, int timeout_ms) {
   const char *file;
   int col;
   switch (s->kind) {
@@ -109,6 +110,18 @@ void mior__socket_wait_released(const mior__sock *s, unsigned long ino, int time
   struct timespec pause = {0, 1000000};
   for (int waited = 0; waited < timeout_ms && proc_net_has(file, col, ino); waited++)
     nanosleep(&pause, NULL);
+}
+
+void mior__socket_close(mior__sock *s, int wait_release) {
+  if (s->fd < 0) return;
+  struct stat st;
+  if (!wait_release || fstat(s->fd, &st) < 0) st.st_ino = 0;
+  close(s->fd);
+  s->fd = -1;
+  /* Another holder (an io_uring file table) releases the socket, and with it the address, only
+   * when its own teardown gets to it; the promise is that the address is free when close
+   * returns. */
+  if (st.st_ino) wait_released(s, st.st_ino, 5000);
 }
 
 /* Large socket buffers absorb bursts between two polls.  As root, the FORCE variants go past

@@ -18,7 +18,7 @@
 #include "common/cq_fifo.h"
 #include "common/tx_fifo.h"
 #include "common/internal.h"
-#include "linux/socket.h"
+#include "common/socket.h"
 
 /* A queued send's own destination, per slot (a slot is queued once at a time). */
 struct tx_dst {
@@ -27,7 +27,7 @@ struct tx_dst {
 };
 
 struct mior__ring {
-  mior__sock sock;
+  mior__sock *sock;    /* the port's socket (the port opened it; close may close it) */
   mior_pool_region region;
   mior_port_stats *stats;
   uint32_t batch;
@@ -67,7 +67,6 @@ static int sockets_supported(char *why, size_t len) {
 
 static void sockets_close(struct mior__ring *r) {
   if (!r) return;
-  if (r->sock.fd >= 0) close(r->sock.fd);
   free(r->rx_slots);
   mior__tx_fifo_free(&r->txq);
   free(r->dst);
@@ -83,7 +82,7 @@ static void sockets_close(struct mior__ring *r) {
 static int sockets_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
   struct mior__ring *r = calloc(1, sizeof *r);
   if (!r) return mior__fail(-ENOMEM, "out of memory");
-  r->sock.fd = -1;
+  r->sock = cfg->sock;
   r->region = cfg->region;
   r->stats = cfg->stats;
   r->batch = cfg->opts->batch;
@@ -103,13 +102,7 @@ static int sockets_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint
     sockets_close(r);
     return mior__fail(-ENOMEM, "out of memory");
   }
-  int rc = mior__socket_open(&r->sock, cfg);
-  if (rc < 0) {
-    r->sock.fd = -1;
-    sockets_close(r);
-    return rc;
-  }
-  r->names = r->sock.kind == MIOR__KIND_UDP;
+  r->names = r->sock->kind == MIOR__KIND_UDP;
   *features |= MIOR_FEAT_BATCH_SYSCALL;
   *out = r;
   return 0;
@@ -164,7 +157,7 @@ static void do_tx(struct mior__ring *r) {
         h->msg_namelen = r->dst[e->slot].len;
       }
     }
-    int sent = sendmmsg(r->sock.fd, r->msgs, k, MSG_DONTWAIT);
+    int sent = sendmmsg(r->sock->fd, r->msgs, k, MSG_DONTWAIT);
     r->stats->submits++;
     int err = sent < 0 ? errno : 0;
     if (sent < 0 && (err == EAGAIN || err == EINTR)) {
@@ -210,7 +203,7 @@ static void do_rx(struct mior__ring *r) {
     /* The headers of the top kfull slots serve any k up to kfull. */
     int single = r->spin_single && r->rx_empty >= 2;
     uint32_t k = single ? 1 : kfull;
-    int got = recvmmsg(r->sock.fd, r->rx_msgs, k, MSG_DONTWAIT | MSG_TRUNC, NULL);
+    int got = recvmmsg(r->sock->fd, r->rx_msgs, k, MSG_DONTWAIT | MSG_TRUNC, NULL);
     r->stats->submits++;
     if (got <= 0) {
       /* Nothing was received, so the kernel wrote nothing back: the headers stay valid. */
@@ -248,7 +241,7 @@ static int sockets_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   do_tx(r);
   do_rx(r);
   if (!wait || r->cq.len > 0) return 0;
-  struct pollfd pfd = {.fd = r->sock.fd, .events = 0, .revents = 0};
+  struct pollfd pfd = {.fd = r->sock->fd, .events = 0, .revents = 0};
   if (r->rx_n) pfd.events |= POLLIN;
   if (r->txq.len) pfd.events |= POLLOUT;
   if (!pfd.events) return 0;
@@ -299,14 +292,6 @@ static uint32_t sockets_outstanding(struct mior__ring *r) {
   return r->rx_n + r->txq.len;
 }
 
-static uint64_t sockets_kernel_drops(const struct mior__ring *r) {
-  return mior__socket_drops(r->sock.fd);
-}
-
-static int sockets_local_addr(struct mior__ring *r, mior_addr *out) {
-  return mior__socket_local_addr(&r->sock, out);
-}
-
 const mior__backend_ops mior__sockets_ops = {
     .id = MIOR_BACKEND_SOCKETS,
     .name = "sockets",
@@ -319,7 +304,5 @@ const mior__backend_ops mior__sockets_ops = {
     .reap = sockets_reap,
     .cancel = sockets_cancel,
     .outstanding = sockets_outstanding,
-    .kernel_drops = sockets_kernel_drops,
-    .local_addr = sockets_local_addr,
     .close = sockets_close,
 };

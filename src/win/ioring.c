@@ -36,7 +36,7 @@
 #include "common/os.h"
 #include "win/error.h"
 #include "win/ioring_api.h"
-#include "win/socket.h"
+#include "common/socket.h"
 
 /* User data: slot << 2 | kind.  Ring operations of our own (registrations, cancels) use kind 0
  * with a marker in the upper bits. */
@@ -62,7 +62,7 @@ struct mior__ring {
   const mior__ioring_api *api;
   HIORING ring;
   HANDLE event;          /* completion event, or NULL (then SubmitIoRing waits) */
-  mior__wsock sock;
+  mior__sock *sock;    /* the port's socket (the port opened it; close may close it) */
   mior_addr peer;
   mior_pool_region region;
   mior_port_stats *stats;
@@ -91,7 +91,7 @@ static inline IORING_HANDLE_REF file_ref(const struct mior__ring *r) {
     h.Handle.Index = 0;
   } else {
     h.Kind = IORING_REF_RAW;
-    h.Handle.Handle = (HANDLE)r->sock.s;
+    h.Handle.Handle = (HANDLE)r->sock->fd;
   }
   return h;
 }
@@ -147,7 +147,7 @@ static void take_cqe(struct mior__ring *r, const IORING_CQE *e) {
       c->res = err < 0 ? err : (int32_t)e->Information;
     }
     /* A connected socket hears only its peer. */
-    if (c->res > 0 && r->sock.kind == MIOR__KIND_UDP) c->src = r->peer;
+    if (c->res > 0 && r->sock->kind == MIOR__KIND_UDP) c->src = r->peer;
   } else {
     c->op = MIOR__OP_TX;
     c->res = err < 0 ? err : (int32_t)e->Information;
@@ -189,7 +189,7 @@ static void ioring_close(struct mior__ring *r) {
   if (r->ring) {
     /* Abort what the socket holds, then give the ring a bounded time to report it, so no
      * operation still refers to the pool when the ring goes. */
-    mior__wsock_close(&r->sock);
+    mior__socket_close(r->sock, 0);
     if (r->unsubmitted) submit_ring(r, 0, 0);
     uint64_t end = mior__now_ns() + 1000u * 1000000u;
     while (r->in_ring > 0 && mior__now_ns() < end) {
@@ -201,7 +201,7 @@ static void ioring_close(struct mior__ring *r) {
     }
     r->api->CloseIoRing(r->ring);
   }
-  mior__wsock_close(&r->sock);
+  mior__socket_close(r->sock, 0);
   if (r->event) CloseHandle(r->event);
   free(r->state);
   free(r->tx_asked);
@@ -267,7 +267,7 @@ static int create_ring(struct mior__ring *r, const mior_options *o) {
 
 /* The socket, once, as registered file 0.  Optional: operations can name the handle itself. */
 static void register_socket(struct mior__ring *r, uint32_t *features) {
-  HANDLE h = (HANDLE)r->sock.s;
+  HANDLE h = (HANDLE)r->sock->fd;
   HRESULT hr = r->api->BuildIoRingRegisterFileHandles(r->ring, 1, &h, UD_REG_FILES);
   if (SUCCEEDED(hr)) hr = register_now(r, UD_REG_FILES);
   if (SUCCEEDED(hr)) {
@@ -328,7 +328,7 @@ static int ioring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint3
   struct mior__ring *r = calloc(1, sizeof *r);
   if (!r) return mior__fail(-ENOMEM, "out of memory");
   r->api = api;
-  r->sock.s = INVALID_SOCKET;
+  r->sock = cfg->sock;
   r->peer = *cfg->peer;
   r->region = cfg->region;
   r->stats = cfg->stats;
@@ -342,9 +342,7 @@ static int ioring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint3
     rc = mior__fail(-ENOMEM, "out of memory for the ring's slot state");
     goto fail;
   }
-  rc = mior__wsock_open(&r->sock, cfg);
-  if (rc < 0) goto fail;
-  if (!ifs_handle(r->sock.s)) {
+  if (!ifs_handle(r->sock->fd)) {
     rc = mior__fail(-EOPNOTSUPP, "ioring: the socket is not a kernel (IFS) handle (a layered Winsock "
                     "provider is installed); IoRing cannot read it: use the sockets backend");
     goto fail;
@@ -436,7 +434,7 @@ static int ioring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, ui
 static void send_winsock(struct mior__ring *r) {
   while (r->txw.len > 0) {
     const mior__tx_rec *e = mior__tx_fifo_at(&r->txw, 0);
-    int n = send(r->sock.s, (const char *)mior_pool_region_slot(&r->region, e->slot) + e->off,
+    int n = send(r->sock->fd, (const char *)mior_pool_region_slot(&r->region, e->slot) + e->off,
                  (int)e->len, 0);
     r->stats->submits++;
     push_tx(r, e->slot, n >= 0 ? n : mior__win_errno((DWORD)WSAGetLastError()), e->len);
@@ -501,10 +499,6 @@ static uint32_t ioring_outstanding(struct mior__ring *r) {
   return r->in_ring + r->txw.len;
 }
 
-static int ioring_local_addr(struct mior__ring *r, mior_addr *out) {
-  return mior__wsock_local_addr(r->sock.s, out);
-}
-
 const mior__backend_ops mior__ioring_ops = {
     .id = MIOR_BACKEND_IORING,
     .name = "ioring",
@@ -517,6 +511,5 @@ const mior__backend_ops mior__ioring_ops = {
     .reap = ioring_reap,
     .cancel = ioring_cancel,
     .outstanding = ioring_outstanding,
-    .local_addr = ioring_local_addr,
     .close = ioring_close,
 };

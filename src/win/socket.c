@@ -9,7 +9,7 @@
 
 #include "common/internal.h"
 #include "win/error.h"
-#include "win/socket.h"
+#include "common/socket.h"
 
 #define MIOR_DEFAULT_SOCKBUF (4 << 20)
 
@@ -35,7 +35,7 @@ int mior__winsock_startup(void) {
   return 0;
 }
 
-int mior__wsaddr_from(const mior_addr *a, mior__wsaddr *ss) {
+socklen_t mior__sockaddr_from(const mior_addr *a, mior__sockaddr *ss) {
   memset(ss, 0, sizeof *ss);
   if (a->family == MIOR_AF_INET6) {
     ss->in6.sin6_family = AF_INET6;
@@ -50,7 +50,7 @@ int mior__wsaddr_from(const mior_addr *a, mior__wsaddr *ss) {
   return (int)sizeof ss->in;
 }
 
-void mior__wsaddr_to(const struct sockaddr *sa, int len, mior_addr *out) {
+void mior__sockaddr_to(const struct sockaddr *sa, socklen_t len, mior_addr *out) {
   memset(out, 0, sizeof *out);
   if (sa->sa_family == AF_INET && len >= (int)sizeof(struct sockaddr_in)) {
     const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
@@ -66,23 +66,31 @@ void mior__wsaddr_to(const struct sockaddr *sa, int len, mior_addr *out) {
   }
 }
 
-int mior__wsock_local_addr(SOCKET s, mior_addr *out) {
-  mior__wsaddr ss;
+int mior__socket_local_addr(const mior__sock *s, mior_addr *out) {
+  mior__sockaddr ss;
   int len = (int)sizeof ss;
-  if (getsockname(s, &ss.sa, &len) != 0) return mior__win_fail((DWORD)WSAGetLastError(), "getsockname");
-  mior__wsaddr_to(&ss.sa, len, out);
+  if (getsockname(s->fd, &ss.sa, &len) != 0) return mior__win_fail((DWORD)WSAGetLastError(), "getsockname");
+  mior__sockaddr_to(&ss.sa, len, out);
   return 0;
 }
 
-void mior__wsock_close(mior__wsock *s) {
-  if (s->s != INVALID_SOCKET) closesocket(s->s);
-  s->s = INVALID_SOCKET;
+void mior__socket_close(mior__sock *s, int wait_release) {
+  /* closesocket releases the address at once: nothing in the kernel holds it longer. */
+  (void)wait_release;
+  if (s->fd != INVALID_SOCKET) closesocket(s->fd);
+  s->fd = INVALID_SOCKET;
+}
+
+uint64_t mior__socket_drops(const mior__sock *s) {
+  /* Winsock does not say how many datagrams a socket dropped. */
+  (void)s;
+  return 0;
 }
 
 /* Close the socket and record the Winsock error of the step that failed. */
-static int fail_wsa(mior__wsock *s, const char *what, const char *detail) {
+static int fail_wsa(mior__sock *s, const char *what, const char *detail) {
   DWORD code = (DWORD)WSAGetLastError();
-  mior__wsock_close(s);
+  mior__socket_close(s, 0);
   if (code == WSAEACCES)
     return mior__win_fail(code, "%s (%s; raw sockets need administrator rights)", what, detail);
   return mior__win_fail(code, "%s (%s)", what, detail);
@@ -96,28 +104,28 @@ static void set_bufs(SOCKET s, const mior_options *o) {
   setsockopt(s, SOL_SOCKET, SO_SNDBUF, (const char *)&snd, sizeof snd);
 }
 
-static int open_socket(mior__wsock *s, int type, int proto, const char *what) {
-  s->s = WSASocketW(s->family, type, proto, NULL, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
-  if (s->s == INVALID_SOCKET) return fail_wsa(s, what, s->family == AF_INET6 ? "IPv6" : "IPv4");
+static int open_socket(mior__sock *s, int type, int proto, const char *what) {
+  s->fd = WSASocketW(s->family, type, proto, NULL, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+  if (s->fd == INVALID_SOCKET) return fail_wsa(s, what, s->family == AF_INET6 ? "IPv6" : "IPv4");
   return 0;
 }
 
-static int connect_peer(mior__wsock *s, const mior__ring_cfg *cfg) {
+static int connect_peer(mior__sock *s, const mior__ring_cfg *cfg) {
   if (!cfg->peer) return 0;
   int fam = cfg->peer->family == MIOR_AF_INET6 ? AF_INET6 : AF_INET;
   if (fam != s->family) {
-    mior__wsock_close(s);
+    mior__socket_close(s, 0);
     return mior__fail(-EINVAL, "peer is IPv%d but the endpoint is IPv%d", fam == AF_INET6 ? 6 : 4,
                       s->family == AF_INET6 ? 6 : 4);
   }
-  mior__wsaddr ss;
-  int len = mior__wsaddr_from(cfg->peer, &ss);
-  if (connect(s->s, &ss.sa, len) != 0) return fail_wsa(s, "connect", "peer");
+  mior__sockaddr ss;
+  int len = mior__sockaddr_from(cfg->peer, &ss);
+  if (connect(s->fd, &ss.sa, len) != 0) return fail_wsa(s, "connect", "peer");
   s->connected = 1;
   return 0;
 }
 
-static int open_udp(mior__wsock *s, const mior__ring_cfg *cfg) {
+static int open_udp(mior__sock *s, const mior__ring_cfg *cfg) {
   const mior__endpoint *ep = cfg->ep;
   if (cfg->queues > 1)
     return mior__fail(-EOPNOTSUPP, "udp queues=%u: Windows has no load-balancing SO_REUSEPORT, so "
@@ -131,12 +139,12 @@ static int open_udp(mior__wsock *s, const mior__ring_cfg *cfg) {
   if (!cfg->peer) {
     BOOL off = FALSE;
     DWORD bytes = 0;
-    WSAIoctl(s->s, SIO_UDP_CONNRESET, &off, sizeof off, NULL, 0, &bytes, NULL, NULL);
+    WSAIoctl(s->fd, SIO_UDP_CONNRESET, &off, sizeof off, NULL, 0, &bytes, NULL, NULL);
   }
-  set_bufs(s->s, cfg->opts);
-  mior__wsaddr ss;
-  int len = mior__wsaddr_from(&ep->addr, &ss);
-  if (bind(s->s, &ss.sa, len) != 0) {
+  set_bufs(s->fd, cfg->opts);
+  mior__sockaddr ss;
+  int len = mior__sockaddr_from(&ep->addr, &ss);
+  if (bind(s->fd, &ss.sa, len) != 0) {
     char text[64] = "";
     mior_addr_format(&ep->addr, text, sizeof text);
     return fail_wsa(s, "bind", text);
@@ -144,20 +152,20 @@ static int open_udp(mior__wsock *s, const mior__ring_cfg *cfg) {
   return connect_peer(s, cfg);
 }
 
-static int open_ip(mior__wsock *s, const mior__ring_cfg *cfg) {
+static int open_ip(mior__sock *s, const mior__ring_cfg *cfg) {
   const mior__endpoint *ep = cfg->ep;
   s->family = ep->addr.family == MIOR_AF_INET6 ? AF_INET6 : AF_INET;
   int rc = open_socket(s, SOCK_RAW, ep->ip_proto, "WSASocket(SOCK_RAW)");
   if (rc < 0) return rc;
   DWORD one = 1;
   int src = s->family == AF_INET
-                ? setsockopt(s->s, IPPROTO_IP, IP_HDRINCL, (const char *)&one, sizeof one)
-                : setsockopt(s->s, IPPROTO_IPV6, IPV6_HDRINCL, (const char *)&one, sizeof one);
+                ? setsockopt(s->fd, IPPROTO_IP, IP_HDRINCL, (const char *)&one, sizeof one)
+                : setsockopt(s->fd, IPPROTO_IPV6, IPV6_HDRINCL, (const char *)&one, sizeof one);
   if (src != 0) return fail_wsa(s, "setsockopt(HDRINCL)", "ip:// endpoint");
-  set_bufs(s->s, cfg->opts);
-  mior__wsaddr ss;
-  int len = mior__wsaddr_from(&ep->addr, &ss);
-  if (bind(s->s, &ss.sa, len) != 0) {
+  set_bufs(s->fd, cfg->opts);
+  mior__sockaddr ss;
+  int len = mior__sockaddr_from(&ep->addr, &ss);
+  if (bind(s->fd, &ss.sa, len) != 0) {
     /* Client editions refuse bind() on a raw TCP socket outright. */
     return fail_wsa(s, "bind", ep->ip_proto == IPPROTO_TCP
                                    ? "ip:// address; client Windows refuses raw TCP sockets"
@@ -169,9 +177,9 @@ static int open_ip(mior__wsock *s, const mior__ring_cfg *cfg) {
    * receiver must filter). */
   if (ep->ip_proto == IPPROTO_TCP && !(cfg->opts->flags & MIOR_OPT_NO_RX)) {
     DWORD mode = RCVALL_IPLEVEL, bytes = 0;
-    if (WSAIoctl(s->s, SIO_RCVALL, &mode, sizeof mode, NULL, 0, &bytes, NULL, NULL) != 0) {
+    if (WSAIoctl(s->fd, SIO_RCVALL, &mode, sizeof mode, NULL, 0, &bytes, NULL, NULL) != 0) {
       DWORD code = (DWORD)WSAGetLastError();
-      mior__wsock_close(s);
+      mior__socket_close(s, 0);
       if (code == WSAEACCES || code == ERROR_ACCESS_DENIED)
         return mior__fail(-EACCES, "WSAIoctl(SIO_RCVALL): receiving TCP on a raw socket needs "
                           "administrator rights (Windows error %lu)", (unsigned long)code);
@@ -183,9 +191,9 @@ static int open_ip(mior__wsock *s, const mior__ring_cfg *cfg) {
   return connect_peer(s, cfg);
 }
 
-int mior__wsock_open(mior__wsock *s, const mior__ring_cfg *cfg) {
+int mior__socket_open(mior__sock *s, const mior__ring_cfg *cfg) {
   memset(s, 0, sizeof *s);
-  s->s = INVALID_SOCKET;
+  s->fd = INVALID_SOCKET;
   s->kind = cfg->ep->kind;
   int rc = mior__winsock_startup();
   if (rc < 0) return rc;

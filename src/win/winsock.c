@@ -31,14 +31,14 @@
 #include "common/internal.h"
 #include "common/os.h"
 #include "win/error.h"
-#include "win/socket.h"
+#include "common/socket.h"
 
 enum { OP_IDLE = 0, OP_QUEUED = 1, OP_PENDING = 2 };
 
 struct op {
   OVERLAPPED ov; /* first: a completion's LPOVERLAPPED is the op */
   WSABUF wb;
-  mior__wsaddr addr; /* rx: sender (written by the kernel); tx: destination */
+  mior__sockaddr addr; /* rx: sender (written by the kernel); tx: destination */
   INT addrlen;
   DWORD flags;
   uint32_t off, len; /* tx: where the packet starts in the slot, bytes asked */
@@ -48,7 +48,7 @@ struct op {
 };
 
 struct mior__ring {
-  mior__wsock sock;
+  mior__sock *sock;    /* the port's socket (the port opened it; close may close it) */
   HANDLE iocp;
   int skip_on_success; /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is in force */
   int names;           /* udp: receive the sender's address */
@@ -87,7 +87,7 @@ static void complete_rx(struct mior__ring *r, uint32_t slot, int32_t res, int tr
   c->res = res;
   c->off = 0;
   c->flags = truncated ? MIOR__CQE_TRUNC : 0;
-  if (res > 0 && r->names) mior__wsaddr_to(&op->addr.sa, op->addrlen, &c->src);
+  if (res > 0 && r->names) mior__sockaddr_to(&op->addr.sa, op->addrlen, &c->src);
   else memset(&c->src, 0, sizeof c->src);
 }
 
@@ -114,7 +114,7 @@ static void issue_rx(struct mior__ring *r, uint32_t slot) {
   op->flags = 0;
   op->state = OP_PENDING;
   DWORD bytes = 0;
-  int rc = WSARecvFrom(r->sock.s, &op->wb, 1, &bytes, &op->flags, r->names ? &op->addr.sa : NULL,
+  int rc = WSARecvFrom(r->sock->fd, &op->wb, 1, &bytes, &op->flags, r->names ? &op->addr.sa : NULL,
                        r->names ? &op->addrlen : NULL, &op->ov, NULL);
   r->stats->submits++;
   if (rc == 0) {
@@ -139,7 +139,7 @@ static void issue_tx(struct mior__ring *r, uint32_t slot) {
   op->wb.len = op->len;
   op->state = OP_PENDING;
   DWORD bytes = 0;
-  int rc = WSASendTo(r->sock.s, &op->wb, 1, &bytes, 0, op->has_dst ? &op->addr.sa : NULL,
+  int rc = WSASendTo(r->sock->fd, &op->wb, 1, &bytes, 0, op->has_dst ? &op->addr.sa : NULL,
                      op->has_dst ? op->addrlen : 0, &op->ov, NULL);
   r->stats->submits++;
   if (rc == 0) {
@@ -171,9 +171,9 @@ static void from_port(struct mior__ring *r, const OVERLAPPED_ENTRY *e) {
      * the documentation intends (it reports a cut datagram as WSAEMSGSIZE, for instance). */
     DWORD bytes = 0, flags = 0;
     DWORD err = 0;
-    if (r->sock.s == INVALID_SOCKET ||
-        !WSAGetOverlappedResult(r->sock.s, &op->ov, &bytes, FALSE, &flags))
-      err = r->sock.s == INVALID_SOCKET ? ERROR_OPERATION_ABORTED : (DWORD)WSAGetLastError();
+    if (r->sock->fd == INVALID_SOCKET ||
+        !WSAGetOverlappedResult(r->sock->fd, &op->ov, &bytes, FALSE, &flags))
+      err = r->sock->fd == INVALID_SOCKET ? ERROR_OPERATION_ABORTED : (DWORD)WSAGetLastError();
     if (err == WSAEMSGSIZE && op->kind == MIOR__OP_RX) {
       truncated = 1;
       res = (int32_t)r->region.buf_size;
@@ -197,7 +197,7 @@ static void drain_port(struct mior__ring *r, DWORD ms) {
 
 static void winsock_close(struct mior__ring *r) {
   if (!r) return;
-  mior__wsock_close(&r->sock);
+  mior__socket_close(r->sock, 0);
   /* Closing the socket aborts every pending operation, but each still comes out of the port
    * (and the kernel may write its OVERLAPPED until then): wait for them, bounded. */
   uint64_t end = mior__now_ns() + 1000u * 1000000u;
@@ -232,7 +232,7 @@ static int can_skip_port(SOCKET s) {
 static int winsock_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
   struct mior__ring *r = calloc(1, sizeof *r);
   if (!r) return mior__fail(-ENOMEM, "out of memory");
-  r->sock.s = INVALID_SOCKET;
+  r->sock = cfg->sock;
   r->region = cfg->region;
   r->stats = cfg->stats;
   r->batch = cfg->opts->batch;
@@ -245,13 +245,9 @@ static int winsock_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint
     winsock_close(r);
     return mior__fail(-ENOMEM, "out of memory for %u overlapped operations", r->region.buf_count);
   }
-  int rc = mior__wsock_open(&r->sock, cfg);
-  if (rc < 0) {
-    winsock_close(r);
-    return rc;
-  }
-  r->names = r->sock.kind == MIOR__KIND_UDP;
-  r->iocp = CreateIoCompletionPort((HANDLE)r->sock.s, NULL, 0, 1);
+  int rc;
+  r->names = r->sock->kind == MIOR__KIND_UDP;
+  r->iocp = CreateIoCompletionPort((HANDLE)r->sock->fd, NULL, 0, 1);
   if (!r->iocp) {
     rc = mior__win_fail(GetLastError(), "CreateIoCompletionPort");
     winsock_close(r);
@@ -260,8 +256,8 @@ static int winsock_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint
   /* MIOR_WINSOCK_NO_SKIP=1 keeps every completion going through the port: a diagnostic switch
    * for a provider that misbehaves, and how the tests cover both paths. */
   const char *no_skip = mior__getenv("MIOR_WINSOCK_NO_SKIP");
-  if (!(no_skip && no_skip[0] == '1') && can_skip_port(r->sock.s) &&
-      SetFileCompletionNotificationModes((HANDLE)r->sock.s, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS |
+  if (!(no_skip && no_skip[0] == '1') && can_skip_port(r->sock->fd) &&
+      SetFileCompletionNotificationModes((HANDLE)r->sock->fd, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS |
                                                                 FILE_SKIP_SET_EVENT_ON_HANDLE))
     r->skip_on_success = 1;
   (void)features;
@@ -290,7 +286,7 @@ static int winsock_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, u
   op->off = off;
   op->len = len;
   op->has_dst = dst != NULL;
-  if (dst) op->addrlen = mior__wsaddr_from(dst, &op->addr);
+  if (dst) op->addrlen = mior__sockaddr_from(dst, &op->addr);
   return mior__tx_fifo_push(&r->txq, slot, off, len, dst != NULL);
 }
 
@@ -323,16 +319,12 @@ static int winsock_cancel(struct mior__ring *r) {
     mior__tx_fifo_pop(&r->txq, 1);
     complete_tx(r, slot, -ECANCELED);
   }
-  if (r->pending > 0) CancelIoEx((HANDLE)r->sock.s, NULL);
+  if (r->pending > 0) CancelIoEx((HANDLE)r->sock->fd, NULL);
   return (int)r->pending;
 }
 
 static uint32_t winsock_outstanding(struct mior__ring *r) {
   return r->pending + r->txq.len;
-}
-
-static int winsock_local_addr(struct mior__ring *r, mior_addr *out) {
-  return mior__wsock_local_addr(r->sock.s, out);
 }
 
 const mior__backend_ops mior__winsock_ops = {
@@ -347,6 +339,5 @@ const mior__backend_ops mior__winsock_ops = {
     .reap = winsock_reap,
     .cancel = winsock_cancel,
     .outstanding = winsock_outstanding,
-    .local_addr = winsock_local_addr,
     .close = winsock_close,
 };

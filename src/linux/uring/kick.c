@@ -12,7 +12,7 @@
  * negative errno only if the socket is left unable to send. */
 int mior__uring_txring_setup(struct mior__ring *r, const mior__ring_cfg *cfg, uint32_t *features) {
   const mior_options *o = cfg->opts;
-  if (r->sock.kind != MIOR__KIND_PACKET || (o->flags & MIOR_OPT_NO_TX_RING)) return 0;
+  if (r->sock->kind != MIOR__KIND_PACKET || (o->flags & MIOR_OPT_NO_TX_RING)) return 0;
   uint32_t cap = 1;
   while (cap < r->region.buf_count) cap <<= 1;
   r->txr = calloc(1, sizeof *r->txr);
@@ -21,7 +21,7 @@ int mior__uring_txring_setup(struct mior__ring *r, const mior__ring_cfg *cfg, ui
   /* A port that never receives can have linear frames (packet_ring.h).  tpacket_snd reads their
    * virtio_net_hdr since Linux 4.15, long before io_uring could send on a packet socket. */
   if (r->txr && r->done)
-    rc = mior__txring_open(r->txr, r->sock.fd, cfg->ep->ifname, r->region.buf_size, o->batch,
+    rc = mior__txring_open(r->txr, r->sock->fd, cfg->ep->ifname, r->region.buf_size, o->batch,
                            (o->flags & MIOR_OPT_NO_RX) != 0);
   if (rc < 0) {
     free(r->txr);

@@ -122,7 +122,7 @@ static int unregister_socket(struct mior__ring *r) {
   int rc = io_uring_unregister_files(&r->ring);
   if (rc < 0) return rc;
   r->files_registered = 0;
-  r->file = r->sock.fd;
+  r->file = r->sock->fd;
   r->sqe_flags = 0;
   return 0;
 }
@@ -131,8 +131,6 @@ static void uring_close(struct mior__ring *r) {
   if (!r) return;
   int held = unregister_socket(r) < 0;
   if (r->regfd_thread && r->regfd_thread != mior__thread_self()) forget_ring_fd(r);
-  struct stat st;
-  if (r->sock.fd < 0 || fstat(r->sock.fd, &st) < 0) st.st_ino = 0;
   if (r->ring_ready) io_uring_queue_exit(&r->ring);
   if (r->br) munmap(r->br, r->br_len);
   if (r->txr) {
@@ -140,11 +138,11 @@ static void uring_close(struct mior__ring *r) {
     free(r->txr);
   }
   free(r->done);
-  if (r->sock.fd >= 0) close(r->sock.fd);
-  /* The ring's file table still held the socket (the thread bound to the ring ended without
-   * letting go of it): the kernel releases it when its teardown of the ring runs, shortly after.
-   * The promise is that the address is free when close returns, so wait for that. */
-  if (held && st.st_ino) mior__socket_wait_released(&r->sock, st.st_ino, 5000);
+  /* If the ring's file table still held the socket (the thread bound to the ring ended without
+   * letting go of it), the kernel releases it when its teardown of the ring runs, shortly after:
+   * the port's socket is closed here, waiting for that, so that the address is free when close
+   * returns. */
+  if (r->sock) mior__socket_close(r->sock, held);
   free(r->meta);
   mior__tx_fifo_free(&r->txq);
   free(r->gso_recs);
@@ -157,12 +155,11 @@ static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32
   const mior_options *o = cfg->opts;
   struct mior__ring *r = calloc(1, sizeof *r);
   if (!r) return mior__fail(-ENOMEM, "out of memory");
-  r->sock.fd = -1;
+  r->sock = cfg->sock;
   r->region = cfg->region;
   r->stats = cfg->stats;
   /* One way out: uring_close undoes whatever part of this was done. */
-  int rc = mior__socket_open(&r->sock, cfg);
-  if (rc < 0) goto fail;
+  int rc;
   r->meta = calloc(r->region.buf_count, sizeof *r->meta);
   if (!r->meta || mior__tx_fifo_init(&r->txq, r->region.buf_count) < 0) {
     rc = mior__fail(-ENOMEM, "out of memory for message headers");
@@ -171,8 +168,8 @@ static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32
   rc = setup_ring(r, o, features);
   if (rc < 0) goto fail;
   r->ring_ready = 1;
-  r->file = r->sock.fd;
-  if (io_uring_register_files(&r->ring, &r->sock.fd, 1) == 0) {
+  r->file = r->sock->fd;
+  if (io_uring_register_files(&r->ring, &r->sock->fd, 1) == 0) {
     r->file = 0;
     r->sqe_flags = IOSQE_FIXED_FILE;
     r->files_registered = 1;
@@ -184,7 +181,7 @@ static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32
     r->reg_buffers = 1;
     *features |= MIOR_FEAT_REG_BUFFERS;
   }
-  r->names = r->sock.kind == MIOR__KIND_UDP;
+  r->names = r->sock->kind == MIOR__KIND_UDP;
   r->rx_allow_max = o->batch < o->rx_depth ? o->batch : o->rx_depth;
   r->rx_allow = r->rx_allow_max; /* start ready for load; a quiet socket brings it down at once */
   mior__uring_gso_setup(r, o, features);
@@ -195,7 +192,7 @@ static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32
       mior__uring_rx_setup(r, o->rx_depth) == 0) {
     r->multishot = 1;
     *features |= MIOR_FEAT_MULTISHOT_RX;
-    r->ms_msg.msg_namelen = r->names ? (r->sock.family == AF_INET6 ? sizeof(struct sockaddr_in6)
+    r->ms_msg.msg_namelen = r->names ? (r->sock->family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                                    : sizeof(struct sockaddr_in))
                                      : 0;
   }
@@ -264,14 +261,6 @@ static int uring_cancel(struct mior__ring *r) {
   return (int)uring_outstanding(r);
 }
 
-static uint64_t uring_kernel_drops(const struct mior__ring *r) {
-  return mior__socket_drops(r->sock.fd);
-}
-
-static int uring_local_addr(struct mior__ring *r, mior_addr *out) {
-  return mior__socket_local_addr(&r->sock, out);
-}
-
 const mior__backend_ops mior__uring_ops = {
     .id = MIOR_BACKEND_URING,
     .name = "uring",
@@ -286,7 +275,5 @@ const mior__backend_ops mior__uring_ops = {
     .reap = mior__uring_reap,
     .cancel = uring_cancel,
     .outstanding = uring_outstanding,
-    .kernel_drops = uring_kernel_drops,
-    .local_addr = uring_local_addr,
     .close = uring_close,
 };

@@ -11,12 +11,12 @@
 /* GSO only when asked (MIOR_OPT_UDP_GSO), for a connected UDP socket, and with segments no larger than the route's MTU allows:
  * the kernel refuses (EINVAL) a segment that would need IP fragmentation. */
 void mior__uring_gso_setup(struct mior__ring *r, const mior_options *o, uint32_t *features) {
-  if (r->sock.kind != MIOR__KIND_UDP || !r->sock.connected || !(o->flags & MIOR_OPT_UDP_GSO)) return;
+  if (r->sock->kind != MIOR__KIND_UDP || !r->sock->connected || !(o->flags & MIOR_OPT_UDP_GSO)) return;
   int mtu = 0;
   socklen_t len = sizeof mtu;
-  int v6 = r->sock.family == AF_INET6;
+  int v6 = r->sock->family == AF_INET6;
   uint32_t hdr = (v6 ? 40u : 20u) + 8u;
-  if (getsockopt(r->sock.fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &len) == 0 &&
+  if (getsockopt(r->sock->fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &len) == 0 &&
       (uint32_t)mtu > hdr)
     r->gso_max_seg = (uint32_t)mtu - hdr;
   else

@@ -18,7 +18,7 @@
 
 #include "common/internal.h"
 #include "common/tx_fifo.h"
-#include "linux/socket.h"
+#include "common/socket.h"
 #include "linux/uring/packet_ring.h"
 
 /* user_data: op in the top byte, requested length (sends) in the next 24 bits, slot below. */
@@ -96,7 +96,7 @@ struct gso_rec {
 struct mior__ring {
   struct io_uring ring;
   int ring_ready;       /* ring was set up (io_uring_queue_exit is due at close) */
-  mior__sock sock;
+  mior__sock *sock;    /* the port's socket (the port opened it; close may close it) */
   int file;             /* fixed file index, or the fd */
   uint8_t sqe_flags;    /* IOSQE_FIXED_FILE when registered */
   int files_registered; /* the socket is in the ring's file table (it holds a reference) */

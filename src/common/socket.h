@@ -1,0 +1,32 @@
+/* The socket a port owns: one API, with the same names on both systems (as libuv's uv__
+ * functions), defined once per OS in src/linux/socket.c and src/win/socket.c.  The port opens
+ * the socket and hands it to its backend in the ring config; the backend uses it (and may close
+ * it at the point of its own teardown where that aborts its outstanding operations); the port
+ * answers for its address and its drop counter.
+ */
+#ifndef MIOR_COMMON_SOCKET_H
+#define MIOR_COMMON_SOCKET_H
+
+#include <stdint.h>
+
+#include "common/backend.h"
+#include "os_socket.h" /* mior__sock and mior__sockaddr for this OS (src/linux or src/win) */
+
+/* Open, configure and bind the socket a port needs.  Returns 0 or -errno with a message that
+ * names what failed (and, for EPERM, the privilege needed).  On failure s is closed. */
+int mior__socket_open(mior__sock *s, const mior__ring_cfg *cfg);
+/* Close the socket (a closed one is left alone).  wait_release: something else in the kernel may
+ * still hold the socket (an io_uring file table whose teardown is asynchronous): return only once
+ * the kernel has released it, so that its address can be bound again (bounded wait). */
+void mior__socket_close(mior__sock *s, int wait_release);
+/* The socket's local address; a packet socket has none (family MIOR_AF_UNSPEC). */
+int mior__socket_local_addr(const mior__sock *s, mior_addr *out);
+/* Packets the kernel dropped at this socket since it opened (receive buffer full), or 0 where
+ * the OS does not say. */
+uint64_t mior__socket_drops(const mior__sock *s);
+
+/* Conversions between mior_addr and the OS's struct sockaddr. */
+socklen_t mior__sockaddr_from(const mior_addr *a, mior__sockaddr *out);
+void mior__sockaddr_to(const struct sockaddr *sa, socklen_t len, mior_addr *out);
+
+#endif

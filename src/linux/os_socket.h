@@ -1,0 +1,23 @@
+/* Linux's socket types for src/common/socket.h. */
+#ifndef MIOR_LINUX_OS_SOCKET_H
+#define MIOR_LINUX_OS_SOCKET_H
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+typedef struct mior__sock {
+  int fd;           /* -1 when closed */
+  int family;       /* AF_INET, AF_INET6 or AF_PACKET */
+  enum mior__kind kind;
+  int connected;    /* has a default destination (connected, or a bound packet socket) */
+} mior__sock;
+
+/* Big enough for the IPv4 and IPv6 addresses mior sends to, and small (28 bytes) so one can
+ * sit beside every slot. */
+typedef union mior__sockaddr {
+  struct sockaddr sa;
+  struct sockaddr_in in;
+  struct sockaddr_in6 in6;
+} mior__sockaddr;
+
+#endif

@@ -1,0 +1,29 @@
+/* Windows' socket types for src/common/socket.h, and Winsock's start-up. */
+#ifndef MIOR_WIN_OS_SOCKET_H
+#define MIOR_WIN_OS_SOCKET_H
+
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+
+
+typedef struct mior__sock {
+  SOCKET fd;         /* INVALID_SOCKET when closed */
+  int family;        /* AF_INET or AF_INET6 */
+  enum mior__kind kind;
+  int connected;     /* connected to cfg->peer: sends may omit the destination */
+  int rcvall;        /* SIO_RCVALL is on (ip kind receiving TCP) */
+} mior__sock;
+
+/* Start Winsock once per process (thread-safe).  0 or -errno with the detail. */
+int mior__winsock_startup(void);
+
+/* Big enough for IPv4 and IPv6 addresses; one sits beside every slot. */
+typedef union mior__sockaddr {
+  struct sockaddr sa;
+  struct sockaddr_in in;
+  struct sockaddr_in6 in6;
+} mior__sockaddr;
+
+
+#endif
