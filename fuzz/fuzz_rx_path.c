@@ -43,7 +43,6 @@ static int feed_byte(void) {
 
 struct mior__ring {
   mior_pool_region region;
-  mior_port_stats *stats;
   uint32_t rx[RX_BUF_COUNT];
   uint32_t rx_n;
   struct {
@@ -69,7 +68,6 @@ static int feed_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_
   struct mior__ring *r = calloc(1, sizeof *r);
   FUZZ_ASSERT(r != NULL);
   r->region = cfg->region;
-  r->stats = cfg->stats;
   *features = 0;
   *out = r;
   return 0;
@@ -100,7 +98,6 @@ static int feed_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint
 }
 static int feed_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   (void)wait, (void)timeout_us;
-  r->stats->submits++;
   /* Sends complete fully, short, or with an error, as the next input byte says. */
   for (uint32_t i = 0; i < r->tx_n; i++) {
     int b = feed_byte();

@@ -33,6 +33,18 @@ const char *mior__kind_name(enum mior__kind kind);
 
 struct mior__sock;
 
+/* Counters a backend keeps itself (it never writes the port's statistics): the front end adds
+ * them in when the statistics are read. */
+typedef struct mior__backend_counters {
+  uint64_t submits;      /* system calls of the data path (see mior_port_stats.submits) */
+  uint64_t rx_rearm;     /* multishot receives re-armed */
+  uint64_t cq_overflow;  /* completions the kernel lost */
+  uint64_t tx_packets, tx_bytes; /* sends the backend counts itself: TX-ring frames the kernel took */
+  uint64_t tx_errors;    /* send failures only the backend sees: TX-ring kicks, refused frames */
+  uint32_t features_on;  /* MIOR_FEAT_* the backend turned on since open (e.g. Winsock sends) */
+  uint32_t features_off; /* ... and off (GSO refused, multishot receive left) */
+} mior__backend_counters;
+
 /* What a port asks of its backend at open. */
 typedef struct mior__ring_cfg {
   const mior__endpoint *ep;
@@ -46,7 +58,6 @@ typedef struct mior__ring_cfg {
   uint16_t *group_id;
   const mior_addr *peer;      /* connect the socket to this address, or NULL */
   uint16_t bound_port;        /* udp: the port queue 0 bound to (for SO_REUSEPORT siblings) */
-  mior_port_stats *stats;     /* counters the backend updates (submits, rearms, overflow...) */
   struct mior__sock *sock;    /* the port's socket, open (see src/common/socket.h) */
 } mior__ring_cfg;
 
@@ -104,7 +115,7 @@ typedef struct mior__backend_ops {
    * count toward `wait` while something else is outstanding (uring: they do not, so that a send
    * completing inside the enter does not end the wait it shares, capped at 1 ms for a caller
    * waiting on those sends alone); a backend may also return as soon as they are done (sockets).
-   * Every system call made here or in reap is counted in stats->submits.  Returns >= 0 or a
+   * Every system call made here or in reap is counted in the backend's counters (submits).  Returns >= 0 or a
    * negative errno (-ETIME/-EINTR are not errors: return 0). */
   int (*submit)(struct mior__ring *r, int wait, int64_t timeout_us);
   /* Move up to max completions to out.  Returns how many. */
@@ -116,6 +127,9 @@ typedef struct mior__backend_ops {
   /* How many more receive slots the backend wants now.  Optional (NULL: as many as rx_depth
    * allows).  The front end never offers more than this to rx_post. */
   uint32_t (*rx_room)(struct mior__ring *r);
+  /* The backend's own counters.  Optional (NULL: none).  Called on the driving thread, or from
+   * any thread as a snapshot (as mior_port_stats_get documents). */
+  void (*counters)(const struct mior__ring *r, mior__backend_counters *out);
   /* Operations still outstanding that will produce a completion (sends, posted receives). */
   uint32_t (*outstanding)(struct mior__ring *r);
   /* Close the ring, on any thread, once nothing is outstanding (or the thread that submitted it

@@ -118,6 +118,10 @@ static void fault_detach(struct mior__ring *w) {
   w->inner_ops->detach(w->inner);
 }
 
+static void fault_counters(const struct mior__ring *w, mior__backend_counters *out) {
+  w->inner_ops->counters(w->inner, out);
+}
+
 static void fault_close(struct mior__ring *w) {
   if (!w) return;
   w->inner_ops->close(w->inner);
@@ -154,6 +158,7 @@ int mior__fault_install(mior_port *port, const mior__fault_plan *plan) {
   w->ops.reap = fault_reap;
   w->ops.cancel = fault_cancel;
   w->ops.outstanding = fault_outstanding;
+  w->ops.counters = port->ops->counters ? fault_counters : NULL;
   w->ops.close = fault_close;
   port->ops = &w->ops;
   port->ring = w;

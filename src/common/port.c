@@ -450,6 +450,17 @@ uint32_t mior__port_user_held(const struct mior_port *p) {
 int mior_port_stats_get(const mior_port *p, mior_port_stats *out) {
   if (!p || !out) return mior__fail(-EINVAL, "mior_port_stats_get: NULL argument");
   *out = p->stats;
+  if (p->ops->counters && p->ring) {
+    mior__backend_counters c;
+    p->ops->counters(p->ring, &c);
+    out->submits += c.submits;
+    out->rx_rearm += c.rx_rearm;
+    out->cq_overflow += c.cq_overflow;
+    out->tx_packets += c.tx_packets;
+    out->tx_bytes += c.tx_bytes;
+    out->tx_errors += c.tx_errors;
+    out->features = (out->features | c.features_on) & ~c.features_off;
+  }
   mior_pool_stats ps;
   if (mior_pool_stats_get(p->pool, &ps) == 0) {
     out->pool_in_use = ps.in_use;

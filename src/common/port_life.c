@@ -54,7 +54,6 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
 
   mior__ring_cfg cfg = *cfg_in;
   cfg.region = p->region;
-  cfg.stats = &p->stats;
   cfg.sock = &p->sock;
   /* The port owns the socket: it opens it here and hands it to the backend. */
   if (!(ops->flags & MIOR__BACKEND_NO_SOCKET)) {

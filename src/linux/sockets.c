@@ -29,7 +29,7 @@ struct tx_dst {
 struct mior__ring {
   mior__sock *sock;    /* the port's socket (the port opened it; close may close it) */
   mior_pool_region region;
-  mior_port_stats *stats;
+  mior__backend_counters cnt; /* this backend's own counters (ops.counters) */
   uint32_t batch;
   int names;
   /* receive: slots posted, used from the top (LIFO keeps caches warm) */
@@ -84,7 +84,6 @@ static int sockets_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint
   if (!r) return mior__fail(-ENOMEM, "out of memory");
   r->sock = cfg->sock;
   r->region = cfg->region;
-  r->stats = cfg->stats;
   r->batch = cfg->opts->batch;
   r->spin_single = cfg->opts->busy_poll_us > 0;
   r->rx_cap = r->region.buf_count;
@@ -158,7 +157,7 @@ static void do_tx(struct mior__ring *r) {
       }
     }
     int sent = sendmmsg(r->sock->fd, r->msgs, k, MSG_DONTWAIT);
-    r->stats->submits++;
+    r->cnt.submits++;
     int err = sent < 0 ? errno : 0;
     if (sent < 0 && (err == EAGAIN || err == EINTR)) {
       r->tx_blocked = err == EAGAIN;
@@ -204,7 +203,7 @@ static void do_rx(struct mior__ring *r) {
     int single = r->spin_single && r->rx_empty >= 2;
     uint32_t k = single ? 1 : kfull;
     int got = recvmmsg(r->sock->fd, r->rx_msgs, k, MSG_DONTWAIT | MSG_TRUNC, NULL);
-    r->stats->submits++;
+    r->cnt.submits++;
     if (got <= 0) {
       /* Nothing was received, so the kernel wrote nothing back: the headers stay valid. */
       if (got < 0 && errno != EAGAIN && errno != EINTR) cq_error(r, MIOR__OP_RX, errno);
@@ -253,7 +252,7 @@ static int sockets_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   }
   int rc = ppoll(&pfd, 1, tsp, NULL);
   /* submits counts this backend's system calls on the data path, the wait included. */
-  r->stats->submits++;
+  r->cnt.submits++;
   if (rc < 0 && errno != EINTR) return mior__fail(-errno, "ppoll: %s", strerror(errno));
   if (rc > 0) {
     do_tx(r);
@@ -292,6 +291,10 @@ static uint32_t sockets_outstanding(struct mior__ring *r) {
   return r->rx_n + r->txq.len;
 }
 
+static void sockets_counters(const struct mior__ring *r, mior__backend_counters *out) {
+  *out = r->cnt;
+}
+
 const mior__backend_ops mior__sockets_ops = {
     .id = MIOR_BACKEND_SOCKETS,
     .name = "sockets",
@@ -304,5 +307,6 @@ const mior__backend_ops mior__sockets_ops = {
     .reap = sockets_reap,
     .cancel = sockets_cancel,
     .outstanding = sockets_outstanding,
+    .counters = sockets_counters,
     .close = sockets_close,
 };

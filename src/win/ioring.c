@@ -65,7 +65,7 @@ struct mior__ring {
   mior__sock *sock;    /* the port's socket (the port opened it; close may close it) */
   mior_addr peer;
   mior_pool_region region;
-  mior_port_stats *stats;
+  mior__backend_counters cnt; /* this backend's own counters (ops.counters) */
   uint32_t batch;
   uint32_t sq_size, cq_size;
   int reg_files, reg_buffers;
@@ -171,7 +171,7 @@ static int drain_ring(struct mior__ring *r) {
 static int submit_ring(struct mior__ring *r, UINT32 wait_ops, UINT32 ms) {
   UINT32 submitted = 0;
   HRESULT hr = r->api->SubmitIoRing(r->ring, wait_ops, ms, &submitted);
-  r->stats->submits++;
+  r->cnt.submits++;
   if (submitted >= r->unsubmitted) r->unsubmitted = 0;
   else r->unsubmitted -= submitted;
   if (FAILED(hr)) {
@@ -331,7 +331,6 @@ static int ioring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint3
   r->sock = cfg->sock;
   r->peer = *cfg->peer;
   r->region = cfg->region;
-  r->stats = cfg->stats;
   r->batch = o->batch;
   r->state = calloc(r->region.buf_count, 1);
   r->tx_asked = calloc(r->region.buf_count, sizeof *r->tx_asked);
@@ -417,7 +416,7 @@ static int ioring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, ui
       /* The ring said WRITE was there and then refused it: send through Winsock from now on,
        * and say so in the features. */
       r->tx_ring = 0;
-      r->stats->features |= MIOR_FEAT_TX_WINSOCK;
+      r->cnt.features_on |= MIOR_FEAT_TX_WINSOCK;
       return ioring_tx_queue(r, slot, off, len, dst);
     }
     return mior__hresult_fail(hr, "BuildIoRingWriteFile");
@@ -436,7 +435,7 @@ static void send_winsock(struct mior__ring *r) {
     const mior__tx_rec *e = mior__tx_fifo_at(&r->txw, 0);
     int n = send(r->sock->fd, (const char *)mior_pool_region_slot(&r->region, e->slot) + e->off,
                  (int)e->len, 0);
-    r->stats->submits++;
+    r->cnt.submits++;
     push_tx(r, e->slot, n >= 0 ? n : mior__win_errno((DWORD)WSAGetLastError()), e->len);
     mior__tx_fifo_pop(&r->txw, 1);
   }
@@ -499,6 +498,10 @@ static uint32_t ioring_outstanding(struct mior__ring *r) {
   return r->in_ring + r->txw.len;
 }
 
+static void ioring_counters(const struct mior__ring *r, mior__backend_counters *out) {
+  *out = r->cnt;
+}
+
 const mior__backend_ops mior__ioring_ops = {
     .id = MIOR_BACKEND_IORING,
     .name = "ioring",
@@ -511,5 +514,6 @@ const mior__backend_ops mior__ioring_ops = {
     .reap = ioring_reap,
     .cancel = ioring_cancel,
     .outstanding = ioring_outstanding,
+    .counters = ioring_counters,
     .close = ioring_close,
 };

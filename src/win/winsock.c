@@ -53,7 +53,7 @@ struct mior__ring {
   int skip_on_success; /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is in force */
   int names;           /* udp: receive the sender's address */
   mior_pool_region region;
-  mior_port_stats *stats;
+  mior__backend_counters cnt; /* this backend's own counters (ops.counters) */
   uint32_t batch;
   struct op *ops;    /* one per slot */
   uint32_t pending;  /* operations the kernel holds (a completion packet will come) */
@@ -116,7 +116,7 @@ static void issue_rx(struct mior__ring *r, uint32_t slot) {
   DWORD bytes = 0;
   int rc = WSARecvFrom(r->sock->fd, &op->wb, 1, &bytes, &op->flags, r->names ? &op->addr.sa : NULL,
                        r->names ? &op->addrlen : NULL, &op->ov, NULL);
-  r->stats->submits++;
+  r->cnt.submits++;
   if (rc == 0) {
     if (r->skip_on_success) complete_rx(r, slot, (int32_t)bytes, 0);
     else r->pending++;
@@ -141,7 +141,7 @@ static void issue_tx(struct mior__ring *r, uint32_t slot) {
   DWORD bytes = 0;
   int rc = WSASendTo(r->sock->fd, &op->wb, 1, &bytes, 0, op->has_dst ? &op->addr.sa : NULL,
                      op->has_dst ? op->addrlen : 0, &op->ov, NULL);
-  r->stats->submits++;
+  r->cnt.submits++;
   if (rc == 0) {
     if (r->skip_on_success) complete_tx(r, slot, (int32_t)bytes);
     else r->pending++;
@@ -234,7 +234,6 @@ static int winsock_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint
   if (!r) return mior__fail(-ENOMEM, "out of memory");
   r->sock = cfg->sock;
   r->region = cfg->region;
-  r->stats = cfg->stats;
   r->batch = cfg->opts->batch;
   r->entries_cap = r->batch;
   r->ops = calloc(r->region.buf_count, sizeof *r->ops);
@@ -327,6 +326,10 @@ static uint32_t winsock_outstanding(struct mior__ring *r) {
   return r->pending + r->txq.len;
 }
 
+static void winsock_counters(const struct mior__ring *r, mior__backend_counters *out) {
+  *out = r->cnt;
+}
+
 const mior__backend_ops mior__winsock_ops = {
     .id = MIOR_BACKEND_SOCKETS,
     .name = "sockets",
@@ -339,5 +342,6 @@ const mior__backend_ops mior__winsock_ops = {
     .reap = winsock_reap,
     .cancel = winsock_cancel,
     .outstanding = winsock_outstanding,
+    .counters = winsock_counters,
     .close = winsock_close,
 };

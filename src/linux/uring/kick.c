@@ -88,14 +88,14 @@ void mior__uring_kick(struct mior__ring *r) {
  * when it can wait for the next submit or for new frames. */
 /* Count the frames the kernel took from the ring since the last look. */
 static void ring_confirm(struct mior__ring *r) {
-  mior__txring_confirm(r->txr, &r->stats->tx_packets, &r->stats->tx_bytes, &r->stats->tx_errors);
+  mior__txring_confirm(r->txr, &r->cnt.tx_packets, &r->cnt.tx_bytes, &r->cnt.tx_errors);
 }
 
 int mior__uring_kick_done(struct mior__ring *r, int32_t res) {
   r->kick_inflight = 0;
   ring_confirm(r);
   /* -EAGAIN and -EINTR mean "try again"; io_uring normally absorbs them itself. */
-  if (res < 0 && res != -EAGAIN && res != -EINTR && !(res == -ECANCELED && r->canceling)) r->stats->tx_errors++;
+  if (res < 0 && res != -EAGAIN && res != -EINTR && !(res == -ECANCELED && r->canceling)) r->cnt.tx_errors++;
   if (!r->kick_needed && mior__txring_unsent(r->txr)) {
     /* The kick stopped short of the last frame: the send buffer filled (it then returns what it
      * sent) or the device's queue did (-ENOBUFS, the frame stays marked).  Kick again.  After any

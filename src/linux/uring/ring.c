@@ -157,7 +157,6 @@ static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32
   if (!r) return mior__fail(-ENOMEM, "out of memory");
   r->sock = cfg->sock;
   r->region = cfg->region;
-  r->stats = cfg->stats;
   /* One way out: uring_close undoes whatever part of this was done. */
   int rc;
   r->meta = calloc(r->region.buf_count, sizeof *r->meta);
@@ -261,6 +260,10 @@ static int uring_cancel(struct mior__ring *r) {
   return (int)uring_outstanding(r);
 }
 
+static void uring_counters(const struct mior__ring *r, mior__backend_counters *out) {
+  *out = r->cnt;
+}
+
 const mior__backend_ops mior__uring_ops = {
     .id = MIOR_BACKEND_URING,
     .name = "uring",
@@ -275,5 +278,6 @@ const mior__backend_ops mior__uring_ops = {
     .reap = mior__uring_reap,
     .cancel = uring_cancel,
     .outstanding = uring_outstanding,
+    .counters = uring_counters,
     .close = uring_close,
 };

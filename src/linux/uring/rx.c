@@ -114,7 +114,7 @@ static void multishot_off(struct mior__ring *r) {
   r->br = NULL;
   r->br_count = 0;
   r->multishot = 0;
-  r->stats->features &= ~MIOR_FEAT_MULTISHOT_RX;
+  r->cnt.features_off |= MIOR_FEAT_MULTISHOT_RX;
 }
 
 int mior__uring_rx_arm(struct mior__ring *r) {
@@ -172,7 +172,7 @@ uint32_t mior__uring_reap_multishot(struct mior__ring *r, const struct io_uring_
     /* The multishot ended (buffers ran out, an error, overflow or cancel): re-arm at the next
      * submit unless we are closing. */
     r->ms_armed = 0;
-    if (!r->canceling) r->stats->rx_rearm++;
+    if (!r->canceling) r->cnt.rx_rearm++;
     if (cqe->res == -EINVAL && !(cqe->flags & IORING_CQE_F_BUFFER) && r->ms_state == MS_OK)
       r->ms_state = MS_REJECTED;
   }

@@ -71,7 +71,7 @@ int mior__uring_enter(struct mior__ring *r, unsigned to_submit, unsigned min_com
    * Should that index happen to equal the ring's fd, entering with the plain fd reaches the same
    * ring, so the comparison is always right. */
   if (r->ring.enter_ring_fd != r->ring.ring_fd) flags |= IORING_ENTER_REGISTERED_RING;
-  r->stats->submits++;
+  r->cnt.submits++;
   return io_uring_enter2((unsigned)r->ring.enter_ring_fd, to_submit, min_complete, flags, argp, argsz);
 }
 
@@ -141,7 +141,7 @@ int mior__uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
        * enter twice, so on those kernels submits can be one short per timed wait. */
       struct io_uring_cqe *cqe;
       ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, want, &ts, NULL);
-      r->stats->submits++;
+      r->cnt.submits++;
     }
   } else {
     /* On a DEFER_TASKRUN ring this enters even with nothing to submit, since its completions are
@@ -155,7 +155,7 @@ int mior__uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   /* The kernel's own count of completions it dropped.  Since Linux 5.5 (IORING_FEAT_NODROP) a
    * full CQ makes it keep them on a list, which the next enter flushes, and it drops one only when
    * it cannot allocate that list's entry: this counts lost completions, not full CQs. */
-  r->stats->cq_overflow = IO_URING_READ_ONCE(*r->ring.cq.koverflow);
+  r->cnt.cq_overflow = IO_URING_READ_ONCE(*r->ring.cq.koverflow);
   /* -EBADR: completions were dropped (counted just above); the kernel reports it once. */
   if (ret >= 0 || ret == -ETIME || ret == -EINTR || ret == -EAGAIN || ret == -EBUSY || ret == -EBADR)
     return 0;

@@ -173,7 +173,7 @@ int mior__uring_gso_complete(struct mior__ring *r, struct gso_rec *g, uint32_t i
         if (r->gso_max_seg >= g->seg) r->gso_max_seg = g->seg - 1;
       } else {
         r->gso = GSO_OFF;
-        r->stats->features &= ~MIOR_FEAT_UDP_GSO;
+        r->cnt.features_off |= MIOR_FEAT_UDP_GSO;
       }
       r->tx_inflight -= g->count;
       gso_requeue(r, g, 0);

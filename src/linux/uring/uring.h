@@ -111,7 +111,7 @@ struct mior__ring {
   uint64_t regfd_thread;
   int canceling;
   mior_pool_region region;
-  mior_port_stats *stats;
+  mior__backend_counters cnt; /* this backend's own counters (ops.counters) */
   struct slot_meta *meta;
   uint32_t tx_inflight;    /* slots in submitted sends */
   uint32_t tx_sqes;        /* send SQEs (sends, GSO sends, kicks) prepared so far, each one CQE */
