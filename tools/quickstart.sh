@@ -184,9 +184,9 @@ run_perf() {
   else
     echo "mior-perf has no throughput mode yet (the transport is still being built):"
     echo "running its self-test instead."
-    echo "+ $perf selftest"
-    "$perf" selftest
-    stage_end "selftest only (no throughput mode yet)"
+    echo "+ $perf microbench"
+    "$perf" microbench
+    stage_end "microbench only (no throughput mode yet)"
   fi
 }
 

@@ -34,7 +34,7 @@ struct mior__ring {
   int names;
   /* receive: slots posted, used from the top (LIFO keeps caches warm) */
   uint32_t *rx_slots;
-  uint32_t rx_n, rx_cap;
+  uint32_t rx_len, rx_cap;
   /* transmit: a FIFO of queued sends, and their destinations by slot */
   mior__tx_fifo txq;
   struct tx_dst *dst;
@@ -51,7 +51,7 @@ struct mior__ring {
   struct mmsghdr *rx_msgs;
   struct iovec *rx_iov;
   mior__sockaddr *names_buf;
-  uint32_t rx_prep_k, rx_prep_n; /* headers built for the top rx_prep_k of rx_n posted slots */
+  uint32_t rx_prep_k, rx_prep_n; /* headers built for the top rx_prep_k of rx_len posted slots */
   /* Busy-polling ports (busy_poll_us > 0): after two empty looks in a row the next recvmmsg asks
    * for one datagram, so the first one after a quiet spell is handed over at once instead of after
    * recvmmsg's failed try for a second (about 0.2 us, on a ping-pong's critical path at each end). */
@@ -126,10 +126,10 @@ static void cq_error(struct mior__ring *r, uint32_t op, int err) {
 }
 
 static uint32_t sockets_rx_post(struct mior__ring *r, const uint32_t *slots, uint32_t n) {
-  uint32_t room = r->rx_cap - r->rx_n;
+  uint32_t room = r->rx_cap - r->rx_len;
   if (n > room) n = room;
-  memcpy(r->rx_slots + r->rx_n, slots, n * sizeof *slots);
-  r->rx_n += n;
+  memcpy(r->rx_slots + r->rx_len, slots, n * sizeof *slots);
+  r->rx_len += n;
   r->rx_prep_k = 0;
   return n;
 }
@@ -180,11 +180,11 @@ static void do_tx(struct mior__ring *r) {
 }
 
 static void do_rx(struct mior__ring *r) {
-  while (r->rx_n > 0 && r->cq.len + r->batch <= r->cq.cap) {
-    uint32_t kfull = r->rx_n < r->batch ? r->rx_n : r->batch;
-    if (r->rx_prep_k != kfull || r->rx_prep_n != r->rx_n) {
+  while (r->rx_len > 0 && r->cq.len + r->batch <= r->cq.cap) {
+    uint32_t kfull = r->rx_len < r->batch ? r->rx_len : r->batch;
+    if (r->rx_prep_k != kfull || r->rx_prep_n != r->rx_len) {
       for (uint32_t i = 0; i < kfull; i++) {
-        uint32_t slot = r->rx_slots[r->rx_n - 1 - i];
+        uint32_t slot = r->rx_slots[r->rx_len - 1 - i];
         r->rx_iov[i].iov_base = mior_pool_region_slot(&r->region, slot);
         r->rx_iov[i].iov_len = r->region.buf_size;
         struct msghdr *h = &r->rx_msgs[i].msg_hdr;
@@ -197,7 +197,7 @@ static void do_rx(struct mior__ring *r) {
         }
       }
       r->rx_prep_k = kfull;
-      r->rx_prep_n = r->rx_n;
+      r->rx_prep_n = r->rx_len;
     }
     /* The headers of the top kfull slots serve any k up to kfull. */
     int single = r->spin_single && r->rx_empty >= 2;
@@ -215,7 +215,7 @@ static void do_rx(struct mior__ring *r) {
     for (int i = 0; i < got; i++) {
       mior__cqe *c = mior__cq_push_slot(&r->cq);
       c->op = MIOR__OP_RX;
-      c->slot = r->rx_slots[r->rx_n - 1 - (uint32_t)i];
+      c->slot = r->rx_slots[r->rx_len - 1 - (uint32_t)i];
       c->off = 0;
       c->flags = 0;
       uint32_t len = r->rx_msgs[i].msg_len;
@@ -231,7 +231,7 @@ static void do_rx(struct mior__ring *r) {
        * data, not a datagram. */
       if (len == 0 && (!r->names || r->rx_msgs[i].msg_hdr.msg_namelen == 0)) c->res = -EAGAIN;
     }
-    r->rx_n -= (uint32_t)got;
+    r->rx_len -= (uint32_t)got;
     if (single || (uint32_t)got < k) return; /* deliver at once, or drained the socket */
   }
 }
@@ -241,7 +241,7 @@ static int sockets_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   do_rx(r);
   if (!wait || r->cq.len > 0) return 0;
   struct pollfd pfd = {.fd = r->sock->fd, .events = 0, .revents = 0};
-  if (r->rx_n) pfd.events |= POLLIN;
+  if (r->rx_len) pfd.events |= POLLIN;
   if (r->txq.len) pfd.events |= POLLOUT;
   if (!pfd.events) return 0;
   struct timespec ts, *tsp = NULL;
@@ -276,11 +276,11 @@ static int sockets_cancel(struct mior__ring *r) {
     c->off = e->len;
     mior__tx_fifo_pop(&r->txq, 1);
   }
-  while (r->rx_n) {
+  while (r->rx_len) {
     mior__cqe *c = mior__cq_push_slot(&r->cq);
     memset(c, 0, sizeof *c);
     c->op = MIOR__OP_RX;
-    c->slot = r->rx_slots[--r->rx_n];
+    c->slot = r->rx_slots[--r->rx_len];
     r->rx_prep_k = 0;
     c->res = -ECANCELED;
   }
@@ -288,7 +288,7 @@ static int sockets_cancel(struct mior__ring *r) {
 }
 
 static uint32_t sockets_outstanding(struct mior__ring *r) {
-  return r->rx_n + r->txq.len;
+  return r->rx_len + r->txq.len;
 }
 
 static void sockets_counters(const struct mior__ring *r, mior__backend_counters *out) {

@@ -1,6 +1,6 @@
 /* mior-perf: packet throughput and latency through mior, like sockperf or iperf for packets.
  *
- *   mior-perf throughput|latency|selftest [options]      (mior-perf --help for the options)
+ *   mior-perf throughput|latency|microbench [options]      (mior-perf --help for the options)
  *
  * This file: the command line, the environment (loopback, or on Linux a namespace pair, set up
  * in os_linux.c), and the loop over backends.  The modes are in throughput.c and latency.c, the
@@ -13,7 +13,7 @@
 
 #include "testpkt.h"
 #include "perf.h"
-#include "selftest.h"
+#include "microbench.h"
 
 /* Set by Ctrl-C (os_*.c); the workers and the main thread poll it. */
 static atomic_int interrupted;
@@ -21,7 +21,7 @@ static atomic_int interrupted;
 static void usage(FILE *f) {
   fprintf(f,
           "usage: mior-perf throughput|latency [options]\n"
-          "       mior-perf selftest [selftest options]\n"
+          "       mior-perf microbench [microbench options]\n"
           "\n"
           "Both ends run in this process, each on its own thread (pinned to different CPUs when\n"
           "there are two or more).  By default UDP over loopback (127.0.0.1), no privileges.\n"
@@ -256,10 +256,10 @@ static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
       default: break;
     }
   }
-  if (!mode) return bad("%s", "which mode? throughput, latency or selftest");
+  if (!mode) return bad("%s", "which mode? throughput, latency or microbench");
   if (!strcmp(mode, "throughput")) cfg->mode = PERF_MODE_THROUGHPUT;
   else if (!strcmp(mode, "latency")) cfg->mode = PERF_MODE_LATENCY;
-  else return bad("unknown mode '%s' (throughput, latency or selftest)", mode);
+  else return bad("unknown mode '%s' (throughput, latency or microbench)", mode);
 
   int rc = perf_os_check_args(cfg, *rps);
   if (rc >= 0) return rc;
@@ -363,7 +363,9 @@ static int run_backend(const perf_config *cfg, const perf_env *env, mior_backend
 
 int main(int argc, char **argv) {
   perf_os_init();
-  if (argc >= 2 && !strcmp(argv[1], "selftest")) return mior_perf_selftest(argc - 1, argv + 1);
+  /* "selftest" is the old name of this mode (it is a benchmark, not a test). */
+  if (argc >= 2 && (!strcmp(argv[1], "microbench") || !strcmp(argv[1], "selftest")))
+    return mior_perf_microbench(argc - 1, argv + 1);
 
   perf_config cfg;
   int rps = 0;

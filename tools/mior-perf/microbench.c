@@ -1,4 +1,4 @@
-/* mior-perf selftest: a self-benchmark that needs no network.
+/* mior-perf microbench: a self-benchmark that needs no network.
  *
  * It measures the two pieces of the data path that are pure CPU work, so a user can tell what
  * this machine can do before any socket or ring is involved:
@@ -21,7 +21,7 @@
 #include <mior/proto/checksum.h>
 
 #include "os.h"
-#include "selftest.h"
+#include "microbench.h"
 
 #define REPS 5
 #define MAX_SECONDS 600.0
@@ -183,7 +183,7 @@ static int run_pool(struct results *r) {
   o.buf_size = POOL_SLOT_SIZE;
   int rc = mior_pool_create(&pool, &o);
   if (rc < 0) {
-    fprintf(stderr, "selftest: pool: %s (%s)\n", mior_strerror(rc), mior_last_error());
+    fprintf(stderr, "microbench: pool: %s (%s)\n", mior_strerror(rc), mior_last_error());
     return rc;
   }
   for (int rep = 0; rep < REPS && rc == 0; rep++) {
@@ -196,7 +196,7 @@ static int run_pool(struct results *r) {
   int crc = mior_pool_close(pool, &out);
   if (rc == 0 && crc < 0) rc = crc;
   if (rc < 0) {
-    fprintf(stderr, "selftest: pool: %s (%s)\n", mior_strerror(rc), mior_last_error());
+    fprintf(stderr, "microbench: pool: %s (%s)\n", mior_strerror(rc), mior_last_error());
     return rc;
   }
   for (int i = 0; i < 3; i++) summarize(&r->pool[i]);
@@ -222,7 +222,7 @@ static int run_csum(struct results *r) {
     int s = mior_csum_select(impl_names[k]);
     if (s == -EOPNOTSUPP) continue;
     if (s < 0) {
-      fprintf(stderr, "selftest: checksum '%s': %s\n", impl_names[k], mior_strerror(s));
+      fprintf(stderr, "microbench: checksum '%s': %s\n", impl_names[k], mior_strerror(s));
       rc = s;
       break;
     }
@@ -235,7 +235,7 @@ static int run_csum(struct results *r) {
         uint16_t got = mior_csum_fold(mior_csum_partial(buf + 1, lens[j], 0));
         uint16_t ref = mior_csum_fold(mior_csum_partial_scalar(buf + 1, lens[j], 0));
         if (got != ref) {
-          fprintf(stderr, "selftest: checksum '%s' gives 0x%04x on %zu bytes, scalar 0x%04x\n",
+          fprintf(stderr, "microbench: checksum '%s' gives 0x%04x on %zu bytes, scalar 0x%04x\n",
                   impl_names[k], got, lens[j], ref);
           rc = -EPROTO;
         }
@@ -259,7 +259,7 @@ static int run_csum(struct results *r) {
 }
 
 static void print_table(const struct results *r) {
-  printf("mior-perf selftest: NO-NETWORK SELF-BENCHMARK\n");
+  printf("mior-perf microbench: NO-NETWORK SELF-BENCHMARK\n");
   printf("  CPU work only (buffer pool, checksum): no sockets, no rings, no packets sent.\n");
   printf("  %ld CPUs online; %d repetitions of %.0f ms per figure; median (min-max).\n\n", r->cpus,
          REPS, r->rep_seconds * 1e3);
@@ -294,7 +294,7 @@ static void print_figure_json(const struct figure *f, double scale) {
 }
 
 static void print_json(const struct results *r) {
-  printf("{\"mode\": \"selftest\", \"network\": false, "
+  printf("{\"mode\": \"microbench\", \"network\": false, "
          "\"description\": \"no-network self-benchmark: buffer pool and checksum on this CPU\", "
          "\"cpus\": %ld, \"seconds\": %.3g, \"repetitions\": %d, \"rep_seconds\": %.4g,\n",
          r->cpus, r->seconds, REPS, r->rep_seconds);
@@ -326,7 +326,7 @@ static void print_json(const struct results *r) {
 
 static void usage(FILE *to) {
   fprintf(to,
-          "usage: mior-perf selftest [--seconds N] [--json]\n"
+          "usage: mior-perf microbench [--seconds N] [--json]\n"
           "  No-network self-benchmark: buffer pool acquire/release rates (1 and 2 threads) and\n"
           "  checksum throughput of each implementation, %d repetitions each, median (min-max).\n"
           "  --seconds N  total time to spend, about (default 3)\n"
@@ -334,7 +334,7 @@ static void usage(FILE *to) {
           REPS);
 }
 
-int mior_perf_selftest(int argc, char **argv) {
+int mior_perf_microbench(int argc, char **argv) {
   struct results r;
   int json = 0;
   memset(&r, 0, sizeof r);
@@ -346,17 +346,17 @@ int mior_perf_selftest(int argc, char **argv) {
       char *end;
       r.seconds = strtod(argv[++i], &end);
       if (*end || !(r.seconds > 0) || r.seconds > MAX_SECONDS) {
-        fprintf(stderr, "selftest: --seconds wants a number above 0 and at most %.0f\n", MAX_SECONDS);
+        fprintf(stderr, "microbench: --seconds wants a number above 0 and at most %.0f\n", MAX_SECONDS);
         return 2;
       }
     } else if (strcmp(argv[i], "--seconds") == 0) {
-      fprintf(stderr, "selftest: --seconds needs a value\n");
+      fprintf(stderr, "microbench: --seconds needs a value\n");
       return 2;
     } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
       usage(stdout);
       return 0;
     } else {
-      fprintf(stderr, "selftest: unknown argument '%s'\n", argv[i]);
+      fprintf(stderr, "microbench: unknown argument '%s'\n", argv[i]);
       usage(stderr);
       return 2;
     }
@@ -374,7 +374,7 @@ int mior_perf_selftest(int argc, char **argv) {
 
   if (!json) {
     /* Said first, before any waiting, so nobody mistakes it for a network test. */
-    printf("mior-perf selftest: no-network self-benchmark, about %.1f s...\n", r.seconds);
+    printf("mior-perf microbench: no-network self-benchmark, about %.1f s...\n", r.seconds);
     fflush(stdout);
   }
   if (run_pool(&r) < 0 || run_csum(&r) < 0) return 1;
