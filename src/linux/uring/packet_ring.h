@@ -3,7 +3,7 @@
  *
  * The ring is a run of fixed-size frames shared with the kernel.  User space copies an Ethernet
  * frame into the next frame whose status is TP_STATUS_AVAILABLE and sets TP_STATUS_SEND_REQUEST;
- * one send() on the socket with no buffer (a "kick", which uring.c issues as an io_uring SEND)
+ * one send() on the socket with no buffer (a "kick", which kick.c issues as an io_uring SEND)
  * then makes the kernel transmit every requested frame in ring order (tpacket_snd), building
  * each skb around the ring page instead of copying.  The kernel sets the status back to
  * TP_STATUS_AVAILABLE when the skb is freed.  See the kernel's
@@ -12,16 +12,9 @@
  * Once a socket has a TX ring, every send on it goes through the ring (packet_sendmsg ignores the
  * buffer), so a port that has one must send everything this way.
  *
- * Linear frames.  By default the kernel puts only the link header in the skb's own buffer and
- * points a page fragment at the rest of the ring frame.  Wherever the frame has to outlive the
- * ring frame (a veth into another namespace, a bridge, a local tap such as tcpdump) the kernel
- * then copies that fragment into a newly allocated page (skb_copy_ubufs), per frame.  On a socket
- * that does not receive, mior asks for the whole frame to be copied into the skb instead: each
- * ring frame starts with a struct virtio_net_hdr (PACKET_VNET_HDR, read by tpacket_snd since Linux
- * 4.15) whose hdr_len, the length to copy into the linear part, is the frame's length.  That is
- * one copy of bytes that are still in the cache and no page allocation; on veth it sends about a
- * fifth more frames per second.  Not on a receiving socket: PACKET_VNET_HDR would also put the
- * header in front of every received frame.
+ * Linear frames: on a socket that does not receive, each ring frame starts with a struct
+ * virtio_net_hdr whose hdr_len is the whole frame, so the kernel copies it into a linear skb
+ * instead of a page fragment (why, and what it buys: docs/ARCHITECTURE.md, the TX ring).
  *
  * Driving-thread only, except mior__txring_close.
  */

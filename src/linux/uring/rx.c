@@ -33,14 +33,8 @@ int mior__uring_rx_setup(struct mior__ring *r, uint32_t rx_depth) {
   return 0;
 }
 
-/* Posted receives (no multishot: kernels before 6.0, or MIOR_OPT_NO_MULTISHOT) each arm their own
- * poll on the socket, and a datagram arriving at an idle socket wakes every one of them: each runs
- * its task work and all but one find nothing and re-arm.  With rx_depth (2048 by default) posted,
- * that was a ~2048-fold wake-up per packet: ping-pong p50 367 us against 68 us with multishot.  So
- * only rx_allow are kept posted: it doubles (up to a batch) while every posted receive completes
- * in one reap, which is load, and drops to what the last reap brought when fewer came, which is a
- * quiet socket (1 for a ping-pong).  Under load the receives mostly complete inline at submit
- * (the data is already queued), so a batch per io_uring_enter is kept. */
+/* Posted receives each arm their own poll, and a datagram at an idle socket wakes them all: only
+ * rx_allow are kept posted (docs/ARCHITECTURE.md, "posted receives"). */
 uint32_t mior__uring_rx_room(struct mior__ring *r) {
   if (r->multishot) return UINT32_MAX;
   return r->rx_allow > r->posted ? r->rx_allow - r->posted : 0;
