@@ -10,7 +10,15 @@
 #include <stdint.h>
 
 #include "common/backend.h"
-#include "os_socket.h" /* mior__sock and mior__sockaddr for this OS (src/linux or src/win) */
+#include "os_socket.h" /* mior__sock for this OS (src/linux or src/win) */
+
+/* Big enough for the IPv4 and IPv6 addresses mior sends to, and small (28 bytes) so one can sit
+ * beside every slot. */
+typedef union mior__sockaddr {
+  struct sockaddr sa;
+  struct sockaddr_in in;
+  struct sockaddr_in6 in6;
+} mior__sockaddr;
 
 /* Open, configure and bind the socket a port needs.  Returns 0 or -errno with a message that
  * names what failed (and, for EPERM, the privilege needed).  On failure s is closed. */

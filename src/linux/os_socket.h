@@ -12,12 +12,4 @@ typedef struct mior__sock {
   int connected;    /* has a default destination (connected, or a bound packet socket) */
 } mior__sock;
 
-/* Big enough for the IPv4 and IPv6 addresses mior sends to, and small (28 bytes) so one can
- * sit beside every slot. */
-typedef union mior__sockaddr {
-  struct sockaddr sa;
-  struct sockaddr_in in;
-  struct sockaddr_in6 in6;
-} mior__sockaddr;
-
 #endif

@@ -30,39 +30,6 @@
 
 #define MIOR_DEFAULT_SOCKBUF (4 << 20)
 
-socklen_t mior__sockaddr_from(const mior_addr *a, mior__sockaddr *ss) {
-  memset(ss, 0, sizeof *ss);
-  if (a->family == MIOR_AF_INET6) {
-    struct sockaddr_in6 *s6 = &ss->in6;
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = htons(a->port);
-    s6->sin6_scope_id = a->scope_id;
-    memcpy(&s6->sin6_addr, a->addr, 16);
-    return sizeof *s6;
-  }
-  struct sockaddr_in *s4 = &ss->in;
-  s4->sin_family = AF_INET;
-  s4->sin_port = htons(a->port);
-  memcpy(&s4->sin_addr, a->addr, 4);
-  return sizeof *s4;
-}
-
-void mior__sockaddr_to(const struct sockaddr *sa, socklen_t len, mior_addr *out) {
-  memset(out, 0, sizeof *out);
-  if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-    out->family = MIOR_AF_INET;
-    out->port = ntohs(s4->sin_port);
-    memcpy(out->addr, &s4->sin_addr, 4);
-  } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-    out->family = MIOR_AF_INET6;
-    out->port = ntohs(s6->sin6_port);
-    out->scope_id = s6->sin6_scope_id;
-    memcpy(out->addr, &s6->sin6_addr, 16);
-  }
-}
-
 int mior__socket_local_addr(const mior__sock *s, mior_addr *out) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;

@@ -6,7 +6,6 @@
 #include <ws2tcpip.h>
 #include <windows.h>
 
-
 typedef struct mior__sock {
   SOCKET fd;         /* INVALID_SOCKET when closed */
   int family;        /* AF_INET or AF_INET6 */
@@ -14,16 +13,9 @@ typedef struct mior__sock {
   int connected;     /* connected to cfg->peer: sends may omit the destination */
   int rcvall;        /* SIO_RCVALL is on (ip kind receiving TCP) */
 } mior__sock;
-
 /* Start Winsock once per process (thread-safe).  0 or -errno with the detail. */
 int mior__winsock_startup(void);
 
-/* Big enough for IPv4 and IPv6 addresses; one sits beside every slot. */
-typedef union mior__sockaddr {
-  struct sockaddr sa;
-  struct sockaddr_in in;
-  struct sockaddr_in6 in6;
-} mior__sockaddr;
 
 
 #endif

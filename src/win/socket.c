@@ -35,37 +35,6 @@ int mior__winsock_startup(void) {
   return 0;
 }
 
-socklen_t mior__sockaddr_from(const mior_addr *a, mior__sockaddr *ss) {
-  memset(ss, 0, sizeof *ss);
-  if (a->family == MIOR_AF_INET6) {
-    ss->in6.sin6_family = AF_INET6;
-    ss->in6.sin6_port = htons(a->port);
-    ss->in6.sin6_scope_id = a->scope_id;
-    memcpy(&ss->in6.sin6_addr, a->addr, 16);
-    return (int)sizeof ss->in6;
-  }
-  ss->in.sin_family = AF_INET;
-  ss->in.sin_port = htons(a->port);
-  memcpy(&ss->in.sin_addr, a->addr, 4);
-  return (int)sizeof ss->in;
-}
-
-void mior__sockaddr_to(const struct sockaddr *sa, socklen_t len, mior_addr *out) {
-  memset(out, 0, sizeof *out);
-  if (sa->sa_family == AF_INET && len >= (int)sizeof(struct sockaddr_in)) {
-    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-    out->family = MIOR_AF_INET;
-    out->port = ntohs(s4->sin_port);
-    memcpy(out->addr, &s4->sin_addr, 4);
-  } else if (sa->sa_family == AF_INET6 && len >= (int)sizeof(struct sockaddr_in6)) {
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-    out->family = MIOR_AF_INET6;
-    out->port = ntohs(s6->sin6_port);
-    out->scope_id = s6->sin6_scope_id;
-    memcpy(out->addr, &s6->sin6_addr, 16);
-  }
-}
-
 int mior__socket_local_addr(const mior__sock *s, mior_addr *out) {
   mior__sockaddr ss;
   int len = (int)sizeof ss;
