@@ -1,6 +1,6 @@
 /* Options structs that grow: one rule for every sz-versioned struct (mior_options,
  * mior_pool_options, the lwIP adapter's mior_lwip_options), the rule of libxdp's and libbpf's
- * OPTS_VALID / OPTS_GET.
+ * OPTS_VALID / OPTS_GET (here OPTS_CHECK / OPTS_GET).
  *
  * Each such struct starts with `size_t sz`, the size of the struct the caller was compiled with.
  *   - A caller built against an older, smaller header passes a smaller sz.  The library reads only
@@ -9,7 +9,7 @@
  *   - A caller built against a newer header passes a larger sz.  That is accepted as long as every
  *     byte past this library's struct is zero: the newer fields were left at their defaults.  A
  *     non-zero one asks for something this library cannot do, and ignoring it would be a silent
- *     misbehaviour, so OPTS_VALID refuses it.
+ *     misbehaviour, so OPTS_CHECK refuses it.
  *   - An sz that does not even cover sz itself, or one larger than any options struct could be, is
  *     not a size at all: the struct was never initialised.
  * NULL means "all defaults" and is valid.
@@ -22,7 +22,7 @@
  * an init'd struct and reads each field over it with OPTS_GET (or OPTS_GET_NZ for a field whose
  * zero means "the default"), so it never carries its own copy of a default value.
  *
- * Header-only and free of mior__ symbols, so the lwIP adapter, which links only the public
+ * Header-only, calling nothing in the library, so the lwIP adapter, which links only the public
  * library, follows the same rule.  Each caller words its own error message from the verdict.
  */
 #ifndef MIOR_COMMON_OPTS_H
@@ -53,16 +53,15 @@ static inline int mior__opts_check(const void *opts, size_t user_sz, size_t min_
   return MIOR__OPTS_OK;
 }
 
-/* MIOR__OPTS_OK if opts (a const type *, or NULL) may be read with OPTS_GET, else why not.  The
- * sizeof of a pointer comparison makes the compiler check that opts really points to a type,
- * without evaluating anything. */
+/* MIOR__OPTS_OK if opts (a const type *, or NULL) may be read with OPTS_GET, else why not.  This
+ * is libxdp's OPTS_VALID, made to say why rather than just "no", so that each caller can name the
+ * problem in its error message.  The sizeof of a pointer comparison makes the compiler check that
+ * opts really points to a type, without evaluating anything. */
 #define OPTS_CHECK(opts, type)                                                                  \
   ((void)sizeof((opts) == (const type *)0),                                                     \
    mior__opts_check((opts), (opts) ? (opts)->sz : 0, MIOR__OFFSETOFEND(type, sz), sizeof(type)))
 
-#define OPTS_VALID(opts, type) (OPTS_CHECK(opts, type) == MIOR__OPTS_OK)
-
-/* Nonzero if the caller's struct (already checked with OPTS_VALID) holds field whole.  The
+/* Nonzero if the caller's struct (already checked with OPTS_CHECK) holds field whole.  The
  * field's end is computed from its address, not read, so this is safe for any sz. */
 #define OPTS_HAS(opts, field)                                                                   \
   ((opts) && (opts)->sz >= (size_t)((const char *)&(opts)->field - (const char *)(opts)) +      \

@@ -61,6 +61,10 @@ typedef struct mior_lwip_options {
   int netif_default;         /* nonzero: make this lwIP's default netif */
 } mior_lwip_options;
 
+/* Fill *o with the defaults, sz included.  The struct grows by the rule of mior_options: a
+ * program built against an older, smaller mior_lwip_options is read only as far as its sz, and
+ * one built against a newer header is refused (-EINVAL) only if it sets a field this adapter does
+ * not know. */
 void mior_lwip_options_init(mior_lwip_options *o);
 
 /* Start lwIP's core thread (once per process), open the transport on o->endpoint in the calling
