@@ -96,7 +96,7 @@ static void *bulk_write(void *arg) {
 static void run(void) {
   const char *ip = pair.ip_b; /* the kernel's own address in ns b: an ip port needs it */
   REQUIRE_OK(netns_enter(pair.fd_a));
-  int rc = mior_lwip_peer_tx_csum_off(pair.if_a);
+  int rc = netns_tx_checksum_offload_off(pair.if_a);
   REQUIRE_OK(netns_enter_host());
   REQUIRE_OK(rc);
 

@@ -9,7 +9,7 @@
  *   ip link add va netns a type veth peer name vb netns b
  *   ip -n a addr add 10.99.0.1/24 dev va; ip -n a link set va up; ip -n b link set vb up
  *   ip netns exec a ethtool -K va tx off     (real checksums in the kernel's veth frames:
- *                                             see mior_lwip_peer_tx_csum_off in mior_lwip.h)
+ *                                             see docs/INTEGRATION.md)
  *   ip netns exec b ./tcp_echo_lwip vb 10.99.0.3 7 &
  *   ip netns exec a ping -c 3 10.99.0.3
  *   echo hello | ip netns exec a nc -N 10.99.0.3 7

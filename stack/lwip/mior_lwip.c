@@ -4,13 +4,7 @@
 #include "mior_lwip.h"
 
 #include <errno.h>
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
-#include <net/if.h>
 #include <pthread.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -541,19 +535,5 @@ int mior_lwip_stop(mior_lwip *l) {
   free(l->endpoint);
   free(l->q);
   free(l);
-  return rc;
-}
-
-int mior_lwip_peer_tx_csum_off(const char *ifname) {
-  if (!ifname || strlen(ifname) >= IFNAMSIZ) return -EINVAL;
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return -errno;
-  struct ethtool_value ev = {.cmd = ETHTOOL_STXCSUM, .data = 0};
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  memcpy(ifr.ifr_name, ifname, strlen(ifname));
-  ifr.ifr_data = (void *)&ev;
-  int rc = ioctl(s, SIOCETHTOOL, &ifr) < 0 ? -errno : 0;
-  close(s);
   return rc;
 }
