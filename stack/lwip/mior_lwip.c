@@ -56,7 +56,6 @@ struct mior_lwip {
   char *endpoint;
   mior_options popts;
   int opened, open_rc;
-  unsigned seed;
   int closed, close_rc; /* the driver closed the transport on its way out, with this result */
 
   /* Received frames of the current batch, fed to lwIP together at the batch's end. */
@@ -285,7 +284,6 @@ static void *driver(void *arg) {
   int rc = mior_transport_open(&l->t, l->endpoint, &l->popts, &recv);
   if (rc == 0) {
     l->port = mior_transport_port(l->t, 0);
-    l->seed = mior_random_seq(l->port);
   } else {
     fprintf(stderr, "mior_lwip: %s: %s (%s)\n", l->endpoint, mior_strerror(rc), mior_last_error());
   }
@@ -420,9 +418,6 @@ int mior_lwip_start(mior_lwip **out, const mior_lwip_options *user) {
     goto out_free;
   }
   l->thread_started = 1;
-
-  /* lwIP's TCP initial sequence numbers and ports come from rand(): seed it from the OS. */
-  srand(l->seed);
 
   l->mtu = o->mtu;
   static const uint8_t zero[6];

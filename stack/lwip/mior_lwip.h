@@ -26,6 +26,16 @@
  * always with the core lock held.  Code outside those callbacks must take the lock
  * (LOCK_TCPIP_CORE / UNLOCK_TCPIP_CORE) around raw API calls.
  *
+ * Random numbers: lwIP draws them from the process's rand() (LWIP_RAND is rand() in the
+ * arch/cc.h its library was built with, Debian's liblwip 2.1.3 among them; it cannot be changed
+ * without rebuilding lwIP).  It calls rand() when lwIP starts, in the first mior_lwip_start, to
+ * pick its first local TCP and UDP ports (later ones count up from there), and for IGMP and MLD
+ * report delays; its TCP initial sequence numbers do not come from rand().  The adapter does not
+ * reseed rand(): that belongs to the application, whose own sequence a library must not reset.
+ * A program whose lwIP opens connections or UDP sockets of its own, and which wants those ports
+ * unpredictable, seeds rand() (e.g. from getrandom()) before its first mior_lwip_start, as
+ * examples/lwip/tcp_echo_lwip.c does.
+ *
  * The kernel peer of a packet:// port on a veth must put real checksums in its frames (transmit
  * checksum offload off), or lwIP drops its TCP: see docs/INTEGRATION.md.  That is a change to the
  * host, not the stack's business: `ethtool -K PEER tx off`, or in the tests and tools
