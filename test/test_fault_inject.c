@@ -1,4 +1,4 @@
-/* Fault injection under both Linux backends (src/common/fault.h): submissions that fail, receive
+/* Fault injection under both Linux backends (test/support/fault.h): submissions that fail, receive
  * completions that come back as errors, failed and short sends, a full submission queue, and a
  * socket that dies mid-run.  For each, on a real UDP socket over loopback:
  *   - the port keeps working (transient faults) or fails with a clear error (a dead socket);
@@ -10,7 +10,7 @@
  */
 #include <sys/socket.h>
 
-#include "common/fault.h"
+#include "support/fault.h"
 #include "common/port.h"
 #include "transport_common.h"
 

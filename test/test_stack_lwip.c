@@ -361,7 +361,7 @@ static void run(void) {
   snprintf(lwip_ip, sizeof lwip_ip, "10.77.%d.3", 213);
   /* The kernel in ns a must put real checksums in its veth frames (see mior_lwip.h). */
   REQUIRE_OK(netns_enter(pair.fd_a));
-  int rc = mior_lwip_peer_tx_csum_off(pair.if_a);
+  int rc = netns_tx_checksum_offload_off(pair.if_a);
   REQUIRE_OK(netns_enter_host());
   REQUIRE_OK(rc);
 

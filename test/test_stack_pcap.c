@@ -165,7 +165,7 @@ static void test_tcpdump_lwip(const char *path) {
   char lwip_ip[16];
   snprintf(lwip_ip, sizeof lwip_ip, "10.77.%d.3", 214);
   REQUIRE_OK(netns_enter(pair.fd_a));
-  int rc = mior_lwip_peer_tx_csum_off(pair.if_a);
+  int rc = netns_tx_checksum_offload_off(pair.if_a);
   REQUIRE_OK(netns_enter_host());
   REQUIRE_OK(rc);
 

@@ -114,6 +114,37 @@ static void body_options(mior_backend b) {
   CHECK_EQ(mior_transport_close(t), 0);
 }
 
+/* The size rule of versioned options structs (src/common/opts.h): an older caller's smaller
+ * struct is read only as far as its sz, a newer caller's larger one is accepted while the fields
+ * this library does not know are zero, and refused when one of them is set. */
+static void body_option_sizes(mior_backend b) {
+  mior_transport *t = NULL;
+  mior_options o = tt_opts(b);
+  o.sz = offsetof(mior_options, backend) + sizeof o.backend;
+  o.buf_size = 1000;  /* invalid, but beyond sz: must be ignored */
+  o.queues = 100000;  /* ditto */
+  o.peer = "bogus";   /* ditto */
+  REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, NULL));
+  CHECK_EQ(mior_transport_queues(t), 1);
+  CHECK_EQ(mior_port_backend(mior_transport_port(t, 0)), b);
+  CHECK_EQ(mior_transport_close(t), 0);
+
+  struct {
+    mior_options o;
+    uint64_t future;
+  } big;
+  memset(&big, 0, sizeof big);
+  mior_options_init(&big.o);
+  big.o.backend = b;
+  big.o.sz = sizeof big;
+  REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &big.o, NULL));
+  CHECK_EQ(mior_transport_close(t), 0);
+  big.future = 1;
+  CHECK_ERR(mior_transport_open(&t, "udp://127.0.0.1:0", &big.o, NULL), -EINVAL);
+  check_detail("a non-zero unknown field", "does not know");
+  CHECK(t == NULL);
+}
+
 /* Failed calls on a live transport, then proof that it still works. */
 static void body_calls(mior_backend b) {
   tt_rx r;
@@ -239,6 +270,7 @@ int main(void) {
   int ran = 0;
   ran += tt_for_each_backend("bad endpoints", body_endpoints);
   ran += tt_for_each_backend("bad options", body_options);
+  ran += tt_for_each_backend("older and newer options structs", body_option_sizes);
   ran += tt_for_each_backend("bad calls, then still usable", body_calls);
   if (!ran) TEST_SKIP("no backend is supported here");
   TEST_DONE();

@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <stdatomic.h>
 
-#include "common/fault.h"
+#include "support/fault.h"
 #include "transport_common.h"
 
 typedef struct counting {

@@ -9,7 +9,7 @@
  *   ip link add va netns a type veth peer name vb netns b
  *   ip -n a addr add 10.99.0.1/24 dev va; ip -n a link set va up; ip -n b link set vb up
  *   ip netns exec a ethtool -K va tx off     (real checksums in the kernel's veth frames:
- *                                             see mior_lwip_peer_tx_csum_off in mior_lwip.h)
+ *                                             see docs/INTEGRATION.md)
  *   ip netns exec b ./tcp_echo_lwip vb 10.99.0.3 7 &
  *   ip netns exec a ping -c 3 10.99.0.3
  *   echo hello | ip netns exec a nc -N 10.99.0.3 7
@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +38,15 @@ int main(int argc, char **argv) {
   snprintf(endpoint, sizeof endpoint, "packet://%s", argv[1]);
   int port = argc > 3 ? atoi(argv[3]) : 7;
   int seconds = argc > 4 ? atoi(argv[4]) : 0;
+
+  /* lwIP picks its first local TCP and UDP ports with rand() as it starts, and the adapter
+   * leaves the process's rand() to the application (mior_lwip.h): seed it first.  This echo
+   * server only accepts, so it would work unseeded; a program that connects out would not want
+   * the same ports on every run. */
+  unsigned seed;
+  if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+    seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+  srand(seed);
 
   mior_lwip_options o;
   mior_lwip_options_init(&o);

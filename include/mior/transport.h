@@ -98,6 +98,10 @@ typedef struct mior_options {
                             Default 50; 0 = off.  io_uring only. */
 } mior_options;
 
+/* Fill *opts with the defaults, sz included.  sz lets the struct grow: a program built against an
+ * older, smaller mior_options is read only as far as its sz (the rest takes the defaults), and
+ * one built against a newer header is refused (-EINVAL) only if it sets a field this library
+ * does not know. */
 MIOR_API void mior_options_init(mior_options *opts);
 
 /* What a receiver returns from consume. */

@@ -17,6 +17,7 @@
 
 #include "mior/pool.h"
 #include "common/internal.h"
+#include "common/opts.h"
 #include "common/pool_mem.h"
 
 #define SLOT_NONE UINT32_MAX /* index of "no slot": the end of the free list */
@@ -60,14 +61,6 @@ struct mior_pool {
   void *alloc; /* the calloc block holding this object and next[]/state[] */
 };
 
-/* Reading options that may come from an older (smaller) or newer (larger) mior_pool_options, in
- * the manner of libbpf's OPTS_GET: a field is used only if the caller's sz covers it, otherwise
- * it takes its default. */
-#define OPTS_END(field) (offsetof(mior_pool_options, field) + sizeof(((mior_pool_options *)0)->field))
-#define OPTS_GET(opts, field, dflt) ((opts)->sz >= OPTS_END(field) ? (opts)->field : (dflt))
-/* Larger than any options struct we will ever define: a bigger sz is garbage, not a new caller. */
-#define OPTS_MAX_SZ 4096u
-
 void mior_pool_options_init(mior_pool_options *opts) {
   if (!opts) return;
   memset(opts, 0, sizeof *opts);
@@ -88,15 +81,6 @@ static uint32_t log2_u32(uint32_t v) {
   return s;
 }
 
-/* A newer caller may pass a larger struct; that is fine as long as every field we do not know is
- * zero (left at its default), because a non-zero one asks for something we cannot do. */
-static int opts_tail_is_zero(const mior_pool_options *opts) {
-  const uint8_t *p = (const uint8_t *)opts;
-  for (size_t i = sizeof *opts; i < opts->sz; i++)
-    if (p[i]) return 0;
-  return 1;
-}
-
 int mior_pool_create(mior_pool **out, const mior_pool_options *opts) {
   mior_pool_options o;
   mior_pool *pool;
@@ -104,21 +88,25 @@ int mior_pool_create(mior_pool **out, const mior_pool_options *opts) {
 
   if (!out) return mior__fail(-EINVAL, "pool: out is NULL");
   *out = NULL;
-  mior_pool_options_init(&o);
-  if (opts) {
-    if (opts->sz < OPTS_END(sz) || opts->sz > OPTS_MAX_SZ)
-      return mior__fail(-EINVAL, "pool: options sz %llu is not a size of mior_pool_options "
-                        "(set it to sizeof(mior_pool_options))", (unsigned long long)opts->sz);
-    if (opts->sz > sizeof *opts && !opts_tail_is_zero(opts))
-      return mior__fail(-EINVAL, "pool: options carry non-zero fields this library (sz %llu) "
-                        "does not know", (unsigned long long)sizeof *opts);
-    o.buf_count = OPTS_GET(opts, buf_count, 0);
-    o.buf_size = OPTS_GET(opts, buf_size, 0);
-    o.flags = OPTS_GET(opts, flags, 0);
-    o.numa_node = OPTS_GET(opts, numa_node, -1);
-    if (o.buf_count == 0) o.buf_count = MIOR_POOL_DEFAULT_BUF_COUNT;
-    if (o.buf_size == 0) o.buf_size = MIOR_POOL_DEFAULT_BUF_SIZE;
+  switch (OPTS_CHECK(opts, mior_pool_options)) {
+  case MIOR__OPTS_BAD_SZ:
+    return mior__fail(-EINVAL, "pool: options sz %llu is not a size of mior_pool_options "
+                      "(set it to sizeof(mior_pool_options))", (unsigned long long)opts->sz);
+  case MIOR__OPTS_UNKNOWN_SET:
+    return mior__fail(-EINVAL, "pool: options carry non-zero fields this library (sz %llu) "
+                      "does not know", (unsigned long long)sizeof *opts);
   }
+  /* The defaults, then each field the caller's struct holds (a zero count or size means the
+   * default).  The assertion makes a field added to the struct fail the build until it is read
+   * here too. */
+  _Static_assert(sizeof(mior_pool_options) - MIOR__OFFSETOFEND(mior_pool_options, numa_node) <
+                     _Alignof(mior_pool_options),
+                 "mior_pool_create reads every field of mior_pool_options: add the new one");
+  mior_pool_options_init(&o);
+  o.buf_count = OPTS_GET_NZ(opts, buf_count, o.buf_count);
+  o.buf_size = OPTS_GET_NZ(opts, buf_size, o.buf_size);
+  o.flags = OPTS_GET(opts, flags, o.flags);
+  o.numa_node = OPTS_GET(opts, numa_node, o.numa_node);
 
   if (o.buf_count > MIOR_POOL_MAX_BUF_COUNT)
     return mior__fail(-EINVAL, "pool: buf_count %u is over the maximum %u", o.buf_count,

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/internal.h"
+#include "common/opts.h"
 #include "common/port.h"
 
 #define MIOR_MAX_QUEUES 64u
@@ -91,23 +92,40 @@ static int is_pow2(uint32_t v) {
   return v && !(v & (v - 1));
 }
 
-/* Copy the caller's options over the defaults (only the fields its struct has) and check them. */
+/* The defaults (mior_options_init), then each field the caller's struct holds, the rule of
+ * common/opts.h; then the checks.  A zero count or size means its default, as documented in
+ * transport.h; a zero cq_entries means as many as sq_entries, and a zero rx_depth half the
+ * buffers (below, once buf_count is known). */
 static int options_resolve(mior_options *o, const mior_options *user, const mior__endpoint *ep) {
-  mior_options_init(o);
-  if (user) {
-    if (user->sz < offsetof(mior_options, flags) || user->sz > 4096)
-      return mior__fail(-EINVAL, "mior_options.sz is %lu: call mior_options_init first",
-                        (unsigned long)user->sz);
-    size_t n = user->sz < sizeof *o ? user->sz : sizeof *o;
-    memcpy(o, user, n);
-    o->sz = sizeof *o;
-    if (o->sq_entries == 0) o->sq_entries = 2048;
-    if (o->cq_entries == 0) o->cq_entries = o->sq_entries;
-    if (o->buf_count == 0) o->buf_count = MIOR_POOL_DEFAULT_BUF_COUNT;
-    if (o->buf_size == 0) o->buf_size = MIOR_POOL_DEFAULT_BUF_SIZE;
-    if (o->queues == 0) o->queues = 1;
-    if (o->batch == 0) o->batch = 64;
+  switch (OPTS_CHECK(user, mior_options)) {
+  case MIOR__OPTS_BAD_SZ:
+    return mior__fail(-EINVAL, "mior_options.sz is %lu: call mior_options_init first",
+                      (unsigned long)user->sz);
+  case MIOR__OPTS_UNKNOWN_SET:
+    return mior__fail(-EINVAL, "mior_options carries non-zero fields this library (sz %lu) does "
+                      "not know", (unsigned long)sizeof *user);
   }
+  /* A field appended to the struct fails the build here until it is read below too. */
+  _Static_assert(sizeof(mior_options) - MIOR__OFFSETOFEND(mior_options, coalesce_us) <
+                     _Alignof(mior_options),
+                 "options_resolve reads every field of mior_options: add the new one");
+  mior_options_init(o);
+  o->backend = OPTS_GET(user, backend, o->backend);
+  o->sq_entries = OPTS_GET_NZ(user, sq_entries, o->sq_entries);
+  o->cq_entries = OPTS_GET_NZ(user, cq_entries, o->sq_entries);
+  o->buf_count = OPTS_GET_NZ(user, buf_count, o->buf_count);
+  o->buf_size = OPTS_GET_NZ(user, buf_size, o->buf_size);
+  o->queues = OPTS_GET_NZ(user, queues, o->queues);
+  o->rx_depth = OPTS_GET(user, rx_depth, o->rx_depth);
+  o->batch = OPTS_GET_NZ(user, batch, o->batch);
+  o->busy_poll_us = OPTS_GET(user, busy_poll_us, o->busy_poll_us);
+  o->flags = OPTS_GET(user, flags, o->flags);
+  o->cpu = OPTS_GET(user, cpu, o->cpu);
+  o->numa_node = OPTS_GET(user, numa_node, o->numa_node);
+  o->sndbuf = OPTS_GET(user, sndbuf, o->sndbuf);
+  o->rcvbuf = OPTS_GET(user, rcvbuf, o->rcvbuf);
+  o->peer = OPTS_GET(user, peer, o->peer);
+  o->coalesce_us = OPTS_GET(user, coalesce_us, o->coalesce_us);
   if ((unsigned)o->backend > MIOR_BACKEND_IORING)
     return mior__fail(-EINVAL, "unknown backend %d", (int)o->backend);
   if (o->sq_entries > 32768 || o->cq_entries > 65536 || o->cq_entries < o->sq_entries)

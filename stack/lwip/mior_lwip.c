@@ -4,19 +4,14 @@
 #include "mior_lwip.h"
 
 #include <errno.h>
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
-#include <net/if.h>
 #include <pthread.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "common/opts.h"
 #include "lwip/etharp.h"
 #include "lwip/ip.h"
 #include "lwip/pbuf.h"
@@ -61,7 +56,6 @@ struct mior_lwip {
   char *endpoint;
   mior_options popts;
   int opened, open_rc;
-  unsigned seed;
   int closed, close_rc; /* the driver closed the transport on its way out, with this result */
 
   /* Received frames of the current batch, fed to lwIP together at the batch's end. */
@@ -290,7 +284,6 @@ static void *driver(void *arg) {
   int rc = mior_transport_open(&l->t, l->endpoint, &l->popts, &recv);
   if (rc == 0) {
     l->port = mior_transport_port(l->t, 0);
-    l->seed = mior_random_seq(l->port);
   } else {
     fprintf(stderr, "mior_lwip: %s: %s (%s)\n", l->endpoint, mior_strerror(rc), mior_last_error());
   }
@@ -333,16 +326,51 @@ static int fail(int err, const char *what) {
   return err;
 }
 
-int mior_lwip_start(mior_lwip **out, const mior_lwip_options *o) {
-  if (!out || !o || o->sz < sizeof *o || !o->endpoint || !o->ip) return -EINVAL;
+int mior_lwip_start(mior_lwip **out, const mior_lwip_options *user) {
+  if (!out || !user) return -EINVAL;
   *out = NULL;
+  switch (OPTS_CHECK(user, mior_lwip_options)) {
+  case MIOR__OPTS_BAD_SZ:
+    return fail(-EINVAL, "mior_lwip_options.sz is not a size of it: call mior_lwip_options_init");
+  case MIOR__OPTS_UNKNOWN_SET:
+    return fail(-EINVAL, "mior_lwip_options sets fields this adapter does not know");
+  }
+  /* The defaults, then each field the caller's struct holds (common/opts.h).  A field appended
+   * to the struct fails the build here until it is read below too. */
+  _Static_assert(sizeof(mior_lwip_options) - MIOR__OFFSETOFEND(mior_lwip_options, netif_default) <
+                     _Alignof(mior_lwip_options),
+                 "mior_lwip_start reads every field of mior_lwip_options: add the new one");
+  mior_lwip_options opts;
+  mior_lwip_options *o = &opts;
+  mior_lwip_options_init(o);
+  o->endpoint = OPTS_GET(user, endpoint, o->endpoint);
+  o->port = OPTS_GET(user, port, o->port);
+  o->ip = OPTS_GET(user, ip, o->ip);
+  o->netmask = OPTS_GET_NZ(user, netmask, o->netmask);
+  o->gateway = OPTS_GET(user, gateway, o->gateway);
+  if (OPTS_HAS(user, mac)) memcpy(o->mac, user->mac, sizeof o->mac);
+  o->mtu = OPTS_GET_NZ(user, mtu, o->mtu);
+  o->flags = OPTS_GET(user, flags, o->flags);
+  o->max_held = OPTS_GET(user, max_held, o->max_held);
+  o->txq_frames = OPTS_GET_NZ(user, txq_frames, o->txq_frames);
+  o->pcap = OPTS_GET(user, pcap, o->pcap);
+  o->netif_default = OPTS_GET(user, netif_default, o->netif_default);
+  if (!o->endpoint || !o->ip) return -EINVAL;
+  /* The port's options come from the caller too, perhaps from an older or newer mior.h. */
+  switch (OPTS_CHECK(o->port, mior_options)) {
+  case MIOR__OPTS_BAD_SZ:
+    return fail(-EINVAL, "mior_lwip_options.port->sz is not a size of mior_options: call "
+                "mior_options_init");
+  case MIOR__OPTS_UNKNOWN_SET:
+    return fail(-EINVAL, "mior_lwip_options.port sets fields this library does not know");
+  }
   int kind;
   if (strncmp(o->endpoint, "packet://", 9) == 0) kind = KIND_ETHERNET;
   else if (strncmp(o->endpoint, "ip://", 5) == 0) kind = KIND_IP;
   else return fail(-EINVAL, "endpoint must be packet://IFNAME or ip://ADDR/PROTO");
   ip4_addr_t ip, mask, gw;
   ip4_addr_set_zero(&gw);
-  if (!ip4addr_aton(o->ip, &ip) || !ip4addr_aton(o->netmask ? o->netmask : "255.255.255.0", &mask) ||
+  if (!ip4addr_aton(o->ip, &ip) || !ip4addr_aton(o->netmask, &mask) ||
       (o->gateway && !ip4addr_aton(o->gateway, &gw)))
     return fail(-EINVAL, "bad IPv4 address, netmask or gateway");
 
@@ -351,7 +379,7 @@ int mior_lwip_start(mior_lwip **out, const mior_lwip_options *o) {
   l->kind = kind;
   l->flags = o->flags;
   l->pcap = o->pcap;
-  l->qcap = o->txq_frames ? o->txq_frames : 512;
+  l->qcap = o->txq_frames;
   l->q = malloc((size_t)l->qcap * sizeof *l->q);
   if (!l->q) {
     free(l);
@@ -360,11 +388,18 @@ int mior_lwip_start(mior_lwip **out, const mior_lwip_options *o) {
   pthread_mutex_init(&l->qlock, NULL);
   pthread_cond_init(&l->snap_cond, NULL);
 
-  if (o->port) l->popts = *o->port;
-  else mior_options_init(&l->popts);
-  l->popts.queues = 1; /* one netif, one port: lwIP has one input path */
+  /* Copy only what the port options' sz covers, over the defaults, and keep that sz: the
+   * transport then reads them by the same rule as a caller's own.  queues is forced to one even
+   * where that sz does not cover it, since one is also the default. */
+  mior_options_init(&l->popts);
   l->max_held = o->max_held ? o->max_held
-                            : (l->popts.buf_count ? l->popts.buf_count : 4096) / 4;
+                            : OPTS_GET_NZ(o->port, buf_count, l->popts.buf_count) / 4;
+  if (o->port) {
+    size_t n = o->port->sz < sizeof l->popts ? o->port->sz : sizeof l->popts;
+    memcpy(&l->popts, o->port, n);
+    l->popts.sz = n;
+  }
+  l->popts.queues = 1; /* one netif, one port: lwIP has one input path */
   /* lwIP's core (and its lock, which the driver takes from its first batch on) before the driver. */
   pthread_once(&tcpip_once, tcpip_start);
   l->endpoint = strdup(o->endpoint);
@@ -384,10 +419,7 @@ int mior_lwip_start(mior_lwip **out, const mior_lwip_options *o) {
   }
   l->thread_started = 1;
 
-  /* lwIP's TCP initial sequence numbers and ports come from rand(): seed it from the OS. */
-  srand(l->seed);
-
-  l->mtu = o->mtu ? o->mtu : 1500;
+  l->mtu = o->mtu;
   static const uint8_t zero[6];
   if (memcmp(o->mac, zero, 6) != 0) {
     memcpy(l->mac, o->mac, 6);
@@ -498,19 +530,5 @@ int mior_lwip_stop(mior_lwip *l) {
   free(l->endpoint);
   free(l->q);
   free(l);
-  return rc;
-}
-
-int mior_lwip_peer_tx_csum_off(const char *ifname) {
-  if (!ifname || strlen(ifname) >= IFNAMSIZ) return -EINVAL;
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return -errno;
-  struct ethtool_value ev = {.cmd = ETHTOOL_STXCSUM, .data = 0};
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  memcpy(ifr.ifr_name, ifname, strlen(ifname));
-  ifr.ifr_data = (void *)&ev;
-  int rc = ioctl(s, SIOCETHTOOL, &ifr) < 0 ? -errno : 0;
-  close(s);
   return rc;
 }

@@ -25,6 +25,21 @@
  * Callbacks of lwIP's raw API run on the driver thread (input) or on lwIP's own thread (timers),
  * always with the core lock held.  Code outside those callbacks must take the lock
  * (LOCK_TCPIP_CORE / UNLOCK_TCPIP_CORE) around raw API calls.
+ *
+ * Random numbers: lwIP draws them from the process's rand() (LWIP_RAND is rand() in the
+ * arch/cc.h its library was built with, Debian's liblwip 2.1.3 among them; it cannot be changed
+ * without rebuilding lwIP).  It calls rand() when lwIP starts, in the first mior_lwip_start, to
+ * pick its first local TCP and UDP ports (later ones count up from there), and for IGMP and MLD
+ * report delays; its TCP initial sequence numbers do not come from rand().  The adapter does not
+ * reseed rand(): that belongs to the application, whose own sequence a library must not reset.
+ * A program whose lwIP opens connections or UDP sockets of its own, and which wants those ports
+ * unpredictable, seeds rand() (e.g. from getrandom()) before its first mior_lwip_start, as
+ * examples/lwip/tcp_echo_lwip.c does.
+ *
+ * The kernel peer of a packet:// port on a veth must put real checksums in its frames (transmit
+ * checksum offload off), or lwIP drops its TCP: see docs/INTEGRATION.md.  That is a change to the
+ * host, not the stack's business: `ethtool -K PEER tx off`, or in the tests and tools
+ * netns_tx_checksum_offload_off() in tools/common/netns.h.
  */
 #ifndef MIOR_LWIP_H
 #define MIOR_LWIP_H
@@ -61,6 +76,10 @@ typedef struct mior_lwip_options {
   int netif_default;         /* nonzero: make this lwIP's default netif */
 } mior_lwip_options;
 
+/* Fill *o with the defaults, sz included.  The struct grows by the rule of mior_options: a
+ * program built against an older, smaller mior_lwip_options is read only as far as its sz, and
+ * one built against a newer header is refused (-EINVAL) only if it sets a field this adapter does
+ * not know. */
 void mior_lwip_options_init(mior_lwip_options *o);
 
 /* Start lwIP's core thread (once per process), open the transport on o->endpoint in the calling
@@ -99,15 +118,6 @@ int mior_lwip_stats_get(mior_lwip *l, mior_lwip_stats *out);
  * not closed keeps unread data), returns -EBUSY and frees nothing: close or abort the connections
  * and call mior_lwip_stop again.  l may be NULL. */
 int mior_lwip_stop(mior_lwip *l);
-
-/* Turn off transmit checksum offload on IFNAME in the calling thread's network namespace (the
- * ethtool -K IFNAME tx off of the kernel peer).  Why: on a veth the kernel hands its own TCP and
- * UDP frames across with CHECKSUM_PARTIAL, so an AF_PACKET reader on the other end sees a
- * checksum field holding only the pseudo-header sum.  The kernel trusts that flag; lwIP, which
- * cannot see it, checks every checksum and drops those frames (ping works, TCP does not).  With
- * offload off the kernel computes the checksums in software (and segments in software too, as
- * TSO needs checksum offload).  Returns 0 or a negative errno. */
-int mior_lwip_peer_tx_csum_off(const char *ifname);
 
 /* Small services on lwIP's raw TCP API, used by examples/lwip/tcp_echo_lwip.c, mior-stack and
  * the tests.  Both listen on every lwIP address.  Call them once the stack runs (they take the

@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -443,4 +445,18 @@ int netns_set_rps(const netns_pair *p, int side_b, const char *cpus_mask) {
   int rc = netns_exec(side_b ? p->ns_b : p->ns_a, cmd);
   if (rc < 0) return rc;
   return rc == 0 ? 0 : -EIO;
+}
+
+int netns_tx_checksum_offload_off(const char *ifname) {
+  if (!ifname || strlen(ifname) >= IFNAMSIZ) return -EINVAL;
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -errno;
+  struct ethtool_value ev = {.cmd = ETHTOOL_STXCSUM, .data = 0};
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, ifname, strlen(ifname));
+  ifr.ifr_data = (void *)&ev;
+  int rc = ioctl(s, SIOCETHTOOL, &ifr) < 0 ? -errno : 0;
+  close(s);
+  return rc;
 }

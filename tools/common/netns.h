@@ -51,4 +51,14 @@ int netns_exec(const char *ns, const char *cmd);
  * hex mask, e.g. "2").  Returns 0 or a negative errno. */
 int netns_set_rps(const netns_pair *p, int side_b, const char *cpus_mask);
 
+/* Turn off transmit checksum offload on the interface ifname of the calling thread's network
+ * namespace (`ethtool -K IFNAME tx off`); enter the namespace first with netns_enter.  Why: on a
+ * veth the kernel hands its own TCP and UDP frames across with CHECKSUM_PARTIAL, so an AF_PACKET
+ * reader on the other end (lwIP on a packet:// port) sees a checksum field holding only the
+ * pseudo-header sum.  The kernel trusts that flag; lwIP, which cannot see it, checks every
+ * checksum and drops those frames (ping works, TCP does not).  With offload off the kernel
+ * computes the checksums in software (and segments in software too, as TSO needs checksum
+ * offload).  Returns 0 or a negative errno. */
+int netns_tx_checksum_offload_off(const char *ifname);
+
 #endif

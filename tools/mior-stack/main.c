@@ -119,8 +119,8 @@ int main(int argc, char **argv) {
       fprintf(stderr, "mior-stack: cannot make the namespaces: %s\n", strerror(-rc));
       return 1;
     }
-    /* The kernel in ns a must put real checksums in its frames: see mior_lwip.h. */
-    if (netns_enter(pair.fd_a) < 0 || (rc = mior_lwip_peer_tx_csum_off(pair.if_a)) < 0) {
+    /* The kernel in ns a must put real checksums in its frames: see netns.h. */
+    if (netns_enter(pair.fd_a) < 0 || (rc = netns_tx_checksum_offload_off(pair.if_a)) < 0) {
       fprintf(stderr, "mior-stack: cannot turn off tx checksum offload on %s: %s\n", pair.if_a,
               strerror(rc < 0 ? -rc : EIO));
       netns_pair_destroy(&pair);

@@ -17,10 +17,14 @@
  *
  * Install on an open port before it is first driven (before mior_port_poll, mior_tx_* or
  * mior_transport_start).  mior__port_close works as usual: the wrapper's close closes the inner
- * backend and frees the wrapper.  Internal (mior__): tests link mior_static.
+ * backend and frees the wrapper.
+ *
+ * Test support, not library: compiled once into mior_test_support (test/CMakeLists.txt), which
+ * the tests link beside mior_static, so libmior ships none of it.  It works from the library's
+ * internal headers (common/port.h, common/backend.h): a port's ops table and ring are not public.
  */
-#ifndef MIOR_COMMON_FAULT_H
-#define MIOR_COMMON_FAULT_H
+#ifndef MIOR_TEST_SUPPORT_FAULT_H
+#define MIOR_TEST_SUPPORT_FAULT_H
 
 #include <stdint.h>
 

@@ -1,6 +1,5 @@
-/* Fault injection under the backend contract (see fault.h).  Test-only, and costs nothing unless
- * installed: nothing outside this file refers to it. */
-#include "common/fault.h"
+/* Fault injection under the backend contract (see fault.h), for the tests only. */
+#include "support/fault.h"
 
 #include <errno.h>
 #include <stdlib.h>
