@@ -41,7 +41,7 @@ static int feed_byte(void) {
   return *rx_feed.p++;
 }
 
-struct mior__ring {
+struct mior__io {
   mior_pool_region region;
   uint32_t rx[RX_BUF_COUNT];
   uint32_t rx_n;
@@ -53,7 +53,7 @@ struct mior__ring {
   uint32_t cq_n, cq_head;
 };
 
-static mior__cqe *feed_push(struct mior__ring *r) {
+static mior__cqe *feed_push(struct mior__io *r) {
   FUZZ_ASSERT(r->cq_n < sizeof r->cq / sizeof r->cq[0]);
   mior__cqe *c = &r->cq[r->cq_n++];
   memset(c, 0, sizeof *c);
@@ -64,19 +64,19 @@ static int feed_supported(char *why, size_t len) {
   (void)why, (void)len;
   return 1;
 }
-static int feed_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
-  struct mior__ring *r = calloc(1, sizeof *r);
+static int feed_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features) {
+  struct mior__io *r = calloc(1, sizeof *r);
   FUZZ_ASSERT(r != NULL);
   r->region = cfg->region;
   *features = 0;
   *out = r;
   return 0;
 }
-static int feed_bind(struct mior__ring *r) {
+static int feed_bind(struct mior__io *r) {
   (void)r;
   return 0;
 }
-static uint32_t feed_rx_post(struct mior__ring *r, const uint32_t *slots, uint32_t n) {
+static uint32_t feed_rx_post(struct mior__io *r, const uint32_t *slots, uint32_t n) {
   /* Take fewer than offered now and then: the front end must keep the rest. */
   if (n > 1 && (rx_feed.policy & 0x80)) n--;
   for (uint32_t i = 0; i < n; i++) {
@@ -86,7 +86,7 @@ static uint32_t feed_rx_post(struct mior__ring *r, const uint32_t *slots, uint32
   }
   return n;
 }
-static int feed_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
+static int feed_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                          const mior_addr *dst) {
   (void)dst;
   FUZZ_ASSERT(slot < r->region.buf_count && off + (size_t)len <= r->region.buf_size && len > 0);
@@ -96,7 +96,7 @@ static int feed_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint
   r->tx_n++;
   return 0;
 }
-static int feed_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
+static int feed_submit(struct mior__io *r, int wait, int64_t timeout_us) {
   (void)wait, (void)timeout_us;
   /* Sends complete fully, short, or with an error, as the next input byte says. */
   for (uint32_t i = 0; i < r->tx_n; i++) {
@@ -140,13 +140,13 @@ static int feed_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   }
   return 0;
 }
-static uint32_t feed_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
+static uint32_t feed_reap(struct mior__io *r, mior__cqe *out, uint32_t max) {
   uint32_t n = 0;
   while (n < max && r->cq_head < r->cq_n) out[n++] = r->cq[r->cq_head++];
   if (r->cq_head == r->cq_n) r->cq_head = r->cq_n = 0;
   return n;
 }
-static int feed_cancel(struct mior__ring *r) {
+static int feed_cancel(struct mior__io *r) {
   while (r->tx_n) {
     mior__cqe *c = feed_push(r);
     c->op = MIOR__OP_TX;
@@ -161,10 +161,10 @@ static int feed_cancel(struct mior__ring *r) {
   }
   return 0;
 }
-static uint32_t feed_outstanding(struct mior__ring *r) {
+static uint32_t feed_outstanding(struct mior__io *r) {
   return r->rx_n + r->tx_n;
 }
-static void feed_close(struct mior__ring *r) {
+static void feed_close(struct mior__io *r) {
   free(r);
 }
 
@@ -256,7 +256,7 @@ int FUZZ_ENTRY_NAME(const uint8_t *data, size_t size) {
   mior__endpoint ep;
   memset(&ep, 0, sizeof ep);
   ep.kind = app->kind;
-  mior__ring_cfg cfg;
+  mior__io_cfg cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.ep = &ep;
   cfg.opts = &o;

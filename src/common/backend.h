@@ -46,7 +46,7 @@ typedef struct mior__backend_counters {
 } mior__backend_counters;
 
 /* What a port asks of its backend at open. */
-typedef struct mior__ring_cfg {
+typedef struct mior__io_cfg {
   const mior__endpoint *ep;
   const mior_options *opts;   /* complete (defaults filled in) */
   mior_pool_region region;    /* the port's pool, to register once */
@@ -59,7 +59,7 @@ typedef struct mior__ring_cfg {
   const mior_addr *peer;      /* connect the socket to this address, or NULL */
   uint16_t bound_port;        /* udp: the port queue 0 bound to (for SO_REUSEPORT siblings) */
   struct mior__sock *sock;    /* the port's socket, open (see src/common/socket.h) */
-} mior__ring_cfg;
+} mior__io_cfg;
 
 /* Completion record. */
 #define MIOR__OP_RX 1u
@@ -81,7 +81,7 @@ typedef struct mior__cqe {
   mior_addr src;   /* rx udp: sender */
 } mior__cqe;
 
-struct mior__ring;
+struct mior__io;
 
 typedef struct mior__backend_ops {
   mior_backend id;
@@ -91,23 +91,23 @@ typedef struct mior__backend_ops {
   int (*supported)(char *why, size_t len);
   /* Open the socket and the ring, register the region and the socket.  Returns 0 or -errno with
    * mior__fail detail; *features gets MIOR_FEAT_* of what was chosen. */
-  int (*open)(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features);
+  int (*open)(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features);
   /* Called on the thread that will drive the ring, before its first use; and again on a new
    * thread when the one that drove the ring has ended (mior_transport_start after stop, close on
    * another thread).  -EBUSY (with the reason) if the ring cannot move to another thread. */
-  int (*bind_thread)(struct mior__ring *r);
+  int (*bind_thread)(struct mior__io *r);
   /* The driving thread lets go of the ring after cancel() and the reaping of what it cancelled:
    * release whatever only that thread can release (io_uring: its registered ring fd; and, for a
    * ring bound to that thread for good, the registered socket, so that close() frees the address
    * at once).  Optional (NULL). */
-  void (*detach)(struct mior__ring *r);
+  void (*detach)(struct mior__io *r);
   /* Give up to n slots to the receive side (posted receives or the provided-buffer ring).
    * Returns how many it took (the first ones); the rest stay the caller's. */
-  uint32_t (*rx_post)(struct mior__ring *r, const uint32_t *slots, uint32_t n);
+  uint32_t (*rx_post)(struct mior__io *r, const uint32_t *slots, uint32_t n);
   /* Queue one send of len bytes starting `off` bytes into `slot`, to dst (NULL: the socket's
    * connected peer or bound interface).  -EAGAIN when the submission queue is full (the slot stays
    * the caller's).  The completion reports res = bytes sent and off = len asked. */
-  int (*tx_queue)(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
+  int (*tx_queue)(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                   const mior_addr *dst);
   /* Submit what is queued.  If wait is nonzero and no completion is ready, wait up to timeout_us
    * (negative: no limit) for `wait` completions; a backend may treat any wait > 1 as 1, and
@@ -117,28 +117,28 @@ typedef struct mior__backend_ops {
    * waiting on those sends alone); a backend may also return as soon as they are done (sockets).
    * Every system call made here or in reap is counted in the backend's counters (submits).  Returns >= 0 or a
    * negative errno (-ETIME/-EINTR are not errors: return 0). */
-  int (*submit)(struct mior__ring *r, int wait, int64_t timeout_us);
+  int (*submit)(struct mior__io *r, int wait, int64_t timeout_us);
   /* Move up to max completions to out.  Returns how many. */
-  uint32_t (*reap)(struct mior__ring *r, mior__cqe *out, uint32_t max);
+  uint32_t (*reap)(struct mior__io *r, mior__cqe *out, uint32_t max);
   /* Start cancelling every outstanding operation (on the driving thread, at close).  The
    * cancelled operations complete through reap; returns the number still outstanding that will
    * complete (posted receives and sends), 0 when nothing more will come. */
-  int (*cancel)(struct mior__ring *r);
+  int (*cancel)(struct mior__io *r);
   /* How many more receive slots the backend wants now.  Optional (NULL: as many as rx_depth
    * allows).  The front end never offers more than this to rx_post. */
-  uint32_t (*rx_room)(struct mior__ring *r);
+  uint32_t (*rx_room)(struct mior__io *r);
   /* The backend's own counters.  Optional (NULL: none).  Called on the driving thread, or from
    * any thread as a snapshot (as mior_port_stats_get documents). */
-  void (*counters)(const struct mior__ring *r, mior__backend_counters *out);
+  void (*counters)(const struct mior__io *r, mior__backend_counters *out);
   /* Operations still outstanding that will produce a completion (sends, posted receives). */
-  uint32_t (*outstanding)(struct mior__ring *r);
+  uint32_t (*outstanding)(struct mior__io *r);
   /* Close the ring, on any thread, once nothing is outstanding (or the thread that submitted it
    * has ended, which made the kernel cancel it).  It may close the port's socket
    * (mior__socket_close) at the point its teardown needs (Winsock aborts pending operations that
    * way; io_uring waits there for its file table to let go); the port closes it afterwards
    * otherwise.  When the port's close returns, the socket's address is free to bind again.
    * Unused receive slots are the front end's again. */
-  void (*close)(struct mior__ring *r);
+  void (*close)(struct mior__io *r);
   uint32_t flags; /* MIOR__BACKEND_* */
 } mior__backend_ops;
 

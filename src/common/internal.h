@@ -24,6 +24,11 @@
 #  define MIOR_THREAD_LOCAL _Thread_local
 #endif
 
+/* 1 if v is a power of two (slot sizes, ring sizes). */
+static inline int mior__is_pow2(uint32_t v) {
+  return v && !(v & (v - 1));
+}
+
 /* Record the detail of a failure for mior_last_error() and return err as a negative errno. */
 int mior__fail(int err, const char *fmt, ...) MIOR_PRINTF(2, 3);
 void mior__clear_error(void);

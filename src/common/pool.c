@@ -71,9 +71,6 @@ void mior_pool_options_init(mior_pool_options *opts) {
   opts->numa_node = -1;
 }
 
-static int is_pow2(uint32_t v) {
-  return v && !(v & (v - 1));
-}
 
 static uint32_t log2_u32(uint32_t v) {
   uint32_t s = 0;
@@ -111,7 +108,7 @@ int mior_pool_create(mior_pool **out, const mior_pool_options *opts) {
   if (o.buf_count > MIOR_POOL_MAX_BUF_COUNT)
     return mior__fail(-EINVAL, "pool: buf_count %u is over the maximum %u", o.buf_count,
                       MIOR_POOL_MAX_BUF_COUNT);
-  if (!is_pow2(o.buf_size) || o.buf_size < MIOR_POOL_MIN_BUF_SIZE ||
+  if (!mior__is_pow2(o.buf_size) || o.buf_size < MIOR_POOL_MIN_BUF_SIZE ||
       o.buf_size > MIOR_POOL_MAX_BUF_SIZE)
     return mior__fail(-EINVAL, "pool: buf_size %u must be a power of two from %u to %u",
                       o.buf_size, MIOR_POOL_MIN_BUF_SIZE, MIOR_POOL_MAX_BUF_SIZE);

@@ -43,7 +43,7 @@ static void rx_refill(struct mior_port *p) {
   uint32_t need = p->rx_depth - p->rx_posted;
   if (need == 0 || (need < p->batch && p->rx_posted > 0)) return;
   if (p->ops->rx_room) {
-    uint32_t room = p->ops->rx_room(p->ring);
+    uint32_t room = p->ops->rx_room(p->io);
     if (need > room) need = room;
     if (need == 0) return;
   }
@@ -52,7 +52,7 @@ static void rx_refill(struct mior_port *p) {
   if (n == 0) return;
   uint32_t *slots = p->cache + (p->cache_len - n);
   for (uint32_t i = 0; i < n; i++) mior__slot_set(p, slots[i], MIOR__SLOT_RX);
-  uint32_t taken = p->ops->rx_post(p->ring, slots, n);
+  uint32_t taken = p->ops->rx_post(p->io, slots, n);
   /* Slots the backend did not take go back to the cache state; they are still in place at the
    * end of the cache array, so shrinking the cache by `taken` would lose them: move them down. */
   if (taken < n) {
@@ -68,7 +68,7 @@ int mior__port_bind(struct mior_port *p, uint64_t self, uint64_t own) {
   if (!atomic_compare_exchange_strong_explicit(&p->owner, &own, MIOR__OWNER_BINDING,
                                                memory_order_acq_rel, memory_order_acquire))
     return mior__fail(-EBUSY, "port %u was bound by another thread just now", p->index);
-  int rc = p->ops->bind_thread(p->ring);
+  int rc = p->ops->bind_thread(p->io);
   if (rc < 0) {
     atomic_store_explicit(&p->owner, own, memory_order_release);
     return rc;
@@ -198,7 +198,7 @@ uint32_t mior__port_process(struct mior_port *p, uint32_t budget, uint32_t *deli
   while (*delivered < budget) {
     /* Never take more completions than the budget has room for, so poll keeps its promise. */
     uint32_t room = budget - *delivered;
-    uint32_t n = p->ops->reap(p->ring, p->cqes, room < p->batch ? room : p->batch);
+    uint32_t n = p->ops->reap(p->io, p->cqes, room < p->batch ? room : p->batch);
     if (n == 0) break;
     p->stats.completions += n;
     handled += n;
@@ -216,7 +216,7 @@ uint32_t mior__port_process(struct mior_port *p, uint32_t budget, uint32_t *deli
 int mior__port_submit(struct mior_port *p, int wait, int64_t timeout_us) {
   p->tx_inflight += p->tx_pending;
   p->tx_pending = 0;
-  return p->ops->submit(p->ring, wait, timeout_us);
+  return p->ops->submit(p->io, wait, timeout_us);
 }
 
 int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
@@ -384,11 +384,11 @@ int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst
     rc = mior_tx_flush(p);
     if (rc < 0) goto failed;
   }
-  rc = p->ops->tx_queue(p->ring, slot, (uint32_t)(pkt->data - base), len, dst);
+  rc = p->ops->tx_queue(p->io, slot, (uint32_t)(pkt->data - base), len, dst);
   if (MIOR_UNLIKELY(rc == -EAGAIN)) {
     /* The submission queue filled up under us (receives share it): submit and try once more. */
     int frc = mior_tx_flush(p);
-    rc = frc < 0 ? frc : p->ops->tx_queue(p->ring, slot, (uint32_t)(pkt->data - base), len, dst);
+    rc = frc < 0 ? frc : p->ops->tx_queue(p->io, slot, (uint32_t)(pkt->data - base), len, dst);
   }
   if (MIOR_UNLIKELY(rc < 0)) {
     /* A destination the socket cannot take is the caller's mistake; anything else is not. */
@@ -450,9 +450,9 @@ uint32_t mior__port_user_held(const struct mior_port *p) {
 int mior_port_stats_get(const mior_port *p, mior_port_stats *out) {
   if (!p || !out) return mior__fail(-EINVAL, "mior_port_stats_get: NULL argument");
   *out = p->stats;
-  if (p->ops->counters && p->ring) {
+  if (p->ops->counters && p->io) {
     mior__backend_counters c;
-    p->ops->counters(p->ring, &c);
+    p->ops->counters(p->io, &c);
     out->submits += c.submits;
     out->rx_rearm += c.rx_rearm;
     out->cq_overflow += c.cq_overflow;

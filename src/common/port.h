@@ -39,7 +39,7 @@ struct mior_port;
 struct mior_port {
   /* hot: the driving thread's state */
   const mior__backend_ops *ops;
-  struct mior__ring *ring;
+  struct mior__io *io;       /* the backend's state for this port (its ring, or its sockets machinery) */
   mior_pool_region region;
   _Atomic uint32_t *slot_state;  /* (generation << 4) | MIOR__SLOT_* */
   uint32_t *cache;          /* LIFO of free slots owned by this port */
@@ -94,7 +94,7 @@ struct mior_transport {
 };
 
 int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t index,
-                    const mior__backend_ops *ops, const mior__ring_cfg *cfg);
+                    const mior__backend_ops *ops, const mior__io_cfg *cfg);
 /* The port's own thread (mior_transport_start) takes the port reserved for it.  0 or -errno. */
 int mior__port_claim(struct mior_port *port);
 /* 0 if the calling thread may close the port now: it drives the port, or nobody does, or the

@@ -9,7 +9,7 @@
 #include "common/port.h"
 
 int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t index,
-                    const mior__backend_ops *ops, const mior__ring_cfg *cfg_in) {
+                    const mior__backend_ops *ops, const mior__io_cfg *cfg_in) {
   const mior_options *o = cfg_in->opts;
   struct mior_port *p = calloc(1, sizeof *p);
   if (!p) return mior__fail(-ENOMEM, "out of memory for a port");
@@ -52,7 +52,7 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
   atomic_init(&p->thread_running, 0);
   mior__random_bytes(&p->rng, sizeof p->rng);
 
-  mior__ring_cfg cfg = *cfg_in;
+  mior__io_cfg cfg = *cfg_in;
   cfg.region = p->region;
   cfg.sock = &p->sock;
   /* The port owns the socket: it opens it here and hands it to the backend. */
@@ -61,7 +61,7 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
     if (rc < 0) goto out_pool;
   }
   uint32_t features = 0;
-  rc = ops->open(&p->ring, &cfg, &features);
+  rc = ops->open(&p->io, &cfg, &features);
   if (rc < 0) goto out_socket;
   p->stats.features = features;
   *out = p;
@@ -95,25 +95,25 @@ static uint32_t quiesce(struct mior_port *p, uint32_t ms) {
   uint32_t delivered;
   p->closing = 1;
   mior__port_submit(p, 0, 0);
-  p->ops->cancel(p->ring);
+  p->ops->cancel(p->io);
   uint64_t end = mior__now_ns() + (uint64_t)ms * 1000000u;
   uint32_t left;
   for (;;) {
     uint32_t handled = mior__port_process(p, UINT32_MAX, &delivered);
-    left = p->ops->outstanding(p->ring);
+    left = p->ops->outstanding(p->io);
     if (handled == 0 && left == 0) break;
     if (mior__now_ns() > end) break;
     /* A submit that fails (the ring refuses enters: fault injection's dead socket) must not leave
      * the cancelled operations unreaped: the backend's cancel enters by itself, and asking again
      * also collects what the first request cancelled. */
-    if (handled == 0 && p->ops->submit(p->ring, 1, 10000) < 0) p->ops->cancel(p->ring);
+    if (handled == 0 && p->ops->submit(p->io, 1, 10000) < 0) p->ops->cancel(p->io);
   }
   p->closing = 0;
   return left;
 }
 
 uint32_t mior__port_shutdown(struct mior_port *p) {
-  if (!p->ring) return 0;
+  if (!p->io) return 0;
   uint64_t self = mior__thread_self();
   uint64_t own = atomic_load_explicit(&p->owner, memory_order_acquire);
   if (own == MIOR__OWNER_NONE) return 0; /* never driven: nothing was ever submitted */
@@ -127,7 +127,7 @@ uint32_t mior__port_shutdown(struct mior_port *p) {
     }
   }
   uint32_t left = quiesce(p, 2000);
-  if (left == 0 && p->ops->detach) p->ops->detach(p->ring);
+  if (left == 0 && p->ops->detach) p->ops->detach(p->io);
   return left;
 }
 
@@ -141,8 +141,8 @@ int mior__port_close(struct mior_port *p, uint32_t outstanding) {
                         p->index, outstanding);
     return rc;
   }
-  if (p->ring) p->ops->close(p->ring);
-  p->ring = NULL;
+  if (p->io) p->ops->close(p->io);
+  p->io = NULL;
   if (!(p->ops->flags & MIOR__BACKEND_NO_SOCKET)) mior__socket_close(&p->sock, 0);
   mior__thread_ref_drop(&p->owner_ref);
   /* With the ring gone every slot the kernel held is ours again.  The caller made sure the

@@ -22,7 +22,7 @@ typedef union mior__sockaddr {
 
 /* Open, configure and bind the socket a port needs.  Returns 0 or -errno with a message that
  * names what failed (and, for EPERM, the privilege needed).  On failure s is closed. */
-int mior__socket_open(mior__sock *s, const mior__ring_cfg *cfg);
+int mior__socket_open(mior__sock *s, const mior__io_cfg *cfg);
 /* Close the socket (a closed one is left alone).  wait_release: something else in the kernel may
  * still hold the socket (an io_uring file table whose teardown is asynchronous): return only once
  * the kernel has released it, so that its address can be bound again (bounded wait). */

@@ -88,9 +88,6 @@ int mior_features_format(uint32_t features, char *buf, size_t len) {
   return 0;
 }
 
-static int is_pow2(uint32_t v) {
-  return v && !(v & (v - 1));
-}
 
 /* The defaults (mior_options_init), then each field the caller's struct holds, the rule of
  * common/opts.h; then the checks.  A zero count or size means its default, as documented in
@@ -131,7 +128,7 @@ static int options_resolve(mior_options *o, const mior_options *user, const mior
   if (o->sq_entries > 32768 || o->cq_entries > 65536 || o->cq_entries < o->sq_entries)
     return mior__fail(-EINVAL, "sq_entries %u / cq_entries %u: need sq <= 32768, sq <= cq <= 65536",
                       o->sq_entries, o->cq_entries);
-  if (!is_pow2(o->buf_size) || o->buf_size < MIOR_POOL_MIN_BUF_SIZE || o->buf_size > MIOR_POOL_MAX_BUF_SIZE)
+  if (!mior__is_pow2(o->buf_size) || o->buf_size < MIOR_POOL_MIN_BUF_SIZE || o->buf_size > MIOR_POOL_MAX_BUF_SIZE)
     return mior__fail(-EINVAL, "buf_size %u: need a power of two in [%u, %u]", o->buf_size,
                       MIOR_POOL_MIN_BUF_SIZE, MIOR_POOL_MAX_BUF_SIZE);
   if (o->buf_count < 2 || o->buf_count > MIOR_POOL_MAX_BUF_COUNT)
@@ -254,7 +251,7 @@ int mior_transport_open(mior_transport **out, const char *endpoint, const mior_o
     goto fail;
   }
   uint16_t group_id = 0; /* packet: written by queue 0's backend, read by the later queues' */
-  mior__ring_cfg cfg;
+  mior__io_cfg cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.ep = &t->ep;
   cfg.opts = &t->opts;

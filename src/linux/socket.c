@@ -110,7 +110,7 @@ static int fail_errno(int fd, int err, const char *what, const char *detail) {
   return mior__fail(-err, "%s: %s (%s)", what, strerror(err), detail);
 }
 
-static int connect_peer(mior__sock *s, const mior__ring_cfg *cfg) {
+static int connect_peer(mior__sock *s, const mior__io_cfg *cfg) {
   if (!cfg->peer) return 0;
   int fam = cfg->peer->family == MIOR_AF_INET6 ? AF_INET6 : AF_INET;
   if (fam != s->family) {
@@ -125,7 +125,7 @@ static int connect_peer(mior__sock *s, const mior__ring_cfg *cfg) {
   return 0;
 }
 
-static int open_udp(mior__sock *s, const mior__ring_cfg *cfg) {
+static int open_udp(mior__sock *s, const mior__io_cfg *cfg) {
   const mior__endpoint *ep = cfg->ep;
   s->family = ep->addr.family == MIOR_AF_INET6 ? AF_INET6 : AF_INET;
   s->fd = socket(s->family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
@@ -146,7 +146,7 @@ static int open_udp(mior__sock *s, const mior__ring_cfg *cfg) {
   return connect_peer(s, cfg);
 }
 
-static int open_ip(mior__sock *s, const mior__ring_cfg *cfg) {
+static int open_ip(mior__sock *s, const mior__io_cfg *cfg) {
   const mior__endpoint *ep = cfg->ep;
   s->family = ep->addr.family == MIOR_AF_INET6 ? AF_INET6 : AF_INET;
   s->fd = socket(s->family, SOCK_RAW | SOCK_CLOEXEC, ep->ip_proto);
@@ -170,7 +170,7 @@ static int open_ip(mior__sock *s, const mior__ring_cfg *cfg) {
  * (PACKET_FANOUT_FLAG_UNIQUEID), reads the id back and reports it through cfg->group_id, and the
  * later queues join that id.  There is no fallback to an id of our own on a kernel without the
  * flag: that would bring the collision back. */
-static int join_fanout(mior__sock *s, const mior__ring_cfg *cfg) {
+static int join_fanout(mior__sock *s, const mior__io_cfg *cfg) {
   if (cfg->queue > 0) {
     int arg = *cfg->group_id | (PACKET_FANOUT_HASH << 16);
     if (setsockopt(s->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0)
@@ -194,7 +194,7 @@ static int join_fanout(mior__sock *s, const mior__ring_cfg *cfg) {
   return 0;
 }
 
-static int open_packet(mior__sock *s, const mior__ring_cfg *cfg) {
+static int open_packet(mior__sock *s, const mior__io_cfg *cfg) {
   const mior__endpoint *ep = cfg->ep;
   s->family = AF_PACKET;
   unsigned ifindex = if_nametoindex(ep->ifname);
@@ -225,7 +225,7 @@ static int open_packet(mior__sock *s, const mior__ring_cfg *cfg) {
   return 0;
 }
 
-int mior__socket_open(mior__sock *s, const mior__ring_cfg *cfg) {
+int mior__socket_open(mior__sock *s, const mior__io_cfg *cfg) {
   memset(s, 0, sizeof *s);
   s->fd = -1;
   s->kind = cfg->ep->kind;

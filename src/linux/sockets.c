@@ -26,7 +26,7 @@ struct tx_dst {
   socklen_t len;
 };
 
-struct mior__ring {
+struct mior__io {
   mior__sock *sock;    /* the port's socket (the port opened it; close may close it) */
   mior_pool_region region;
   mior__backend_counters cnt; /* this backend's own counters (ops.counters) */
@@ -65,7 +65,7 @@ static int sockets_supported(char *why, size_t len) {
   return 1;
 }
 
-static void sockets_close(struct mior__ring *r) {
+static void sockets_close(struct mior__io *r) {
   if (!r) return;
   free(r->rx_slots);
   mior__tx_fifo_free(&r->txq);
@@ -79,8 +79,8 @@ static void sockets_close(struct mior__ring *r) {
   free(r);
 }
 
-static int sockets_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
-  struct mior__ring *r = calloc(1, sizeof *r);
+static int sockets_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features) {
+  struct mior__io *r = calloc(1, sizeof *r);
   if (!r) return mior__fail(-ENOMEM, "out of memory");
   r->sock = cfg->sock;
   r->region = cfg->region;
@@ -107,14 +107,14 @@ static int sockets_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint
   return 0;
 }
 
-static int sockets_bind_thread(struct mior__ring *r) {
+static int sockets_bind_thread(struct mior__io *r) {
   (void)r;
   return 0;
 }
 
 /* An error without a slot (e.g. ICMP port unreachable reported on receive).  If the queue is
  * full of them the newest is dropped: it is a counter, not data. */
-static void cq_error(struct mior__ring *r, uint32_t op, int err) {
+static void cq_error(struct mior__io *r, uint32_t op, int err) {
   /* buf_count entries stay reserved for slot records, which therefore never find it full. */
   if (r->cq.len >= r->cq.cap - r->region.buf_count) return;
   mior__cqe *c = mior__cq_push_spare(&r->cq);
@@ -125,7 +125,7 @@ static void cq_error(struct mior__ring *r, uint32_t op, int err) {
   c->res = -err;
 }
 
-static uint32_t sockets_rx_post(struct mior__ring *r, const uint32_t *slots, uint32_t n) {
+static uint32_t sockets_rx_post(struct mior__io *r, const uint32_t *slots, uint32_t n) {
   uint32_t room = r->rx_cap - r->rx_len;
   if (n > room) n = room;
   memcpy(r->rx_slots + r->rx_len, slots, n * sizeof *slots);
@@ -134,13 +134,13 @@ static uint32_t sockets_rx_post(struct mior__ring *r, const uint32_t *slots, uin
   return n;
 }
 
-static int sockets_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
+static int sockets_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                             const mior_addr *dst) {
   if (dst) r->dst[slot].len = mior__sockaddr_from(dst, &r->dst[slot].sa);
   return mior__tx_fifo_push(&r->txq, slot, off, len, dst != NULL);
 }
 
-static void do_tx(struct mior__ring *r) {
+static void do_tx(struct mior__io *r) {
   while (r->txq.len > 0) {
     uint32_t k = r->txq.len < r->batch ? r->txq.len : r->batch;
     for (uint32_t i = 0; i < k; i++) {
@@ -179,7 +179,7 @@ static void do_tx(struct mior__ring *r) {
   }
 }
 
-static void do_rx(struct mior__ring *r) {
+static void do_rx(struct mior__io *r) {
   while (r->rx_len > 0 && r->cq.len + r->batch <= r->cq.cap) {
     uint32_t kfull = r->rx_len < r->batch ? r->rx_len : r->batch;
     if (r->rx_prep_k != kfull || r->rx_prep_n != r->rx_len) {
@@ -236,7 +236,7 @@ static void do_rx(struct mior__ring *r) {
   }
 }
 
-static int sockets_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
+static int sockets_submit(struct mior__io *r, int wait, int64_t timeout_us) {
   do_tx(r);
   do_rx(r);
   if (!wait || r->cq.len > 0) return 0;
@@ -261,11 +261,11 @@ static int sockets_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   return 0;
 }
 
-static uint32_t sockets_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
+static uint32_t sockets_reap(struct mior__io *r, mior__cqe *out, uint32_t max) {
   return mior__cq_take(&r->cq, out, max);
 }
 
-static int sockets_cancel(struct mior__ring *r) {
+static int sockets_cancel(struct mior__io *r) {
   while (r->txq.len) {
     const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, 0);
     mior__cqe *c = mior__cq_push_slot(&r->cq);
@@ -287,11 +287,11 @@ static int sockets_cancel(struct mior__ring *r) {
   return 0;
 }
 
-static uint32_t sockets_outstanding(struct mior__ring *r) {
+static uint32_t sockets_outstanding(struct mior__io *r) {
   return r->rx_len + r->txq.len;
 }
 
-static void sockets_counters(const struct mior__ring *r, mior__backend_counters *out) {
+static void sockets_counters(const struct mior__io *r, mior__backend_counters *out) {
   *out = r->cnt;
 }
 

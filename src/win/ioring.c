@@ -58,7 +58,7 @@ static inline UINT_PTR ud_make(uint32_t slot, unsigned kind) {
 
 enum { SLOT_IDLE = 0, SLOT_RX = 1, SLOT_TX = 2 };
 
-struct mior__ring {
+struct mior__io {
   const mior__ioring_api *api;
   HIORING ring;
   HANDLE event;          /* completion event, or NULL (then SubmitIoRing waits) */
@@ -83,7 +83,7 @@ static int ioring_supported(char *why, size_t len) {
   return mior__ioring_api_get(why, len) != NULL;
 }
 
-static inline IORING_HANDLE_REF file_ref(const struct mior__ring *r) {
+static inline IORING_HANDLE_REF file_ref(const struct mior__io *r) {
   IORING_HANDLE_REF h;
   memset(&h, 0, sizeof h);
   if (r->reg_files) {
@@ -96,7 +96,7 @@ static inline IORING_HANDLE_REF file_ref(const struct mior__ring *r) {
   return h;
 }
 
-static inline IORING_BUFFER_REF buffer_ref(const struct mior__ring *r, uint32_t slot, uint32_t off) {
+static inline IORING_BUFFER_REF buffer_ref(const struct mior__io *r, uint32_t slot, uint32_t off) {
   IORING_BUFFER_REF b;
   memset(&b, 0, sizeof b);
   if (r->reg_buffers) {
@@ -112,11 +112,11 @@ static inline IORING_BUFFER_REF buffer_ref(const struct mior__ring *r, uint32_t 
 
 /* Never full: drain_ring pops the ring only while there is room, and every slot is in the
  * queue at most once. */
-static inline mior__cqe *cq_push(struct mior__ring *r) {
+static inline mior__cqe *cq_push(struct mior__io *r) {
   return mior__cq_push_slot(&r->cq);
 }
 
-static void push_tx(struct mior__ring *r, uint32_t slot, int32_t res, uint32_t len) {
+static void push_tx(struct mior__io *r, uint32_t slot, int32_t res, uint32_t len) {
   mior__cqe *c = cq_push(r);
   memset(c, 0, sizeof *c);
   c->op = MIOR__OP_TX;
@@ -126,7 +126,7 @@ static void push_tx(struct mior__ring *r, uint32_t slot, int32_t res, uint32_t l
 }
 
 /* One ring completion into the local queue (or swallowed, for our own operations). */
-static void take_cqe(struct mior__ring *r, const IORING_CQE *e) {
+static void take_cqe(struct mior__io *r, const IORING_CQE *e) {
   unsigned kind = (unsigned)(e->UserData & UD_KIND_MASK);
   if (kind == UD_INTERNAL) return; /* registrations are checked at open; cancels need nothing */
   uint32_t slot = (uint32_t)(e->UserData >> 2);
@@ -156,7 +156,7 @@ static void take_cqe(struct mior__ring *r, const IORING_CQE *e) {
 }
 
 /* Pop every ready completion into the local queue; 1 if any came. */
-static int drain_ring(struct mior__ring *r) {
+static int drain_ring(struct mior__io *r) {
   int any = 0;
   IORING_CQE e;
   while (r->cq.len < r->cq.cap) {
@@ -168,7 +168,7 @@ static int drain_ring(struct mior__ring *r) {
   return any;
 }
 
-static int submit_ring(struct mior__ring *r, UINT32 wait_ops, UINT32 ms) {
+static int submit_ring(struct mior__io *r, UINT32 wait_ops, UINT32 ms) {
   UINT32 submitted = 0;
   HRESULT hr = r->api->SubmitIoRing(r->ring, wait_ops, ms, &submitted);
   r->cnt.submits++;
@@ -184,7 +184,7 @@ static int submit_ring(struct mior__ring *r, UINT32 wait_ops, UINT32 ms) {
   return 0;
 }
 
-static void ioring_close(struct mior__ring *r) {
+static void ioring_close(struct mior__io *r) {
   if (!r) return;
   if (r->ring) {
     /* Abort what the socket holds, then give the ring a bounded time to report it, so no
@@ -211,7 +211,7 @@ static void ioring_close(struct mior__ring *r) {
 }
 
 /* Run one registration entry to completion at open. */
-static HRESULT register_now(struct mior__ring *r, UINT_PTR ud) {
+static HRESULT register_now(struct mior__io *r, UINT_PTR ud) {
   UINT32 submitted = 0;
   HRESULT hr = r->api->SubmitIoRing(r->ring, 1, 5000, &submitted);
   r->unsubmitted = 0;
@@ -245,7 +245,7 @@ static uint32_t clamp_pow2(uint32_t want, uint32_t max) {
 
 /* Create the ring, queue sizes rounded as IoRing rounds them (powers of two, CQ at least twice the
  * SQ, within what QueryIoRingCapabilities allows), and read back what it made. */
-static int create_ring(struct mior__ring *r, const mior_options *o) {
+static int create_ring(struct mior__io *r, const mior_options *o) {
   const mior__ioring_api *api = r->api;
   uint32_t sq = clamp_pow2(o->sq_entries, api->caps.MaxSubmissionQueueSize);
   uint32_t cq = clamp_pow2(o->cq_entries > 2 * sq ? o->cq_entries : 2 * sq, api->caps.MaxCompletionQueueSize);
@@ -266,7 +266,7 @@ static int create_ring(struct mior__ring *r, const mior_options *o) {
 }
 
 /* The socket, once, as registered file 0.  Optional: operations can name the handle itself. */
-static void register_socket(struct mior__ring *r, uint32_t *features) {
+static void register_socket(struct mior__io *r, uint32_t *features) {
   HANDLE h = (HANDLE)r->sock->fd;
   HRESULT hr = r->api->BuildIoRingRegisterFileHandles(r->ring, 1, &h, UD_REG_FILES);
   if (SUCCEEDED(hr)) hr = register_now(r, UD_REG_FILES);
@@ -278,7 +278,7 @@ static void register_socket(struct mior__ring *r, uint32_t *features) {
 
 /* The pool, once, as one buffer (or a few, past 2 GiB): slots are then (index, offset).
  * Optional: operations can name the address itself. */
-static void register_pool(struct mior__ring *r, uint32_t *features) {
+static void register_pool(struct mior__io *r, uint32_t *features) {
   r->slots_per_buffer = MAX_REG_BUFFER >> r->region.buf_shift;
   if (r->slots_per_buffer > r->region.buf_count) r->slots_per_buffer = r->region.buf_count;
   uint32_t nbuf = (r->region.buf_count + r->slots_per_buffer - 1) / r->slots_per_buffer;
@@ -301,7 +301,7 @@ static void register_pool(struct mior__ring *r, uint32_t *features) {
 }
 
 /* An event for blocking waits, where the IoRing has them (SET_COMPLETION_EVENT). */
-static int set_completion_event(struct mior__ring *r) {
+static int set_completion_event(struct mior__io *r) {
   if (!(r->api->caps.FeatureFlags & MIOR_IORING_FEATURE_SET_COMPLETION_EVENT)) return 0;
   r->event = CreateEventW(NULL, FALSE, FALSE, NULL);
   if (!r->event) return mior__win_fail(GetLastError(), "CreateEvent");
@@ -314,7 +314,7 @@ static int set_completion_event(struct mior__ring *r) {
   return 0;
 }
 
-static int ioring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
+static int ioring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features) {
   char why[200] = "";
   const mior__ioring_api *api = mior__ioring_api_get(why, sizeof why);
   if (!api) return mior__fail(-EOPNOTSUPP, "ioring: %s", why);
@@ -325,7 +325,7 @@ static int ioring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint3
                       "set options.peer (%s://), or use the sockets backend",
                       mior__kind_name(cfg->ep->kind));
   const mior_options *o = cfg->opts;
-  struct mior__ring *r = calloc(1, sizeof *r);
+  struct mior__io *r = calloc(1, sizeof *r);
   if (!r) return mior__fail(-ENOMEM, "out of memory");
   r->api = api;
   r->sock = cfg->sock;
@@ -363,7 +363,7 @@ fail:
   return rc;
 }
 
-static int ioring_bind_thread(struct mior__ring *r) {
+static int ioring_bind_thread(struct mior__io *r) {
   /* An IoRing handle is not tied to a thread. */
   (void)r;
   return 0;
@@ -371,13 +371,13 @@ static int ioring_bind_thread(struct mior__ring *r) {
 
 /* Room for one more operation: an entry in the submission queue, and a place in the completion
  * queue for its completion (more in flight than the completion queue holds could overflow it). */
-static int room(struct mior__ring *r) {
+static int room(struct mior__io *r) {
   if (r->in_ring >= r->cq_size) return 0;
   if (r->unsubmitted >= r->sq_size && submit_ring(r, 0, 0) < 0) return 0;
   return r->unsubmitted < r->sq_size;
 }
 
-static uint32_t ioring_rx_post(struct mior__ring *r, const uint32_t *slots, uint32_t n) {
+static uint32_t ioring_rx_post(struct mior__io *r, const uint32_t *slots, uint32_t n) {
   IORING_HANDLE_REF f = file_ref(r);
   uint32_t i;
   for (i = 0; i < n; i++) {
@@ -398,7 +398,7 @@ static uint32_t ioring_rx_post(struct mior__ring *r, const uint32_t *slots, uint
   return i;
 }
 
-static int ioring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
+static int ioring_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                            const mior_addr *dst) {
   if (MIOR_UNLIKELY(dst && !(dst->family == r->peer.family && dst->port == r->peer.port &&
                              memcmp(dst->addr, r->peer.addr, dst->family == MIOR_AF_INET6 ? 16 : 4) == 0)))
@@ -430,7 +430,7 @@ static int ioring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, ui
 
 /* Sends through Winsock (no IoRing WRITE): a blocking send of one datagram copies it into the
  * kernel and returns, so it completes here. */
-static void send_winsock(struct mior__ring *r) {
+static void send_winsock(struct mior__io *r) {
   while (r->txw.len > 0) {
     const mior__tx_rec *e = mior__tx_fifo_at(&r->txw, 0);
     int n = send(r->sock->fd, (const char *)mior_pool_region_slot(&r->region, e->slot) + e->off,
@@ -441,7 +441,7 @@ static void send_winsock(struct mior__ring *r) {
   }
 }
 
-static int ioring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
+static int ioring_submit(struct mior__io *r, int wait, int64_t timeout_us) {
   if (!r->tx_ring) send_winsock(r);
   if (r->unsubmitted) {
     int rc = submit_ring(r, 0, 0);
@@ -465,12 +465,12 @@ static int ioring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   return 0;
 }
 
-static uint32_t ioring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
+static uint32_t ioring_reap(struct mior__io *r, mior__cqe *out, uint32_t max) {
   if (r->cq.len < max) drain_ring(r);
   return mior__cq_take(&r->cq, out, max);
 }
 
-static int ioring_cancel(struct mior__ring *r) {
+static int ioring_cancel(struct mior__io *r) {
   /* Winsock sends not yet made: complete them here. */
   while (r->txw.len > 0) {
     const mior__tx_rec *e = mior__tx_fifo_at(&r->txw, 0);
@@ -494,11 +494,11 @@ static int ioring_cancel(struct mior__ring *r) {
   return (int)r->in_ring;
 }
 
-static uint32_t ioring_outstanding(struct mior__ring *r) {
+static uint32_t ioring_outstanding(struct mior__io *r) {
   return r->in_ring + r->txw.len;
 }
 
-static void ioring_counters(const struct mior__ring *r, mior__backend_counters *out) {
+static void ioring_counters(const struct mior__io *r, mior__backend_counters *out) {
   *out = r->cnt;
 }
 

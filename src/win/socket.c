@@ -79,7 +79,7 @@ static int open_socket(mior__sock *s, int type, int proto, const char *what) {
   return 0;
 }
 
-static int connect_peer(mior__sock *s, const mior__ring_cfg *cfg) {
+static int connect_peer(mior__sock *s, const mior__io_cfg *cfg) {
   if (!cfg->peer) return 0;
   int fam = cfg->peer->family == MIOR_AF_INET6 ? AF_INET6 : AF_INET;
   if (fam != s->family) {
@@ -94,7 +94,7 @@ static int connect_peer(mior__sock *s, const mior__ring_cfg *cfg) {
   return 0;
 }
 
-static int open_udp(mior__sock *s, const mior__ring_cfg *cfg) {
+static int open_udp(mior__sock *s, const mior__io_cfg *cfg) {
   const mior__endpoint *ep = cfg->ep;
   if (cfg->queues > 1)
     return mior__fail(-EOPNOTSUPP, "udp queues=%u: Windows has no load-balancing SO_REUSEPORT, so "
@@ -121,7 +121,7 @@ static int open_udp(mior__sock *s, const mior__ring_cfg *cfg) {
   return connect_peer(s, cfg);
 }
 
-static int open_ip(mior__sock *s, const mior__ring_cfg *cfg) {
+static int open_ip(mior__sock *s, const mior__io_cfg *cfg) {
   const mior__endpoint *ep = cfg->ep;
   s->family = ep->addr.family == MIOR_AF_INET6 ? AF_INET6 : AF_INET;
   int rc = open_socket(s, SOCK_RAW, ep->ip_proto, "WSASocket(SOCK_RAW)");
@@ -160,7 +160,7 @@ static int open_ip(mior__sock *s, const mior__ring_cfg *cfg) {
   return connect_peer(s, cfg);
 }
 
-int mior__socket_open(mior__sock *s, const mior__ring_cfg *cfg) {
+int mior__socket_open(mior__sock *s, const mior__io_cfg *cfg) {
   memset(s, 0, sizeof *s);
   s->fd = INVALID_SOCKET;
   s->kind = cfg->ep->kind;

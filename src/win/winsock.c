@@ -47,7 +47,7 @@ struct op {
   uint8_t has_dst;
 };
 
-struct mior__ring {
+struct mior__io {
   mior__sock *sock;    /* the port's socket (the port opened it; close may close it) */
   HANDLE iocp;
   int skip_on_success; /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is in force */
@@ -74,11 +74,11 @@ static int winsock_supported(char *why, size_t len) {
 
 /* Never full for slot records: every slot is in the queue at most once, and error records
  * without a slot keep to the spare entries (cq_fifo.h). */
-static inline mior__cqe *cq_push(struct mior__ring *r) {
+static inline mior__cqe *cq_push(struct mior__io *r) {
   return mior__cq_push_slot(&r->cq);
 }
 
-static void complete_rx(struct mior__ring *r, uint32_t slot, int32_t res, int truncated) {
+static void complete_rx(struct mior__io *r, uint32_t slot, int32_t res, int truncated) {
   struct op *op = &r->ops[slot];
   op->state = OP_IDLE;
   mior__cqe *c = cq_push(r);
@@ -91,7 +91,7 @@ static void complete_rx(struct mior__ring *r, uint32_t slot, int32_t res, int tr
   else memset(&c->src, 0, sizeof c->src);
 }
 
-static void complete_tx(struct mior__ring *r, uint32_t slot, int32_t res) {
+static void complete_tx(struct mior__io *r, uint32_t slot, int32_t res) {
   struct op *op = &r->ops[slot];
   op->state = OP_IDLE;
   mior__cqe *c = cq_push(r);
@@ -104,7 +104,7 @@ static void complete_tx(struct mior__ring *r, uint32_t slot, int32_t res) {
 
 /* Post one overlapped receive into slot.  Completes it here when Winsock says at once what
  * happened and will queue nothing (see the file comment). */
-static void issue_rx(struct mior__ring *r, uint32_t slot) {
+static void issue_rx(struct mior__io *r, uint32_t slot) {
   struct op *op = &r->ops[slot];
   memset(&op->ov, 0, sizeof op->ov);
   op->kind = MIOR__OP_RX;
@@ -132,7 +132,7 @@ static void issue_rx(struct mior__ring *r, uint32_t slot) {
   else complete_rx(r, slot, mior__win_errno(err), 0);
 }
 
-static void issue_tx(struct mior__ring *r, uint32_t slot) {
+static void issue_tx(struct mior__io *r, uint32_t slot) {
   struct op *op = &r->ops[slot];
   memset(&op->ov, 0, sizeof op->ov);
   op->wb.buf = (CHAR *)mior_pool_region_slot(&r->region, slot) + op->off;
@@ -156,7 +156,7 @@ static void issue_tx(struct mior__ring *r, uint32_t slot) {
 }
 
 /* Turn one completion packet into a completion record. */
-static void from_port(struct mior__ring *r, const OVERLAPPED_ENTRY *e) {
+static void from_port(struct mior__io *r, const OVERLAPPED_ENTRY *e) {
   struct op *op = (struct op *)e->lpOverlapped;
   if (!op || op < r->ops || op >= r->ops + r->region.buf_count) return;
   /* Only operations the kernel holds complete from the port.  (Per the Winsock rule above this
@@ -186,7 +186,7 @@ static void from_port(struct mior__ring *r, const OVERLAPPED_ENTRY *e) {
 }
 
 /* Take what the port has, waiting up to ms (0: do not wait). */
-static void drain_port(struct mior__ring *r, DWORD ms) {
+static void drain_port(struct mior__io *r, DWORD ms) {
   if (r->pending == 0) return;
   ULONG want = r->entries_cap;
   if (want > r->pending) want = r->pending;
@@ -195,7 +195,7 @@ static void drain_port(struct mior__ring *r, DWORD ms) {
   for (ULONG i = 0; i < got; i++) from_port(r, &r->entries[i]);
 }
 
-static void winsock_close(struct mior__ring *r) {
+static void winsock_close(struct mior__io *r) {
   if (!r) return;
   mior__socket_close(r->sock, 0);
   /* Closing the socket aborts every pending operation, but each still comes out of the port
@@ -229,8 +229,8 @@ static int can_skip_port(SOCKET s) {
   return (info.dwServiceFlags1 & XP1_IFS_HANDLES) != 0;
 }
 
-static int winsock_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
-  struct mior__ring *r = calloc(1, sizeof *r);
+static int winsock_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features) {
+  struct mior__io *r = calloc(1, sizeof *r);
   if (!r) return mior__fail(-ENOMEM, "out of memory");
   r->sock = cfg->sock;
   r->region = cfg->region;
@@ -264,19 +264,19 @@ static int winsock_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint
   return 0;
 }
 
-static int winsock_bind_thread(struct mior__ring *r) {
+static int winsock_bind_thread(struct mior__io *r) {
   /* A completion port may be used from any thread. */
   (void)r;
   return 0;
 }
 
-static uint32_t winsock_rx_post(struct mior__ring *r, const uint32_t *slots, uint32_t n) {
+static uint32_t winsock_rx_post(struct mior__io *r, const uint32_t *slots, uint32_t n) {
   /* Posted at once rather than at submit: a receive armed now catches the next datagram. */
   for (uint32_t i = 0; i < n; i++) issue_rx(r, slots[i]);
   return n;
 }
 
-static int winsock_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
+static int winsock_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                             const mior_addr *dst) {
   if (r->txq.len == r->txq.cap) return -EAGAIN;
   struct op *op = &r->ops[slot];
@@ -289,7 +289,7 @@ static int winsock_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, u
   return mior__tx_fifo_push(&r->txq, slot, off, len, dst != NULL);
 }
 
-static int winsock_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
+static int winsock_submit(struct mior__io *r, int wait, int64_t timeout_us) {
   while (r->txq.len > 0) {
     uint32_t slot = mior__tx_fifo_at(&r->txq, 0)->slot;
     mior__tx_fifo_pop(&r->txq, 1);
@@ -305,12 +305,12 @@ static int winsock_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
   return 0;
 }
 
-static uint32_t winsock_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
+static uint32_t winsock_reap(struct mior__io *r, mior__cqe *out, uint32_t max) {
   if (r->cq.len < max) drain_port(r, 0);
   return mior__cq_take(&r->cq, out, max);
 }
 
-static int winsock_cancel(struct mior__ring *r) {
+static int winsock_cancel(struct mior__io *r) {
   /* Sends never issued complete here; what the kernel holds is aborted and comes out of the
    * port as ERROR_OPERATION_ABORTED (-ECANCELED). */
   while (r->txq.len > 0) {
@@ -322,11 +322,11 @@ static int winsock_cancel(struct mior__ring *r) {
   return (int)r->pending;
 }
 
-static uint32_t winsock_outstanding(struct mior__ring *r) {
+static uint32_t winsock_outstanding(struct mior__io *r) {
   return r->pending + r->txq.len;
 }
 
-static void winsock_counters(const struct mior__ring *r, mior__backend_counters *out) {
+static void winsock_counters(const struct mior__io *r, mior__backend_counters *out) {
   *out = r->cnt;
 }
 

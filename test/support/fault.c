@@ -10,10 +10,10 @@
 
 /* The wrapper's ring.  Its own ops table comes first so one allocation holds both; the table is
  * per port because it carries the inner backend's id and name. */
-struct mior__ring {
+struct mior__io {
   mior__backend_ops ops;
   const mior__backend_ops *inner_ops;
-  struct mior__ring *inner;
+  struct mior__io *inner;
   mior_port *port;
   mior__fault_plan plan;
   mior__fault_counts n;
@@ -29,24 +29,24 @@ static int fault_supported(char *why, size_t len) {
   return 1;
 }
 
-static int fault_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
+static int fault_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features) {
   (void)out, (void)cfg, (void)features;
   return mior__fail(-EINVAL, "the fault wrapper is installed on an open port, not opened");
 }
 
-static int fault_bind_thread(struct mior__ring *w) {
+static int fault_bind_thread(struct mior__io *w) {
   return w->inner_ops->bind_thread(w->inner);
 }
 
-static uint32_t fault_rx_room(struct mior__ring *w) {
+static uint32_t fault_rx_room(struct mior__io *w) {
   return w->inner_ops->rx_room(w->inner);
 }
 
-static uint32_t fault_rx_post(struct mior__ring *w, const uint32_t *slots, uint32_t n) {
+static uint32_t fault_rx_post(struct mior__io *w, const uint32_t *slots, uint32_t n) {
   return w->inner_ops->rx_post(w->inner, slots, n);
 }
 
-static int fault_tx_queue(struct mior__ring *w, uint32_t slot, uint32_t off, uint32_t len,
+static int fault_tx_queue(struct mior__io *w, uint32_t slot, uint32_t off, uint32_t len,
                           const mior_addr *dst) {
   if (w->n.died && w->plan.die_err) {
     w->n.dead_calls++;
@@ -60,7 +60,7 @@ static int fault_tx_queue(struct mior__ring *w, uint32_t slot, uint32_t off, uin
   return w->inner_ops->tx_queue(w->inner, slot, off, len, dst);
 }
 
-static int fault_submit(struct mior__ring *w, int wait, int64_t timeout_us) {
+static int fault_submit(struct mior__io *w, int wait, int64_t timeout_us) {
   uint64_t k = ++w->n.submits;
   if (w->plan.die_after && k == w->plan.die_after && !w->n.died) {
     w->n.died = 1;
@@ -78,7 +78,7 @@ static int fault_submit(struct mior__ring *w, int wait, int64_t timeout_us) {
   return w->inner_ops->submit(w->inner, wait, timeout_us);
 }
 
-static uint32_t fault_reap(struct mior__ring *w, mior__cqe *out, uint32_t max) {
+static uint32_t fault_reap(struct mior__io *w, mior__cqe *out, uint32_t max) {
   uint32_t n = w->inner_ops->reap(w->inner, out, max);
   for (uint32_t i = 0; i < n; i++) {
     mior__cqe *c = &out[i];
@@ -105,23 +105,23 @@ static uint32_t fault_reap(struct mior__ring *w, mior__cqe *out, uint32_t max) {
   return n;
 }
 
-static int fault_cancel(struct mior__ring *w) {
+static int fault_cancel(struct mior__io *w) {
   return w->inner_ops->cancel(w->inner);
 }
 
-static uint32_t fault_outstanding(struct mior__ring *w) {
+static uint32_t fault_outstanding(struct mior__io *w) {
   return w->inner_ops->outstanding(w->inner);
 }
 
-static void fault_detach(struct mior__ring *w) {
+static void fault_detach(struct mior__io *w) {
   w->inner_ops->detach(w->inner);
 }
 
-static void fault_counters(const struct mior__ring *w, mior__backend_counters *out) {
+static void fault_counters(const struct mior__io *w, mior__backend_counters *out) {
   w->inner_ops->counters(w->inner, out);
 }
 
-static void fault_close(struct mior__ring *w) {
+static void fault_close(struct mior__io *w) {
   if (!w) return;
   w->inner_ops->close(w->inner);
   /* The port's ops pointer points into w: the front end must not use it after close, and
@@ -131,14 +131,14 @@ static void fault_close(struct mior__ring *w) {
 
 int mior__fault_install(mior_port *port, const mior__fault_plan *plan) {
   if (!port || !plan) return mior__fail(-EINVAL, "mior__fault_install: NULL argument");
-  if (!port->ring || port->ops->close == fault_close)
+  if (!port->io || port->ops->close == fault_close)
     return mior__fail(-EINVAL, "mior__fault_install: port closed or already wrapped");
   if (port->owner)
     return mior__fail(-EINVAL, "mior__fault_install: install before the port is first driven");
-  struct mior__ring *w = calloc(1, sizeof *w);
+  struct mior__io *w = calloc(1, sizeof *w);
   if (!w) return mior__fail(-ENOMEM, "out of memory");
   w->inner_ops = port->ops;
-  w->inner = port->ring;
+  w->inner = port->io;
   w->port = port;
   w->plan = *plan;
   /* Only the entries this file knows are filled: an optional entry added to the contract later
@@ -160,13 +160,13 @@ int mior__fault_install(mior_port *port, const mior__fault_plan *plan) {
   w->ops.counters = port->ops->counters ? fault_counters : NULL;
   w->ops.close = fault_close;
   port->ops = &w->ops;
-  port->ring = w;
+  port->io = w;
   return 0;
 }
 
 int mior__fault_counts_get(const mior_port *port, mior__fault_counts *out) {
-  if (!port || !out || !port->ring || port->ops->close != fault_close)
+  if (!port || !out || !port->io || port->ops->close != fault_close)
     return mior__fail(-EINVAL, "mior__fault_counts_get: not a port with fault injection");
-  *out = port->ring->n;
+  *out = port->io->n;
   return 0;
 }

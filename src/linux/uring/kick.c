@@ -10,7 +10,7 @@
 /* Packet ports send through a TX ring unless MIOR_OPT_NO_TX_RING.  Where the kernel or the link
  * will not have one, per-frame sends remain (MIOR_FEAT_TX_RING says which).  Returns 0, or a
  * negative errno only if the socket is left unable to send. */
-int mior__uring_txring_setup(struct mior__ring *r, const mior__ring_cfg *cfg, uint32_t *features) {
+int mior__uring_txring_setup(struct mior__io *r, const mior__io_cfg *cfg, uint32_t *features) {
   const mior_options *o = cfg->opts;
   if (r->sock->kind != MIOR__KIND_PACKET || (o->flags & MIOR_OPT_NO_TX_RING)) return 0;
   uint32_t cap = 1;
@@ -36,7 +36,7 @@ int mior__uring_txring_setup(struct mior__ring *r, const mior__ring_cfg *cfg, ui
   return 0;
 }
 
-static inline void done_push(struct mior__ring *r, uint32_t slot, int32_t res, uint32_t len) {
+static inline void done_push(struct mior__io *r, uint32_t slot, int32_t res, uint32_t len) {
   struct tx_done *d = &r->done[(r->done_head + r->done_len) & r->done_mask];
   d->slot = slot;
   d->res = res;
@@ -48,7 +48,7 @@ static inline void done_push(struct mior__ring *r, uint32_t slot, int32_t res, u
  * again as soon as their bytes are in the ring.  Stops at the first frame the kernel still owns
  * (the ring is full); the rest stay pending, which the port sees as sends in flight (backpressure),
  * not as loss. */
-static void ring_prepare(struct mior__ring *r) {
+static void ring_prepare(struct mior__io *r) {
   mior__txring *t = r->txr;
   uint32_t i, placed = 0;
   for (i = 0; i < r->txq.len; i++) {
@@ -73,7 +73,7 @@ static void ring_prepare(struct mior__ring *r) {
 /* Queue a kick: a SEND with no buffer, for which packet_sendmsg runs tpacket_snd over every frame
  * marked SEND_REQUEST.  Without MSG_DONTWAIT, so that a kick finding the socket's send buffer full
  * waits inside io_uring (poll) for room instead of failing with -EAGAIN. */
-void mior__uring_kick(struct mior__ring *r) {
+void mior__uring_kick(struct mior__io *r) {
   struct io_uring_sqe *sqe = mior__uring_get_tx_sqe(r);
   if (MIOR_UNLIKELY(!sqe)) return; /* still needed: the next submit tries again */
   io_uring_prep_send(sqe, r->file, NULL, 0, 0);
@@ -87,11 +87,11 @@ void mior__uring_kick(struct mior__ring *r) {
  * the frames it left behind need.  Returns 1 when the next kick should go at once (from reap), 0
  * when it can wait for the next submit or for new frames. */
 /* Count the frames the kernel took from the ring since the last look. */
-static void ring_confirm(struct mior__ring *r) {
+static void ring_confirm(struct mior__io *r) {
   mior__txring_confirm(r->txr, &r->cnt.tx_packets, &r->cnt.tx_bytes, &r->cnt.tx_errors);
 }
 
-int mior__uring_kick_done(struct mior__ring *r, int32_t res) {
+int mior__uring_kick_done(struct mior__io *r, int32_t res) {
   r->kick_inflight = 0;
   ring_confirm(r);
   /* -EAGAIN and -EINTR mean "try again"; io_uring normally absorbs them itself. */
@@ -114,7 +114,7 @@ int mior__uring_kick_done(struct mior__ring *r, int32_t res) {
  * that reap too: find the completion now, handle it, and let reap pass over it.  Kicks are issued
  * one at a time, so kick completions sit in the CQ in issue order, and those already handled come
  * first. */
-static void kick_scan(struct mior__ring *r) {
+static void kick_scan(struct mior__io *r) {
   struct io_uring_cqe *cqe;
   unsigned head;
   uint32_t seen = 0;
@@ -128,7 +128,7 @@ static void kick_scan(struct mior__ring *r) {
 
 /* Ring full, and no kick in flight whose completion would bring the port back: arm a short timer
  * so that a waiting poll wakes up to look again. */
-static void arm_ring_wait(struct mior__ring *r) {
+static void arm_ring_wait(struct mior__io *r) {
   struct io_uring_sqe *sqe = mior__uring_sqe(r);
   if (!sqe) return;
   io_uring_prep_timeout(sqe, &r->ring_wait_ts, 0, 0);
@@ -137,7 +137,7 @@ static void arm_ring_wait(struct mior__ring *r) {
 }
 
 /* Move pending sends into the ring and kick it as needed (at most one kick in flight). */
-void mior__uring_txring_submit(struct mior__ring *r) {
+void mior__uring_txring_submit(struct mior__io *r) {
   ring_confirm(r);
   if (r->txq.len) ring_prepare(r);
   if (r->kick_needed && r->kick_inflight) kick_scan(r);
@@ -145,7 +145,7 @@ void mior__uring_txring_submit(struct mior__ring *r) {
   if (MIOR_UNLIKELY(r->txq.len && !r->kick_inflight && !r->ring_wait)) arm_ring_wait(r);
 }
 
-uint32_t mior__uring_done_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
+uint32_t mior__uring_done_reap(struct mior__io *r, mior__cqe *out, uint32_t max) {
   uint32_t n = r->done_len < max ? r->done_len : max;
   for (uint32_t i = 0; i < n; i++) {
     const struct tx_done *d = &r->done[(r->done_head + i) & r->done_mask];

@@ -49,7 +49,7 @@ static int uring_supported(char *why, size_t len) {
   return 1;
 }
 
-static int setup_ring(struct mior__ring *r, const mior_options *o, uint32_t *features) {
+static int setup_ring(struct mior__io *r, const mior_options *o, uint32_t *features) {
   static const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL;
   unsigned tries[4];
   int n = 0;
@@ -91,7 +91,7 @@ static int setup_ring(struct mior__ring *r, const mior_options *o, uint32_t *fea
                     rc == -ENOMEM ? " (RLIMIT_MEMLOCK too low?)" : "");
 }
 
-static int register_buffers(struct mior__ring *r) {
+static int register_buffers(struct mior__io *r) {
   uint32_t chunks = (uint32_t)((r->region.len + (1ull << REG_CHUNK_SHIFT) - 1) >> REG_CHUNK_SHIFT);
   struct iovec iov[16];
   if (chunks > 16) return -E2BIG;
@@ -107,7 +107,7 @@ static int register_buffers(struct mior__ring *r) {
 /* Forget a ring fd registered by another thread: that registration lives in that thread's own
  * table, and using its index here would name whatever this thread registered there, if anything.
  * The plain ring fd works from any thread. */
-static void forget_ring_fd(struct mior__ring *r) {
+static void forget_ring_fd(struct mior__io *r) {
   r->ring.int_flags = r->int_flags0;
   r->ring.enter_ring_fd = r->ring.ring_fd;
   r->regfd_thread = 0;
@@ -117,7 +117,7 @@ static void forget_ring_fd(struct mior__ring *r) {
  * closing our descriptor releases it (and its address) at once, not when the ring's asynchronous
  * teardown gets to it.  New operations use the plain descriptor.  A SINGLE_ISSUER ring takes this
  * only from its own thread (or before it is enabled). */
-static int unregister_socket(struct mior__ring *r) {
+static int unregister_socket(struct mior__io *r) {
   if (!r->files_registered) return 0;
   int rc = io_uring_unregister_files(&r->ring);
   if (rc < 0) return rc;
@@ -127,7 +127,7 @@ static int unregister_socket(struct mior__ring *r) {
   return 0;
 }
 
-static void uring_close(struct mior__ring *r) {
+static void uring_close(struct mior__io *r) {
   if (!r) return;
   int held = unregister_socket(r) < 0;
   if (r->regfd_thread && r->regfd_thread != mior__thread_self()) forget_ring_fd(r);
@@ -151,9 +151,9 @@ static void uring_close(struct mior__ring *r) {
   free(r);
 }
 
-static int uring_open(struct mior__ring **out, const mior__ring_cfg *cfg, uint32_t *features) {
+static int uring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features) {
   const mior_options *o = cfg->opts;
-  struct mior__ring *r = calloc(1, sizeof *r);
+  struct mior__io *r = calloc(1, sizeof *r);
   if (!r) return mior__fail(-ENOMEM, "out of memory");
   r->sock = cfg->sock;
   r->region = cfg->region;
@@ -203,7 +203,7 @@ fail:
   return rc;
 }
 
-static int uring_bind_thread(struct mior__ring *r) {
+static int uring_bind_thread(struct mior__io *r) {
   if (r->enabled) {
     /* The thread that drove the ring has ended (the front end checked).  A SINGLE_ISSUER ring
      * refuses every other task for good; under SQPOLL the kernel's own thread is the issuer, so
@@ -228,7 +228,7 @@ static int uring_bind_thread(struct mior__ring *r) {
 /* The driving thread lets go: nothing is outstanding any more (the front end reaped the cancels).
  * Its registered ring fd goes, and so does the socket's place in the file table, which is what
  * lets close() free the address at once even if this thread ends before close runs. */
-static void uring_detach(struct mior__ring *r) {
+static void uring_detach(struct mior__io *r) {
   if (r->regfd_thread == mior__thread_self()) {
     io_uring_unregister_ring_fd(&r->ring);
     r->regfd_thread = 0;
@@ -236,12 +236,12 @@ static void uring_detach(struct mior__ring *r) {
   unregister_socket(r);
 }
 
-static uint32_t uring_outstanding(struct mior__ring *r) {
+static uint32_t uring_outstanding(struct mior__io *r) {
   return r->posted + r->tx_inflight + r->txq.len + r->done_len + r->ret_len + (r->ms_armed ? 1u : 0u) +
          (r->kick_inflight ? 1u : 0u) + (r->ring_wait ? 1u : 0u);
 }
 
-static int uring_cancel(struct mior__ring *r) {
+static int uring_cancel(struct mior__io *r) {
   if (!r->enabled) return 0;
   /* Queued sends go out first: the contract returns every slot through a completion. */
   if (r->txr) mior__uring_txring_submit(r);
@@ -260,7 +260,7 @@ static int uring_cancel(struct mior__ring *r) {
   return (int)uring_outstanding(r);
 }
 
-static void uring_counters(const struct mior__ring *r, mior__backend_counters *out) {
+static void uring_counters(const struct mior__io *r, mior__backend_counters *out) {
   *out = r->cnt;
 }
 

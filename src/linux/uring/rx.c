@@ -9,7 +9,7 @@
 #include "linux/uring/uring.h"
 
 /* The provided-buffer ring: buffer id == slot index, so it needs buf_count <= 65536. */
-int mior__uring_rx_setup(struct mior__ring *r, uint32_t rx_depth) {
+int mior__uring_rx_setup(struct mior__io *r, uint32_t rx_depth) {
   uint32_t entries = 1;
   while (entries < rx_depth) entries <<= 1;
   if (entries > 32768 || r->region.buf_count > 65536) return -ERANGE;
@@ -35,12 +35,12 @@ int mior__uring_rx_setup(struct mior__ring *r, uint32_t rx_depth) {
 
 /* Posted receives each arm their own poll, and a datagram at an idle socket wakes them all: only
  * rx_allow are kept posted (docs/ARCHITECTURE.md, "posted receives"). */
-uint32_t mior__uring_rx_room(struct mior__ring *r) {
+uint32_t mior__uring_rx_room(struct mior__io *r) {
   if (r->multishot) return UINT32_MAX;
   return r->rx_allow > r->posted ? r->rx_allow - r->posted : 0;
 }
 
-uint32_t mior__uring_rx_post(struct mior__ring *r, const uint32_t *slots, uint32_t n) {
+uint32_t mior__uring_rx_post(struct mior__io *r, const uint32_t *slots, uint32_t n) {
   if (r->multishot) {
     for (uint32_t i = 0; i < n; i++)
       io_uring_buf_ring_add(r->br, mior_pool_region_slot(&r->region, slots[i]), r->region.buf_size,
@@ -80,7 +80,7 @@ uint32_t mior__uring_rx_post(struct mior__ring *r, const uint32_t *slots, uint32
   return i;
 }
 
-static void arm_multishot(struct mior__ring *r) {
+static void arm_multishot(struct mior__io *r) {
   struct io_uring_sqe *sqe = mior__uring_sqe(r);
   if (!sqe) return;
   /* MSG_TRUNC: a frame longer than its buffer completes with its real length, so a cut frame is
@@ -96,7 +96,7 @@ static void arm_multishot(struct mior__ring *r) {
 /* Leave multishot receive for posted receives (see MS_ZERO_END_LIMIT), between two multishots:
  * the buffer ring is unregistered, and the slots still in it, which the kernel never consumed,
  * are handed back through reap. */
-static void multishot_off(struct mior__ring *r) {
+static void multishot_off(struct mior__io *r) {
   r->ret_slots = malloc((size_t)(r->br_count ? r->br_count : 1) * sizeof *r->ret_slots);
   if (!r->ret_slots) return; /* stay on multishot, try again at the next submit */
   /* The kernel takes buffers in ring order, so the unconsumed ones are the last br_count added. */
@@ -111,7 +111,7 @@ static void multishot_off(struct mior__ring *r) {
   r->cnt.features_off |= MIOR_FEAT_MULTISHOT_RX;
 }
 
-int mior__uring_rx_arm(struct mior__ring *r) {
+int mior__uring_rx_arm(struct mior__io *r) {
   if (!r->multishot || r->ms_armed || r->canceling) return 0;
   if (MIOR_UNLIKELY(r->ms_zero_ends >= MS_ZERO_END_LIMIT)) {
     multishot_off(r);
@@ -125,7 +125,7 @@ int mior__uring_rx_arm(struct mior__ring *r) {
   return 0;
 }
 
-uint32_t mior__uring_rx_returned(struct mior__ring *r, mior__cqe *out, uint32_t max) {
+uint32_t mior__uring_rx_returned(struct mior__io *r, mior__cqe *out, uint32_t max) {
   uint32_t n = 0;
   /* -EAGAIN is "nothing happened": the slot goes back unused. */
   while (r->ret_len && n < max) {
@@ -138,7 +138,7 @@ uint32_t mior__uring_rx_returned(struct mior__ring *r, mior__cqe *out, uint32_t 
   return n;
 }
 
-uint32_t mior__uring_reap_posted(struct mior__ring *r, const struct io_uring_cqe *cqe, mior__cqe *c) {
+uint32_t mior__uring_reap_posted(struct mior__io *r, const struct io_uring_cqe *cqe, mior__cqe *c) {
   r->posted--;
   uint32_t slot = UD_SLOT(cqe->user_data);
   c->op = MIOR__OP_RX;
@@ -161,7 +161,7 @@ uint32_t mior__uring_reap_posted(struct mior__ring *r, const struct io_uring_cqe
   return 1;
 }
 
-uint32_t mior__uring_reap_multishot(struct mior__ring *r, const struct io_uring_cqe *cqe, mior__cqe *c) {
+uint32_t mior__uring_reap_multishot(struct mior__io *r, const struct io_uring_cqe *cqe, mior__cqe *c) {
   if (!(cqe->flags & IORING_CQE_F_MORE)) {
     /* The multishot ended (buffers ran out, an error, overflow or cancel): re-arm at the next
      * submit unless we are closing. */
@@ -206,7 +206,7 @@ uint32_t mior__uring_reap_multishot(struct mior__ring *r, const struct io_uring_
   return 1;
 }
 
-void mior__uring_rx_allow_update(struct mior__ring *r, uint32_t nrx) {
+void mior__uring_rx_allow_update(struct mior__io *r, uint32_t nrx) {
   if (nrx >= r->rx_allow) r->rx_allow = r->rx_allow * 2 < r->rx_allow_max ? r->rx_allow * 2 : r->rx_allow_max;
   else r->rx_allow = nrx;
 }

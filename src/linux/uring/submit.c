@@ -23,7 +23,7 @@
 
 /* Make the prepared SQEs visible to the kernel (what liburing 2.3's unexported
  * __io_uring_flush_sq does) and return how many it has not taken yet. */
-unsigned mior__uring_sq_flush(struct mior__ring *r) {
+unsigned mior__uring_sq_flush(struct mior__io *r) {
   struct io_uring_sq *sq = &r->ring.sq;
   unsigned tail = sq->sqe_tail;
   if (sq->sqe_head != tail) {
@@ -34,13 +34,13 @@ unsigned mior__uring_sq_flush(struct mior__ring *r) {
   return tail - io_uring_smp_load_acquire(sq->khead);
 }
 
-static inline int sqpoll(const struct mior__ring *r) {
+static inline int sqpoll(const struct mior__io *r) {
   return (r->ring.flags & IORING_SETUP_SQPOLL) != 0;
 }
 
 /* IORING_ENTER_SQ_WAKEUP when n entries are published on an SQPOLL ring whose poller has gone to
  * sleep (it sets IORING_SQ_NEED_WAKEUP after sq_thread_idle without work), else 0. */
-unsigned mior__uring_sq_wakeup(struct mior__ring *r, unsigned n) {
+unsigned mior__uring_sq_wakeup(struct mior__io *r, unsigned n) {
   if (!n || !sqpoll(r)) return 0;
   /* The tail store above must be visible before the flag is read, or the poller could go to sleep
    * between the two without seeing the new entries (liburing has the same barrier). */
@@ -50,12 +50,12 @@ unsigned mior__uring_sq_wakeup(struct mior__ring *r, unsigned n) {
 
 /* The kernel holds completions it can post only inside an enter: an overflowed CQ, or task work
  * flagged by COOP_TASKRUN|TASKRUN_FLAG. */
-static int cq_needs_enter(const struct mior__ring *r) {
+static int cq_needs_enter(const struct mior__io *r) {
   return (IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)) != 0;
 }
 
 /* One io_uring_enter, counted.  ts (with IORING_FEAT_EXT_ARG) bounds a wait. */
-int mior__uring_enter(struct mior__ring *r, unsigned to_submit, unsigned min_complete, unsigned flags,
+int mior__uring_enter(struct mior__io *r, unsigned to_submit, unsigned min_complete, unsigned flags,
                       struct __kernel_timespec *ts) {
   struct io_uring_getevents_arg arg;
   void *argp = NULL;
@@ -78,7 +78,7 @@ int mior__uring_enter(struct mior__ring *r, unsigned to_submit, unsigned min_com
 /* Submit what is prepared, entering only when the kernel needs it (see above).  getevents: also
  * collect completions; a DEFER_TASKRUN ring posts them only inside an enter that asks, so then it
  * enters even with nothing to submit.  Returns what io_uring_enter returned, or 0 without one. */
-int mior__uring_submit_now(struct mior__ring *r, int getevents) {
+int mior__uring_submit_now(struct mior__io *r, int getevents) {
   unsigned n = mior__uring_sq_flush(r);
   unsigned flags = mior__uring_sq_wakeup(r, n);
   int enter = flags != 0 || (n && !sqpoll(r)) || (getevents && r->defer_taskrun);
@@ -89,7 +89,7 @@ int mior__uring_submit_now(struct mior__ring *r, int getevents) {
 
 /* A free SQE, submitting what is already prepared when the queue is full.  NULL only if the
  * kernel would not take any (then the rest waits for the next submit). */
-struct io_uring_sqe *mior__uring_get_tx_sqe(struct mior__ring *r) {
+struct io_uring_sqe *mior__uring_get_tx_sqe(struct mior__io *r) {
   struct io_uring_sqe *sqe = mior__uring_sqe(r);
   if (MIOR_UNLIKELY(!sqe)) {
     /* An SQPOLL poller that is awake takes the entries without an enter; then there is room only
@@ -108,7 +108,7 @@ struct io_uring_sqe *mior__uring_get_tx_sqe(struct mior__ring *r) {
  * noise; a caller stuck for its whole timeout would not be. */
 #define OWN_SEND_WAIT_US 1000
 
-int mior__uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
+int mior__uring_submit(struct mior__io *r, int wait, int64_t timeout_us) {
   /* What was outstanding before this call's sends: an earlier send still in flight. */
   uint32_t tx_before = r->tx_inflight, sqes_before = r->tx_sqes;
   if (r->txr) mior__uring_txring_submit(r);
@@ -164,7 +164,7 @@ int mior__uring_submit(struct mior__ring *r, int wait, int64_t timeout_us) {
 
 /* Move up to max completions to out: records made in user space first (frames copied into the
  * TX ring, slots taken back from the buffer ring), then the CQ, one small function per kind. */
-uint32_t mior__uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max) {
+uint32_t mior__uring_reap(struct mior__io *r, mior__cqe *out, uint32_t max) {
   struct io_uring_cqe *cqe;
   unsigned head, seen = 0;
   uint32_t n = 0, nrx = 0;

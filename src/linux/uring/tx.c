@@ -10,7 +10,7 @@
 
 /* GSO only when asked (MIOR_OPT_UDP_GSO), for a connected UDP socket, and with segments no larger than the route's MTU allows:
  * the kernel refuses (EINVAL) a segment that would need IP fragmentation. */
-void mior__uring_gso_setup(struct mior__ring *r, const mior_options *o, uint32_t *features) {
+void mior__uring_gso_setup(struct mior__io *r, const mior_options *o, uint32_t *features) {
   if (r->sock->kind != MIOR__KIND_UDP || !r->sock->connected || !(o->flags & MIOR_OPT_UDP_GSO)) return;
   int mtu = 0;
   socklen_t len = sizeof mtu;
@@ -36,7 +36,7 @@ void mior__uring_gso_setup(struct mior__ring *r, const mior_options *o, uint32_t
   *features |= MIOR_FEAT_UDP_GSO;
 }
 
-int mior__uring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
+int mior__uring_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                           const mior_addr *dst) {
   if (dst && !r->txr) {
     struct slot_meta *m = &r->meta[slot];
@@ -53,7 +53,7 @@ int mior__uring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint
 
 /* How many pending sends from i on can go as one GSO send: equal lengths without a destination,
  * the last one possibly shorter, within the segment and byte limits.  0 if fewer than two. */
-static uint32_t gso_run(struct mior__ring *r, uint32_t i) {
+static uint32_t gso_run(struct mior__io *r, uint32_t i) {
   const mior__tx_rec *first = mior__tx_fifo_at(&r->txq, i);
   uint32_t seg = first->len;
   if (first->has_dst || seg == 0 || seg > r->gso_max_seg || r->gso_nfree == 0) return 0;
@@ -70,7 +70,7 @@ static uint32_t gso_run(struct mior__ring *r, uint32_t i) {
   return n >= 2 ? n : 0;
 }
 
-static void prep_gso(struct mior__ring *r, struct io_uring_sqe *sqe, uint32_t i, uint32_t n) {
+static void prep_gso(struct mior__io *r, struct io_uring_sqe *sqe, uint32_t i, uint32_t n) {
   uint32_t idx = r->gso_free[--r->gso_nfree];
   struct gso_rec *g = &r->gso_recs[idx];
   g->count = n;
@@ -99,7 +99,7 @@ static void prep_gso(struct mior__ring *r, struct io_uring_sqe *sqe, uint32_t i,
 }
 
 /* Turn the pending sends into SQEs, in order. */
-void mior__uring_tx_prepare(struct mior__ring *r) {
+void mior__uring_tx_prepare(struct mior__io *r) {
   uint32_t i = 0;
   while (i < r->txq.len) {
     struct io_uring_sqe *sqe = mior__uring_get_tx_sqe(r);
@@ -128,7 +128,7 @@ void mior__uring_tx_prepare(struct mior__ring *r) {
  * sends on one socket complete in the order they were submitted).  Single sends submitted after
  * the refused batch are already on their way and may overtake it: UDP allows that, and it only
  * happens when a route stops taking GSO. */
-static void gso_requeue(struct mior__ring *r, const struct gso_rec *g, uint32_t from) {
+static void gso_requeue(struct mior__io *r, const struct gso_rec *g, uint32_t from) {
   uint32_t n = g->count - from;
   mior__tx_rec recs[GSO_MAX_SEGS];
   for (uint32_t k = 0; k < n; k++) {
@@ -143,7 +143,7 @@ static void gso_requeue(struct mior__ring *r, const struct gso_rec *g, uint32_t 
   r->txq_requeued += n;
 }
 
-uint32_t mior__uring_reap_send(struct mior__ring *r, const struct io_uring_cqe *cqe, mior__cqe *c) {
+uint32_t mior__uring_reap_send(struct mior__io *r, const struct io_uring_cqe *cqe, mior__cqe *c) {
   r->tx_inflight--;
   c->op = MIOR__OP_TX;
   c->flags = 0;
@@ -162,7 +162,7 @@ static int gso_refused(int res) {
 
 /* Hand out the completion records of one GSO send.  Returns 1 when the CQE is used up, 0 when
  * `out` is full first (g->done says where to resume). */
-int mior__uring_gso_complete(struct mior__ring *r, struct gso_rec *g, uint32_t idx, int32_t res, mior__cqe *out,
+int mior__uring_gso_complete(struct mior__io *r, struct gso_rec *g, uint32_t idx, int32_t res, mior__cqe *out,
                         uint32_t max, uint32_t *n) {
   if (g->done == 0 && res < 0 && !r->canceling && res != -ECANCELED) {
     if (gso_refused(res)) {

@@ -93,7 +93,7 @@ struct gso_rec {
   uint32_t seg;    /* segment size */
 };
 
-struct mior__ring {
+struct mior__io {
   struct io_uring ring;
   int ring_ready;       /* ring was set up (io_uring_queue_exit is due at close) */
   mior__sock *sock;    /* the port's socket (the port opened it; close may close it) */
@@ -153,52 +153,52 @@ struct mior__ring {
   struct __kernel_timespec ring_wait_ts;
 };
 
-static inline struct io_uring_sqe *mior__uring_sqe(struct mior__ring *r) {
+static inline struct io_uring_sqe *mior__uring_sqe(struct mior__io *r) {
   return io_uring_get_sqe(&r->ring);
 }
 
 int mior__kernel_at_least(int major, int minor);
 
 /* submit.c */
-unsigned mior__uring_sq_flush(struct mior__ring *r);
-unsigned mior__uring_sq_wakeup(struct mior__ring *r, unsigned n);
-int mior__uring_enter(struct mior__ring *r, unsigned to_submit, unsigned min_complete, unsigned flags,
+unsigned mior__uring_sq_flush(struct mior__io *r);
+unsigned mior__uring_sq_wakeup(struct mior__io *r, unsigned n);
+int mior__uring_enter(struct mior__io *r, unsigned to_submit, unsigned min_complete, unsigned flags,
                       struct __kernel_timespec *ts);
-int mior__uring_submit_now(struct mior__ring *r, int getevents);
-struct io_uring_sqe *mior__uring_get_tx_sqe(struct mior__ring *r);
-int mior__uring_submit(struct mior__ring *r, int wait, int64_t timeout_us);
-uint32_t mior__uring_reap(struct mior__ring *r, mior__cqe *out, uint32_t max);
+int mior__uring_submit_now(struct mior__io *r, int getevents);
+struct io_uring_sqe *mior__uring_get_tx_sqe(struct mior__io *r);
+int mior__uring_submit(struct mior__io *r, int wait, int64_t timeout_us);
+uint32_t mior__uring_reap(struct mior__io *r, mior__cqe *out, uint32_t max);
 
 /* rx.c */
-int mior__uring_rx_setup(struct mior__ring *r, uint32_t rx_depth);
-uint32_t mior__uring_rx_room(struct mior__ring *r);
-uint32_t mior__uring_rx_post(struct mior__ring *r, const uint32_t *slots, uint32_t n);
+int mior__uring_rx_setup(struct mior__io *r, uint32_t rx_depth);
+uint32_t mior__uring_rx_room(struct mior__io *r);
+uint32_t mior__uring_rx_post(struct mior__io *r, const uint32_t *slots, uint32_t n);
 /* Arm the multishot receive if it is due (or leave it for posted receives); -EOPNOTSUPP once
  * if the kernel refused it. */
-int mior__uring_rx_arm(struct mior__ring *r);
+int mior__uring_rx_arm(struct mior__io *r);
 /* Completion records of slots taken back from the buffer ring; returns how many went to out. */
-uint32_t mior__uring_rx_returned(struct mior__ring *r, mior__cqe *out, uint32_t max);
+uint32_t mior__uring_rx_returned(struct mior__io *r, mior__cqe *out, uint32_t max);
 /* One posted receive's or one multishot receive's completion into *c; returns the records made
  * (0 or 1). */
-uint32_t mior__uring_reap_posted(struct mior__ring *r, const struct io_uring_cqe *cqe, mior__cqe *c);
-uint32_t mior__uring_reap_multishot(struct mior__ring *r, const struct io_uring_cqe *cqe, mior__cqe *c);
+uint32_t mior__uring_reap_posted(struct mior__io *r, const struct io_uring_cqe *cqe, mior__cqe *c);
+uint32_t mior__uring_reap_multishot(struct mior__io *r, const struct io_uring_cqe *cqe, mior__cqe *c);
 /* Adapt how many posted receives are kept in the kernel to what the last reap brought. */
-void mior__uring_rx_allow_update(struct mior__ring *r, uint32_t nrx);
+void mior__uring_rx_allow_update(struct mior__io *r, uint32_t nrx);
 
 /* tx.c */
-void mior__uring_gso_setup(struct mior__ring *r, const mior_options *o, uint32_t *features);
-int mior__uring_tx_queue(struct mior__ring *r, uint32_t slot, uint32_t off, uint32_t len,
+void mior__uring_gso_setup(struct mior__io *r, const mior_options *o, uint32_t *features);
+int mior__uring_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                          const mior_addr *dst);
-void mior__uring_tx_prepare(struct mior__ring *r);
-uint32_t mior__uring_reap_send(struct mior__ring *r, const struct io_uring_cqe *cqe, mior__cqe *c);
-int mior__uring_gso_complete(struct mior__ring *r, struct gso_rec *g, uint32_t idx, int32_t res,
+void mior__uring_tx_prepare(struct mior__io *r);
+uint32_t mior__uring_reap_send(struct mior__io *r, const struct io_uring_cqe *cqe, mior__cqe *c);
+int mior__uring_gso_complete(struct mior__io *r, struct gso_rec *g, uint32_t idx, int32_t res,
                              mior__cqe *out, uint32_t max, uint32_t *n);
 
 /* kick.c */
-int mior__uring_txring_setup(struct mior__ring *r, const mior__ring_cfg *cfg, uint32_t *features);
-void mior__uring_txring_submit(struct mior__ring *r);
-void mior__uring_kick(struct mior__ring *r);
-int mior__uring_kick_done(struct mior__ring *r, int32_t res);
-uint32_t mior__uring_done_reap(struct mior__ring *r, mior__cqe *out, uint32_t max);
+int mior__uring_txring_setup(struct mior__io *r, const mior__io_cfg *cfg, uint32_t *features);
+void mior__uring_txring_submit(struct mior__io *r);
+void mior__uring_kick(struct mior__io *r);
+int mior__uring_kick_done(struct mior__io *r, int32_t res);
+uint32_t mior__uring_done_reap(struct mior__io *r, mior__cqe *out, uint32_t max);
 
 #endif
