@@ -64,20 +64,9 @@ static DWORD windows_build(void) {
  * -Wcast-function-type quiet about the (deliberate) change of signature. */
 #define RESOLVE(mod, name) ((void (*)(void))GetProcAddress((mod), (name)))
 
-static BOOL CALLBACK probe(PINIT_ONCE once, PVOID param, PVOID *ctx) {
-  (void)once;
-  (void)param;
-  (void)ctx;
-  api.build = windows_build();
-  char need[40];
-  snprintf(need, sizeof need, "Windows build %lu", (unsigned long)api.build);
-
-  HMODULE k = GetModuleHandleW(L"kernelbase.dll");
-  if (!k) k = LoadLibraryExW(L"kernelbase.dll", NULL, LOAD_LIBRARY_SEARCH_SYSTEM32);
-  if (!k) {
-    snprintf(api_why, sizeof api_why, "kernelbase.dll not found (%s)", need);
-    return TRUE;
-  }
+/* Every entry point mior needs from kernelbase.dll, through GetProcAddress: absent ones mean
+ * "unsupported", never a load failure.  0, or -1 with the reason in api_why. */
+static int resolve_entry_points(HMODULE k) {
   static const char *const required[] = {
       "QueryIoRingCapabilities",  "IsIoRingOpSupported",      "CreateIoRing",
       "GetIoRingInfo",            "CloseIoRing",              "SubmitIoRing",
@@ -95,12 +84,12 @@ static BOOL CALLBACK probe(PINIT_ONCE once, PVOID param, PVOID *ctx) {
   if (nmissing == sizeof required / sizeof required[0]) {
     snprintf(api_why, sizeof api_why, "IoRing entry points not found in kernelbase.dll (build %lu; needs 22000+)",
              (unsigned long)api.build);
-    return TRUE;
+    return -1;
   }
   if (nmissing) {
     snprintf(api_why, sizeof api_why, "IoRing entry point %s not found in kernelbase.dll (build %lu)",
              first_missing, (unsigned long)api.build);
-    return TRUE;
+    return -1;
   }
   api.QueryIoRingCapabilities = (HRESULT(WINAPI *)(IORING_CAPABILITIES *))fns[0];
   api.IsIoRingOpSupported = (BOOL(WINAPI *)(HIORING, IORING_OP_CODE))fns[1];
@@ -123,17 +112,23 @@ static BOOL CALLBACK probe(PINIT_ONCE once, PVOID param, PVOID *ctx) {
   api.BuildIoRingFlushFile = (HRESULT(WINAPI *)(HIORING, IORING_HANDLE_REF, mior__file_flush_mode, UINT_PTR,
                                                 IORING_SQE_FLAGS))RESOLVE(k, "BuildIoRingFlushFile");
 
+  return 0;
+}
+
+/* The build, the capabilities and the version the rings are created at; whether WRITE works.
+ * 0, or -1 with the reason in api_why. */
+static int check_capabilities(const char *need) {
   /* The entry points exist from build 22000 on; a smaller build number with them present would
    * be a compatibility shim lying about one or the other, so trust neither. */
   if (api.build != 0 && api.build < 22000) {
     snprintf(api_why, sizeof api_why, "%s: IoRing needs build 22000 (Windows 11) or later", need);
-    return TRUE;
+    return -1;
   }
   memset(&api.caps, 0, sizeof api.caps);
   HRESULT hr = api.QueryIoRingCapabilities(&api.caps);
   if (FAILED(hr)) {
     snprintf(api_why, sizeof api_why, "QueryIoRingCapabilities failed (HRESULT 0x%08lx)", (unsigned long)hr);
-    return TRUE;
+    return -1;
   }
   /* Rings are created at the newest version both sides know: a newer system may change what
    * an older version promises only when asked for the newer one. */
@@ -144,11 +139,11 @@ static BOOL CALLBACK probe(PINIT_ONCE once, PVOID param, PVOID *ctx) {
   else if (max >= (UINT32)MIOR_IORING_VERSION_1) api.version = MIOR_IORING_VERSION_1;
   else {
     snprintf(api_why, sizeof api_why, "QueryIoRingCapabilities reports no IoRing version (%u)", max);
-    return TRUE;
+    return -1;
   }
   if (api.caps.MaxSubmissionQueueSize == 0 || api.caps.MaxCompletionQueueSize == 0) {
     snprintf(api_why, sizeof api_why, "QueryIoRingCapabilities reports empty queue limits");
-    return TRUE;
+    return -1;
   }
   /* WRITE: the entry point, a version that defines it, and the ring's own answer, asked on a
    * small ring made for the question. */
@@ -161,6 +156,24 @@ static BOOL CALLBACK probe(PINIT_ONCE once, PVOID param, PVOID *ctx) {
       api.CloseIoRing(ring);
     }
   }
+  return 0;
+}
+
+static BOOL CALLBACK probe(PINIT_ONCE once, PVOID param, PVOID *ctx) {
+  (void)once;
+  (void)param;
+  (void)ctx;
+  api.build = windows_build();
+  char need[40];
+  snprintf(need, sizeof need, "Windows build %lu", (unsigned long)api.build);
+
+  HMODULE k = GetModuleHandleW(L"kernelbase.dll");
+  if (!k) k = LoadLibraryExW(L"kernelbase.dll", NULL, LOAD_LIBRARY_SEARCH_SYSTEM32);
+  if (!k) {
+    snprintf(api_why, sizeof api_why, "kernelbase.dll not found (%s)", need);
+    return TRUE;
+  }
+  if (resolve_entry_points(k) < 0 || check_capabilities(need) < 0) return TRUE;
   api_ok = 1;
   return TRUE;
 }
