@@ -20,7 +20,7 @@
 #include <windows.h>
 
 #include "test_thread.h"
-#include "transport_portable.h"
+#include "transport_win.h"
 
 /* The backend every body runs on: sockets, then ioring where it is supported. */
 static mior_backend backend = MIOR_BACKEND_SOCKETS;
