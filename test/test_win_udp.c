@@ -6,9 +6,6 @@
  *   - sequence-numbered payloads of varying size go from one transport to another (IPv4, IPv6)
  *     and all arrive once, intact, from the sender's address; the counters match exactly;
  *   - a connected sender (options.peer) sends without a destination;
- *   - backpressure: acquire without polling returns -EAGAIN, never blocks, and recovers;
- *   - kept packets stay intact and are released later from another thread;
- *   - a datagram longer than a slot is counted as truncated, not delivered;
  *   - bad arguments and unsupported kinds fail with the documented errno and a message.
  * Every test ends with mior_transport_close returning 0: the pool came back whole.  The
  * bad-argument body checks Winsock's unconnected-socket rules and runs on the sockets backend only.
@@ -17,7 +14,6 @@
  */
 #include <windows.h>
 
-#include "test_thread.h"
 #include "transport_win.h"
 
 /* The backend every body runs on: sockets, then ioring where it is supported. */
@@ -154,228 +150,6 @@ static void body_peer(void) {
   tt_rx_free(&t);
 }
 
-static void body_backpressure(void) {
-  enum { MAX = 2048, EXTRA = 500, TX_SLOTS = 128 };
-  tt_rx t;
-  tt_rx_init(&t, MAX);
-  mior_options o = opts();
-  mior_receiver recv = tt_receiver(&t);
-  mior_transport *rx = NULL, *tx = NULL;
-  mior_options ot = opts();
-  ot.flags |= MIOR_OPT_NO_RX;
-  ot.buf_count = TX_SLOTS;
-  ot.sq_entries = 64;
-  ot.batch = 16;
-  open_pair("127.0.0.1", &o, &recv, &rx, &ot, &tx, 0);
-  mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
-  mior_addr dst = tt_local(rx);
-
-  /* Fill without polling: completions are never reaped, so slots run out. */
-  uint32_t queued = 0;
-  int rc = 0;
-  int64_t t0 = tt_now_ms();
-  for (uint32_t i = 0; i < TX_SLOTS + 64 + 16; i++) {
-    mior_pkt pkt;
-    rc = mior_tx_acquire(txp, &pkt);
-    if (rc < 0) break;
-    uint32_t len = tt_len_for(queued, TT_HDR, 200);
-    tt_fill(pkt.data, len, queued);
-    CHECK_OK(mior_tx_send(txp, &pkt, len, &dst));
-    queued++;
-  }
-  CHECK_ERR(rc, -EAGAIN);
-  CHECK(queued > 0 && queued <= TX_SLOTS);
-  CHECK(tt_now_ms() - t0 < 1000); /* acquire never blocked */
-  mior_port_stats st;
-  CHECK_OK(mior_port_stats_get(txp, &st));
-  CHECK_EQ(st.tx_backpressure, 1);
-  printf("    backpressure after %u queued packets\n", queued);
-
-  int recovered = 0;
-  int64_t deadline = tt_now_ms() + 3000;
-  while (!recovered && tt_now_ms() < deadline) {
-    mior_tx_flush(txp);
-    CHECK(mior_port_poll(txp, 0, 1000) >= 0);
-    mior_pkt pkt;
-    if (mior_tx_acquire(txp, &pkt) == 0) {
-      recovered = 1;
-      uint32_t len = tt_len_for(queued, TT_HDR, 200);
-      tt_fill(pkt.data, len, queued);
-      CHECK_OK(mior_tx_send(txp, &pkt, len, &dst));
-      queued++;
-    }
-  }
-  CHECK(recovered);
-  deadline = tt_now_ms() + 5000;
-  while (t.got < queued && tt_now_ms() < deadline) {
-    mior_port_poll(txp, 0, 0);
-    mior_port_poll(rxp, 0, 1000);
-  }
-  CHECK_EQ(t.got, queued);
-  tt_span span = {queued, 200};
-  tt_pump_result pr = tt_pump(txp, &t, &rxp, 1, EXTRA, 64, &dst, tt_build_payload, &span, 10000);
-  tt_drain_tx(txp, queued + pr.sent, 2000);
-  tt_poll_for(&rxp, 1, 30);
-  CHECK_EQ(pr.sent, EXTRA);
-  CHECK_EQ(t.got, queued + EXTRA);
-  CHECK_EQ(t.dups, 0);
-  CHECK_EQ(t.bad, 0);
-  CHECK_OK(mior_port_stats_get(txp, &st));
-  CHECK_EQ(st.tx_packets, queued + EXTRA);
-  CHECK(st.pool_high_water <= TX_SLOTS);
-  TT_CHECK_POOL_RETURNED(rx);
-  TT_CHECK_POOL_RETURNED(tx);
-  CHECK_EQ(mior_transport_close(tx), 0);
-  CHECK_EQ(mior_transport_close(rx), 0);
-  tt_rx_free(&t);
-}
-
-typedef struct releaser {
-  mior_pkt *pkts;
-  uint32_t n, ok, damaged;
-  int first_err;
-} releaser;
-
-static void *release_thread(void *arg) {
-  releaser *rl = arg;
-  for (uint32_t i = 0; i < rl->n; i++) {
-    uint32_t seq;
-    if (tt_check(rl->pkts[i].data, rl->pkts[i].len, &seq) != 0) rl->damaged++;
-    int rc = mior_pkt_release(&rl->pkts[i]);
-    if (rc == 0) rl->ok++;
-    else if (!rl->first_err) rl->first_err = rc;
-    if (i % 16 == 0) Sleep(0);
-  }
-  return NULL;
-}
-
-static void body_keep(void) {
-  enum { N1 = 1500, N2 = 1500, KEEP_EVERY = 10, KEEP_MAX = 100 };
-  tt_rx t;
-  tt_rx_init(&t, N1 + N2);
-  t.keep_every = KEEP_EVERY;
-  t.keep_max = KEEP_MAX;
-  t.kept = calloc(KEEP_MAX, sizeof *t.kept);
-  REQUIRE(t.kept);
-  mior_options o = opts();
-  mior_receiver recv = tt_receiver(&t);
-  mior_transport *rx = NULL, *tx = NULL;
-  mior_options ot = opts();
-  ot.flags |= MIOR_OPT_NO_RX;
-  open_pair("127.0.0.1", &o, &recv, &rx, &ot, &tx, 0);
-  mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
-  mior_addr dst = tt_local(rx);
-
-  tt_span span = {0, 900};
-  tt_pump_result pr = tt_pump(txp, &t, &rxp, 1, N1, 64, &dst, tt_build_payload, &span, 15000);
-  CHECK_EQ(pr.sent, N1);
-  CHECK_EQ(t.got, N1);
-  CHECK_EQ(t.kept_n, KEEP_MAX);
-  mior_port_stats st;
-  CHECK_OK(mior_port_stats_get(rxp, &st));
-  CHECK_EQ(st.rx_kept, t.kept_n);
-  CHECK_EQ(st.user_held, t.kept_n);
-
-  /* Released from another thread while the second half streams in; the bytes must be intact. */
-  mior_pkt *copies = malloc(KEEP_MAX * sizeof *copies);
-  REQUIRE(copies);
-  memcpy(copies, t.kept, t.kept_n * sizeof *copies);
-  releaser rl = {copies, t.kept_n, 0, 0, 0};
-  t.keep_every = 0;
-  test_thread th;
-  REQUIRE(test_thread_start(&th, release_thread, &rl) == 0);
-  span.off = N1;
-  pr = tt_pump(txp, &t, &rxp, 1, N2, 64, &dst, tt_build_payload, &span, 15000);
-  test_thread_join(&th);
-  CHECK_EQ(pr.sent, N2);
-  CHECK_EQ(rl.ok, t.kept_n);
-  CHECK_EQ(rl.damaged, 0);
-  CHECK_EQ(rl.first_err, 0);
-  tt_drain_tx(txp, N1 + N2, 2000);
-  tt_poll_for(&rxp, 1, 30);
-  TT_CHECK_TALLY(&t);
-  for (uint32_t i = 0; i < 5 && i < t.kept_n; i++) CHECK_ERR(mior_pkt_release(&copies[i]), -EINVAL);
-  TT_CHECK_POOL_RETURNED(rx);
-  CHECK_OK(mior_port_stats_get(rxp, &st));
-  CHECK_EQ(st.rx_kept, KEEP_MAX);
-  CHECK_EQ(st.rx_packets, N1 + N2);
-
-  /* Keep one and close: -EBUSY, everything freed regardless. */
-  tt_rx t3;
-  tt_rx_init(&t3, 1);
-  t3.keep_every = 1;
-  t3.keep_max = 1;
-  t3.kept = calloc(1, sizeof *t3.kept);
-  mior_receiver recv3 = tt_receiver(&t3);
-  mior_transport *rx3 = NULL, *tx3 = NULL;
-  mior_options o3 = opts(), ot3 = opts();
-  ot3.flags |= MIOR_OPT_NO_RX;
-  open_pair("127.0.0.1", &o3, &recv3, &rx3, &ot3, &tx3, 0);
-  mior_addr dst3 = tt_local(rx3);
-  mior_port *txp3 = mior_transport_port(tx3, 0), *rxp3 = mior_transport_port(rx3, 0);
-  tt_span span3 = {0, 100};
-  tt_pump(txp3, &t3, &rxp3, 1, 1, 1, &dst3, tt_build_payload, &span3, 5000);
-  CHECK_EQ(t3.kept_n, 1);
-  CHECK_ERR(mior_transport_close(rx3), -EBUSY);
-  tt_drain_tx(txp3, 1, 2000);
-  CHECK_EQ(mior_transport_close(tx3), 0);
-  tt_rx_free(&t3);
-
-  tt_drain_tx(txp, N1 + N2, 2000);
-  TT_CHECK_POOL_RETURNED(tx);
-  CHECK_EQ(mior_transport_close(tx), 0);
-  CHECK_EQ(mior_transport_close(rx), 0);
-  free(copies);
-  tt_rx_free(&t);
-}
-
-/* A datagram longer than a slot is cut by Winsock (WSAEMSGSIZE): counted, never delivered; the
- * next normal datagram still arrives. */
-static void body_truncated(void) {
-  tt_rx t;
-  tt_rx_init(&t, 2);
-  mior_options o = opts();
-  o.buf_size = 256;
-  o.buf_count = 64;
-  mior_receiver recv = tt_receiver(&t);
-  mior_transport *rx = NULL, *tx = NULL;
-  mior_options ot = opts();
-  ot.flags |= MIOR_OPT_NO_RX;
-  open_pair("127.0.0.1", &o, &recv, &rx, &ot, &tx, 0);
-  mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
-  mior_addr dst = tt_local(rx);
-  mior_port_poll(rxp, 0, 0); /* receives posted before anything arrives (the asynchronous path) */
-  uint32_t lens[3] = {1000, 100, 1200};
-  uint32_t seqs[3] = {0, 0, 1};
-  for (int i = 0; i < 3; i++) {
-    mior_pkt pkt;
-    REQUIRE_OK(mior_tx_acquire(txp, &pkt));
-    tt_fill(pkt.data, lens[i], seqs[i]);
-    CHECK_OK(mior_tx_send(txp, &pkt, lens[i], &dst));
-    CHECK_OK(mior_tx_flush(txp));
-    tt_drain_tx(txp, (uint64_t)i + 1, 2000);
-    if (i == 1) {
-      /* The third datagram arrives with no receive posted, so it is cut on the synchronous
-       * path instead. */
-      int64_t deadline = tt_now_ms() + 3000;
-      while (t.got < 1 && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
-    }
-  }
-  mior_port_stats st;
-  int64_t deadline = tt_now_ms() + 3000;
-  do {
-    mior_port_poll(rxp, 0, 1000);
-    CHECK_OK(mior_port_stats_get(rxp, &st));
-  } while (st.rx_drop_truncated < 2 && tt_now_ms() < deadline);
-  CHECK_EQ(st.rx_drop_truncated, 2);
-  CHECK_EQ(t.got, 1);
-  CHECK_EQ(t.bad, 0);
-  CHECK_EQ(st.rx_packets, 1);
-  CHECK_EQ(mior_transport_close(tx), 0);
-  CHECK_EQ(mior_transport_close(rx), 0);
-  tt_rx_free(&t);
-}
-
 /* --- bad arguments ----------------------------------------------------------------------------- */
 
 static void expect_fail(const char *ep, const mior_options *o, int err, const char *part) {
@@ -449,9 +223,6 @@ int main(void) {
       {"udp ipv4 loopback", body_v4, 0},
       {"udp ipv6 loopback", body_v6, 0},
       {"udp connected peer", body_peer, 0},
-      {"tx backpressure and recovery", body_backpressure, 0},
-      {"kept packets released from another thread", body_keep, 0},
-      {"datagram longer than a slot", body_truncated, 0},
       {"bad arguments", body_args, 1},
   };
   /* Every body twice on sockets: with FILE_SKIP_COMPLETION_PORT_ON_SUCCESS (immediate results
