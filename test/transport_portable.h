@@ -427,6 +427,8 @@ typedef struct tt_variant {
   mior_backend backend;
   uint32_t flags;        /* MIOR_OPT_* for every transport the body opens (tt_vopts) */
   uint32_t busy_poll_us; /* mior_options.busy_poll_us for every transport the body opens */
+  uint32_t buf_count;    /* mior_options.buf_count for every transport the body opens, unless
+                          * the body sets its own; 0: the library's default */
   int param;             /* the test's own knob, as its tt_config sets it (0 otherwise) */
   const char *env;       /* "NAME=value" in force while the body runs (a backend's diagnostic
                           * switch), or NULL */
@@ -462,32 +464,55 @@ typedef struct tt_test {
 /* Supplied by the OS fixture.  tt_os_variants: its rows, each one of this build's backends as a
  * test must treat it on this system (a backend may have several rows, e.g. with a diagnostic
  * switch on and off).  tt_os_setenv: set (or, with set 0, clear) an environment switch given as
- * "NAME=value", for the run of one body. */
+ * "NAME=value", for the run of one body.  TT_OS_BULK_DIV: how many times fewer packets a bulk
+ * transfer moves here (TT_BULK). */
 static inline const tt_variant *tt_os_variants(size_t *n);
 static inline void tt_os_setenv(const char *assignment, int set);
+
+/* How many packets a bulk transfer of n moves on this system: n on Linux, fewer where each one
+ * costs much more (the OS fixture says why).  Only the size of a transfer, never what it checks. */
+#define TT_BULK(n) ((uint32_t)(n) / TT_OS_BULK_DIV)
+
+/* Why the body running now could not run here (TT_RETURN_SKIP), or NULL. */
+static const char *tt_skipped;
+
+/* End the body: it cannot run under this variant here, for the reason why (a string literal),
+ * which the runner reports instead of "ok" (libuv's RETURN_SKIP). */
+#define TT_RETURN_SKIP(why) \
+  do {                      \
+    tt_skipped = (why);     \
+    return;                 \
+  } while (0)
 
 /* A body's options under v: its backend, with the variant's flags and busy polling. */
 static inline mior_options tt_vopts(const tt_variant *v) {
   mior_options o = tt_opts(v->backend);
   o.flags |= v->flags;
   o.busy_poll_us = v->busy_poll_us;
+  if (v->buf_count) o.buf_count = v->buf_count;
   return o;
 }
 
-/* Run body under v, timed, with v's environment switch in force, and say how it went. */
-static inline void tt_run_variant(const char *name, const tt_variant *v,
-                                  void (*body)(const tt_variant *v)) {
+/* Run body under v, timed, with v's environment switch in force, and say how it went.  Returns
+ * 1 if it ran, 0 if it skipped itself. */
+static inline int tt_run_variant(const char *name, const tt_variant *v,
+                                 void (*body)(const tt_variant *v)) {
   static char phase[240];
   snprintf(phase, sizeof phase, "%s [%s]", name, v->name);
   tt_phase = phase;
   if (v->env) tt_os_setenv(v->env, 1);
   int before = test_failures;
   int64_t t0 = tt_now_us();
+  tt_skipped = NULL;
   body(v);
-  printf("  %s: %s (%.1f ms)\n", phase, test_failures == before ? "ok" : "FAILED",
-         (tt_now_us() - t0) / 1000.0);
+  if (tt_skipped && test_failures == before)
+    printf("  %s: SKIP (%s)\n", phase, tt_skipped);
+  else
+    printf("  %s: %s (%.1f ms)\n", phase, test_failures == before ? "ok" : "FAILED",
+           (tt_now_us() - t0) / 1000.0);
   fflush(stdout);
   if (v->env) tt_os_setenv(v->env, 0);
+  return !tt_skipped;
 }
 
 /* Run one test under every variant, built from this build's own backends, most preferred first
@@ -528,8 +553,7 @@ static inline int tt_run_test(const tt_test *t) {
         v.flags |= configs[c].flags;
         if (configs[c].busy_poll_us) v.busy_poll_us = configs[c].busy_poll_us;
         v.param = configs[c].param;
-        tt_run_variant(t->name, &v, t->body);
-        ran++;
+        ran += tt_run_variant(t->name, &v, t->body);
       }
     }
   }
