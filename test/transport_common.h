@@ -129,10 +129,6 @@ static inline void tt_os_setenv(const char *assignment, int set) {
     unsetenv(name);
 }
 
-/* The backends of this build, for the tests that pick among them by hand. */
-static const mior_backend tt_backends[] = {MIOR_BACKEND_URING, MIOR_BACKEND_SOCKETS};
-#define TT_NBACKENDS 2
-
 /* Run body(b) under each backend of this build (mior__backends) the system supports, as it is;
  * say why one is skipped.  Returns how many ran, so main can turn "none" into a skip.  A body
  * that takes option variants is a tt_test run by tt_run instead. */
