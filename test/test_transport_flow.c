@@ -19,16 +19,12 @@
 static void body_backpressure(const tt_variant *v) {
   enum { MAX = 4096, EXTRA = 500 };
   tt_rx r;
-  tt_rx_init(&r, MAX);
-  mior_options o = tt_vopts(v);
-  mior_receiver recv = tt_receiver(&r);
-  mior_transport *rx = NULL, *tx = NULL;
   mior_options ot = tt_vopts(v);
-  ot.flags |= MIOR_OPT_NO_RX;
   ot.buf_count = TX_SLOTS;
   ot.sq_entries = 64;
   ot.batch = 16;
-  tt_open_udp_pair(v, "127.0.0.1", &o, &recv, &rx, &ot, NULL, &tx, 0);
+  mior_transport *rx = NULL, *tx = NULL;
+  tt_open_oneway(v, "127.0.0.1", &r, MAX, NULL, &ot, &rx, &tx, 0);
   mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
   mior_addr dst = tt_local(rx);
 
@@ -108,11 +104,7 @@ static void body_backpressure(const tt_variant *v) {
   CHECK_EQ(st.tx_packets, queued + EXTRA);
   CHECK(st.tx_backpressure >= 1);
   CHECK(st.pool_high_water <= TX_SLOTS);
-  TT_CHECK_POOL_RETURNED(rx);
-  TT_CHECK_POOL_RETURNED(tx);
-  CHECK_EQ(mior_transport_close(tx), 0);
-  CHECK_EQ(mior_transport_close(rx), 0);
-  tt_rx_free(&r);
+  tt_close_oneway(rx, tx, &r);
 }
 
 /* --- kept packets ------------------------------------------------------------------------- */
@@ -142,18 +134,14 @@ static void *release_thread(void *arg) {
 static void body_keep(const tt_variant *v) {
   enum { N1 = 2000, N2 = 2000, KEEP_EVERY = 10, KEEP_MAX = 150 };
   tt_rx r;
-  tt_rx_init(&r, N1 + N2);
+  mior_options o = tt_vopts(v);
+  o.buf_count = 1024;
+  mior_transport *rx = NULL, *tx = NULL;
+  tt_open_oneway(v, "127.0.0.1", &r, N1 + N2, &o, NULL, &rx, &tx, 0);
   r.keep_every = KEEP_EVERY;
   r.keep_max = KEEP_MAX;
   r.kept = calloc(KEEP_MAX, sizeof *r.kept);
   REQUIRE(r.kept);
-  mior_options o = tt_vopts(v);
-  o.buf_count = 1024;
-  mior_receiver recv = tt_receiver(&r);
-  mior_transport *rx = NULL, *tx = NULL;
-  mior_options ot = tt_vopts(v);
-  ot.flags |= MIOR_OPT_NO_RX;
-  tt_open_udp_pair(v, "127.0.0.1", &o, &recv, &rx, &ot, NULL, &tx, 0);
   mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
   mior_addr dst = tt_local(rx);
 
@@ -203,15 +191,11 @@ static void body_keep(const tt_variant *v) {
    * under a connected variant tx can only reach rx. */
   so.off = 0;
   tt_rx r3;
-  tt_rx_init(&r3, 1);
+  mior_transport *rx3 = NULL, *tx3 = NULL;
+  tt_open_oneway(v, "127.0.0.1", &r3, 1, &o, NULL, &rx3, &tx3, 0);
   r3.keep_every = 1;
   r3.keep_max = 1;
   r3.kept = calloc(1, sizeof *r3.kept);
-  mior_receiver recv3 = tt_receiver(&r3);
-  mior_transport *rx3 = NULL, *tx3 = NULL;
-  mior_options ot3 = tt_vopts(v);
-  ot3.flags |= MIOR_OPT_NO_RX;
-  tt_open_udp_pair(v, "127.0.0.1", &o, &recv3, &rx3, &ot3, NULL, &tx3, 0);
   mior_port *rxp3 = mior_transport_port(rx3, 0), *txp3 = mior_transport_port(tx3, 0);
   mior_addr dst3 = tt_local(rx3);
   pr = tt_pump(txp3, &r3, &rxp3, 1, 1, 1, &dst3, tt_build_payload, &so, 5000);
@@ -222,18 +206,12 @@ static void body_keep(const tt_variant *v) {
   uint32_t seq3;
   CHECK_EQ(tt_check(r3.kept[0].data, r3.kept[0].len, &seq3), 0);
   CHECK_OK(mior_pkt_release(&r3.kept[0]));
-  CHECK_EQ(mior_transport_close(rx3), 0);
   tt_drain_tx(txp3, 1, 2000);
-  TT_CHECK_POOL_RETURNED(tx3);
-  CHECK_EQ(mior_transport_close(tx3), 0);
-  tt_rx_free(&r3);
+  tt_close_oneway(rx3, tx3, &r3); /* rx3's close returns 0 now */
 
   tt_drain_tx(txp, N1 + N2, 2000);
-  TT_CHECK_POOL_RETURNED(tx);
-  CHECK_EQ(mior_transport_close(tx), 0);
-  CHECK_EQ(mior_transport_close(rx), 0);
+  tt_close_oneway(rx, tx, &r);
   free(copies);
-  tt_rx_free(&r);
 }
 
 /* Datagrams longer than a slot are dropped and counted, never delivered cut short; datagrams
@@ -253,14 +231,10 @@ static uint32_t build_trunc(void *ctx, uint8_t *buf, uint32_t cap, uint32_t seq)
 static void body_truncated(const tt_variant *v) {
   enum { N = 1000, BIG_EVERY = 4 };
   tt_rx r;
-  tt_rx_init(&r, N);
   mior_options o = tt_vopts(v);
   o.buf_size = 256; /* smaller than the big datagrams */
-  mior_receiver recv = tt_receiver(&r);
   mior_transport *rx = NULL, *tx = NULL;
-  mior_options ot = tt_vopts(v);
-  ot.flags |= MIOR_OPT_NO_RX;
-  tt_open_udp_pair(v, "127.0.0.1", &o, &recv, &rx, &ot, NULL, &tx, 0);
+  tt_open_oneway(v, "127.0.0.1", &r, N, &o, NULL, &rx, &tx, 0);
   mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
   mior_addr dst = tt_local(rx);
   trunc_ctx tc = {BIG_EVERY};
@@ -300,11 +274,7 @@ static void body_truncated(const tt_variant *v) {
     }
   }
   tt_drain_tx(txp, N, 2000);
-  TT_CHECK_POOL_RETURNED(rx);
-  TT_CHECK_POOL_RETURNED(tx);
-  CHECK_EQ(mior_transport_close(tx), 0);
-  CHECK_EQ(mior_transport_close(rx), 0);
-  tt_rx_free(&r);
+  tt_close_oneway(rx, tx, &r);
 }
 
 /* Three datagrams, one at a time: 1000 bytes into 256-byte slots, then 100, then 1200.  The two
@@ -314,15 +284,11 @@ static void body_truncated(const tt_variant *v) {
  * path (WSAEMSGSIZE from the call itself) rather than in a completion. */
 static void body_truncated_one(const tt_variant *v) {
   tt_rx r;
-  tt_rx_init(&r, 2);
   mior_options o = tt_vopts(v);
   o.buf_size = 256;
   o.buf_count = 64;
-  mior_receiver recv = tt_receiver(&r);
   mior_transport *rx = NULL, *tx = NULL;
-  mior_options ot = tt_vopts(v);
-  ot.flags |= MIOR_OPT_NO_RX;
-  tt_open_udp_pair(v, "127.0.0.1", &o, &recv, &rx, &ot, NULL, &tx, 0);
+  tt_open_oneway(v, "127.0.0.1", &r, 2, &o, NULL, &rx, &tx, 0);
   mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
   mior_addr dst = tt_local(rx);
   mior_port_poll(rxp, 0, 0); /* receives posted before anything arrives */
@@ -350,11 +316,7 @@ static void body_truncated_one(const tt_variant *v) {
   CHECK_EQ(r.got, 1);
   CHECK_EQ(r.bad, 0);
   CHECK_EQ(st.rx_packets, 1);
-  TT_CHECK_POOL_RETURNED(rx);
-  TT_CHECK_POOL_RETURNED(tx);
-  CHECK_EQ(mior_transport_close(tx), 0);
-  CHECK_EQ(mior_transport_close(rx), 0);
-  tt_rx_free(&r);
+  tt_close_oneway(rx, tx, &r);
 }
 
 /* The receiver keeps every packet until the port has no slot left to receive into: receiving
@@ -363,18 +325,14 @@ static void body_truncated_one(const tt_variant *v) {
 static void body_starve(const tt_variant *v) {
   enum { SLOTS = 256, N = 400 };
   tt_rx r;
-  tt_rx_init(&r, N);
+  mior_options o = tt_vopts(v);
+  o.buf_count = SLOTS;
+  mior_transport *rx = NULL, *tx = NULL;
+  tt_open_oneway(v, "127.0.0.1", &r, N, &o, NULL, &rx, &tx, 0);
   r.keep_every = 1;
   r.keep_max = N;
   r.kept = calloc(N, sizeof *r.kept);
   REQUIRE(r.kept);
-  mior_options o = tt_vopts(v);
-  o.buf_count = SLOTS;
-  mior_receiver recv = tt_receiver(&r);
-  mior_transport *rx = NULL, *tx = NULL;
-  mior_options ot = tt_vopts(v);
-  ot.flags |= MIOR_OPT_NO_RX;
-  tt_open_udp_pair(v, "127.0.0.1", &o, &recv, &rx, &ot, NULL, &tx, 0);
   mior_port *txp = mior_transport_port(tx, 0), *rxp = mior_transport_port(rx, 0);
   mior_addr dst = tt_local(rx);
   uint32_t sent = 0;
@@ -412,11 +370,7 @@ static void body_starve(const tt_variant *v) {
   printf("    stalled at %u of %u with %u slots; rx_nobufs %llu; all in after release: %s\n",
          stalled_at, N, SLOTS, (unsigned long long)st.rx_nobufs, r.got == N ? "yes" : "no");
   TT_CHECK_TALLY(&r);
-  TT_CHECK_POOL_RETURNED(rx);
-  TT_CHECK_POOL_RETURNED(tx);
-  CHECK_EQ(mior_transport_close(tx), 0);
-  CHECK_EQ(mior_transport_close(rx), 0);
-  tt_rx_free(&r);
+  tt_close_oneway(rx, tx, &r);
 }
 
 /* Multishot receive (provided buffers) and individual posted receives truncate and run out of

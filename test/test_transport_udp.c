@@ -19,13 +19,8 @@
  * sender to a fresh receiver. */
 static void transfer(const tt_variant *v, const char *host, uint32_t count) {
   tt_rx r;
-  tt_rx_init(&r, count);
-  mior_options o = tt_vopts(v);
-  mior_receiver recv = tt_receiver(&r);
   mior_transport *rx = NULL, *tx = NULL;
-  mior_options ot = tt_vopts(v);
-  ot.flags |= MIOR_OPT_NO_RX;
-  tt_open_udp_pair(v, host, &o, &recv, &rx, &ot, NULL, &tx, 0);
+  tt_open_oneway(v, host, &r, count, NULL, NULL, &rx, &tx, 0);
   CHECK_EQ(mior_port_backend(mior_transport_port(rx, 0)), v->backend);
   CHECK_EQ(mior_port_backend(mior_transport_port(tx, 0)), v->backend);
 
@@ -73,11 +68,7 @@ static void transfer(const tt_variant *v, const char *host, uint32_t count) {
   CHECK(rs.completions > 0);
   CHECK(ts.pool_high_water > 0);
 
-  TT_CHECK_POOL_RETURNED(rx);
-  TT_CHECK_POOL_RETURNED(tx);
-  CHECK_EQ(mior_transport_close(tx), 0);
-  CHECK_EQ(mior_transport_close(rx), 0);
-  tt_rx_free(&r);
+  tt_close_oneway(rx, tx, &r);
 }
 
 /* ::1 exists unless the system has no IPv6 (Linux booted with ipv6.disable=1) or the loopback
@@ -168,13 +159,8 @@ static void body_echo(const tt_variant *v) {
 /* A connected sender (opts.peer) sends with dst NULL; the receiver sees it as the source. */
 static void body_peer(const tt_variant *v) {
   tt_rx r;
-  tt_rx_init(&r, 2000);
-  mior_options o = tt_vopts(v);
-  mior_receiver recv = tt_receiver(&r);
   mior_transport *rx = NULL, *tx = NULL;
-  mior_options ot = tt_vopts(v);
-  ot.flags |= MIOR_OPT_NO_RX;
-  tt_open_udp_pair(v, "127.0.0.1", &o, &recv, &rx, &ot, NULL, &tx, 1);
+  tt_open_oneway(v, "127.0.0.1", &r, 2000, NULL, NULL, &rx, &tx, 1);
   r.check_src = 1;
   r.want_src = tt_local(tx);
   mior_port *rxp = mior_transport_port(rx, 0);
@@ -184,11 +170,7 @@ static void body_peer(const tt_variant *v) {
   tt_drain_tx(mior_transport_port(tx, 0), pr.sent, 2000);
   CHECK_EQ(pr.sent, r.count);
   TT_CHECK_TALLY(&r);
-  TT_CHECK_POOL_RETURNED(rx);
-  TT_CHECK_POOL_RETURNED(tx);
-  CHECK_EQ(mior_transport_close(tx), 0);
-  CHECK_EQ(mior_transport_close(rx), 0);
-  tt_rx_free(&r);
+  tt_close_oneway(rx, tx, &r);
 }
 
 /* queues=2: one SO_REUSEPORT group.  16 senders (16 source ports, so 16 flows for the kernel's

@@ -628,6 +628,31 @@ static inline void tt_open_udp_pair(const tt_variant *v, const char *host, mior_
   orx->peer = otx->peer = NULL; /* they pointed into e, which ends here */
 }
 
+/* Open both ends of a one-way UDP body on host under v: *rx delivering what arrives to the tally
+ * r (made here, count sequence numbers), and *tx, which never receives (MIOR_OPT_NO_RX).  orx and
+ * otx are the body's options for each end (NULL: the variant's own); with connect_tx, tx is
+ * connected to rx, so that it may send with no destination.  r must stay where it is until
+ * tt_close_oneway: rx's receiver points to it. */
+static inline void tt_open_oneway(const tt_variant *v, const char *host, tt_rx *r, uint32_t count,
+                                  const mior_options *orx, const mior_options *otx,
+                                  mior_transport **rx, mior_transport **tx, int connect_tx) {
+  tt_rx_init(r, count);
+  mior_options o = orx ? *orx : tt_vopts(v), ot = otx ? *otx : tt_vopts(v);
+  ot.flags |= MIOR_OPT_NO_RX;
+  mior_receiver recv = tt_receiver(r);
+  tt_open_udp_pair(v, host, &o, &recv, rx, &ot, NULL, tx, connect_tx);
+}
+
+/* The end of a one-way body: nothing is left with the application at either end, both closes
+ * return 0 (so the pools came back whole), and the tally is freed. */
+static inline void tt_close_oneway(mior_transport *rx, mior_transport *tx, tt_rx *r) {
+  TT_CHECK_POOL_RETURNED(rx);
+  TT_CHECK_POOL_RETURNED(tx);
+  CHECK_EQ(mior_transport_close(tx), 0);
+  CHECK_EQ(mior_transport_close(rx), 0);
+  tt_rx_free(r);
+}
+
 /* Open one UDP transport on host that can send to itself: on port 0, or under a connected
  * variant on a port that was free a moment ago and connected to itself, its only possible peer. */
 static inline void tt_open_udp_self(const tt_variant *v, const char *host, mior_options *o,
