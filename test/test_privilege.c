@@ -30,8 +30,8 @@ static int as_nobody(int (*fn)(void)) {
 
 static int udp_works(void) {
   int fails = 0;
-  for (int i = 0; i < TT_NBACKENDS; i++) {
-    mior_backend b = tt_backends[i];
+  for (const mior__backend_ops *const *ops = mior__backends; *ops; ops++) {
+    mior_backend b = (*ops)->id;
     if (mior_backend_supported(b) != 1) {
       printf("  udp as nobody [%s]: SKIP (%s)\n", mior_backend_name(b), mior_last_error());
       continue;

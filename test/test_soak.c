@@ -223,7 +223,8 @@ int main(void) {
   double total = env && *env ? atof(env) : 60.0;
   if (total <= 0) TEST_SKIP("MIOR_SOAK_SECONDS=%s", env);
   int nb = 0;
-  for (int i = 0; i < TT_NBACKENDS; i++) nb += mior_backend_supported(tt_backends[i]) == 1;
+  for (const mior__backend_ops *const *ops = mior__backends; *ops; ops++)
+    nb += mior_backend_supported((*ops)->id) == 1;
   if (nb == 0) TEST_SKIP("no backend can run here");
   soak_seconds = total / nb;
   tt_watchdog((unsigned)(total + 60 * nb));

@@ -1,6 +1,6 @@
-/* A thread for tests that must build with MSVC as well as GCC and mingw-w64: POSIX threads where
- * they exist, the Win32 API on Windows (MSVC has no <pthread.h>, and mingw-w64 has no C11
- * <threads.h>, so neither standard header serves both).  The body keeps the pthread shape,
+/* A thread (and a sleep) for tests that must build with MSVC as well as GCC and mingw-w64: POSIX
+ * threads where they exist, the Win32 API on Windows (MSVC has no <pthread.h>, and mingw-w64 has
+ * no C11 <threads.h>, so neither standard header serves both).  The body keeps the pthread shape,
  * void *fn(void *), so a test reads the same on every system. */
 #ifndef MIOR_TEST_THREAD_H
 #define MIOR_TEST_THREAD_H
@@ -38,10 +38,17 @@ static inline void test_thread_yield(void) {
   SwitchToThread();
 }
 
+/* Sleep for about us microseconds; Windows sleeps in whole milliseconds, and 0 gives up the rest
+ * of the time slice. */
+static inline void test_sleep_us(unsigned us) {
+  Sleep(us / 1000);
+}
+
 #else
 
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 
 typedef struct test_thread {
   pthread_t id;
@@ -57,6 +64,11 @@ static inline void test_thread_join(test_thread *t) {
 
 static inline void test_thread_yield(void) {
   sched_yield();
+}
+
+static inline void test_sleep_us(unsigned us) {
+  struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+  nanosleep(&ts, NULL);
 }
 
 #endif

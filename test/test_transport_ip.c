@@ -14,12 +14,13 @@
 static netns_pair pair;
 static uint8_t ip_a[4], ip_b[4];
 static char ep_a[64], ep_b[64]; /* ip://<address a>/udp, ip://<address b>/udp */
-/* Our own packets carry a full UDP checksum; the kernel's, over a veth, only a partial one. */
-static int verify_udp_csum;
 
-typedef struct ip_ctx {
-  uint16_t dport;
-} ip_ctx;
+/* What unwrap_ip expects of a body's packets (the tally's uctx). */
+typedef struct ip_want {
+  uint16_t sport; /* the sender's UDP port */
+  int udp_csum;   /* verify the UDP checksum: our own packets carry a full one, while the kernel's,
+                   * over a veth, carry only a partial one */
+} ip_want;
 
 static uint32_t build_ip_udp(void *ctx, uint8_t *buf, uint32_t cap, uint32_t seq) {
   (void)ctx;
@@ -34,23 +35,22 @@ static uint32_t build_ip_udp(void *ctx, uint8_t *buf, uint32_t cap, uint32_t seq
 static int unwrap_ip(tt_rx *r, const mior_pkt *pkt, const uint8_t **pl, uint32_t *plen) {
   uint16_t sport, dport;
   uint8_t src[4], dst[4];
-  int rc = tt_parse_ipv4_udp(pkt->data, pkt->len, verify_udp_csum, pl, plen, &sport, &dport,
-                             src, dst);
+  const ip_want *want = r->uctx;
+  int rc = tt_parse_ipv4_udp(pkt->data, pkt->len, want->udp_csum, pl, plen, &sport, &dport, src,
+                             dst);
   if (rc != 0) return rc;
-  const uint16_t *want_sport = r->uctx;
   if (dport != DPORT) return 1;
-  if (sport != *want_sport || memcmp(src, ip_a, 4) != 0 || memcmp(dst, ip_b, 4) != 0) return -1;
+  if (sport != want->sport || memcmp(src, ip_a, 4) != 0 || memcmp(dst, ip_b, 4) != 0) return -1;
   return 0;
 }
 
 static void body_ip_to_ip(mior_backend b) {
   tt_rx r;
   tt_rx_init(&r, COUNT);
-  uint16_t want_sport = SPORT;
+  ip_want want = {SPORT, 1};
   r.unwrap = unwrap_ip;
-  r.uctx = &want_sport;
+  r.uctx = &want;
   r.want_unspec_src = 1;
-  verify_udp_csum = 1;
   mior_options o = tt_opts(b), ot = tt_opts(b);
   ot.flags |= MIOR_OPT_NO_RX;
   mior_transport *rx = NULL, *tx = NULL;
@@ -85,18 +85,17 @@ static void body_kernel_to_ip(mior_backend b) {
   enum { K = 200 };
   tt_rx r;
   tt_rx_init(&r, K);
-  uint16_t want_sport = 0; /* the kernel socket's port, once it has one */
+  ip_want want = {0, 0}; /* the kernel socket's port, once it has one */
   r.unwrap = unwrap_ip;
-  r.uctx = &want_sport;
+  r.uctx = &want;
   r.want_unspec_src = 1;
-  verify_udp_csum = 0;
   mior_options o = tt_opts(b);
   mior_receiver recv = tt_receiver(&r);
   mior_transport *rx = NULL;
   REQUIRE_OK(tt_open_in(pair.fd_b, &rx, ep_b, &o, &recv));
   mior_port *rxp = mior_transport_port(rx, 0);
 
-  tt_kernel_udp_a_to_b(&pair, DPORT, 1000, &want_sport, &r, rxp);
+  tt_kernel_udp_a_to_b(&pair, DPORT, 1000, &want.sport, &r, rxp);
   TT_CHECK_TALLY(&r);
   TT_CHECK_POOL_RETURNED(rx);
   CHECK_EQ(mior_transport_close(rx), 0);

@@ -2318,14 +2318,15 @@ int main(void) {
   int v6ok = mm_v6_available();
   if (!v6ok) printf("  [::1]: not available here; every sequence runs on 127.0.0.1\n");
   int nbe = 0;
-  mior_backend bes[TT_NBACKENDS];
-  for (int i = 0; i < TT_NBACKENDS; i++) {
-    if (be && *be && strcmp(be, mior_backend_name(tt_backends[i])) != 0) continue;
-    if (mior_backend_supported(tt_backends[i]) != 1) {
-      printf("  backend %s: SKIP (%s)\n", mior_backend_name(tt_backends[i]), mior_last_error());
+  mior_backend bes[8];
+  for (const mior__backend_ops *const *ops = mior__backends; *ops && nbe < 8; ops++) {
+    mior_backend b = (*ops)->id;
+    if (be && *be && strcmp(be, mior_backend_name(b)) != 0) continue;
+    if (mior_backend_supported(b) != 1) {
+      printf("  backend %s: SKIP (%s)\n", mior_backend_name(b), mior_last_error());
       continue;
     }
-    bes[nbe++] = tt_backends[i];
+    bes[nbe++] = b;
   }
   if (!nbe) TEST_SKIP("no backend is supported here");
 

@@ -25,26 +25,38 @@
 static netns_pair pair;
 static uint8_t ip_a[4], ip_b[4];
 static char ep_a[64], ep_b[64]; /* packet://<veth a>, packet://<veth b> */
-/* Extra option flags of the run (MIOR_OPT_NO_TX_RING for the per-frame variant). */
-static uint32_t run_flags;
-/* body_frames: the sender also receives (no MIOR_OPT_NO_RX), so its TX ring frames go out as page
- * fragments rather than linear frames (src/linux/packet_ring.h). */
-static int sender_receives;
+/* The variants' param: the sender also receives (no MIOR_OPT_NO_RX), so its TX ring frames go out
+ * as page fragments rather than linear frames (src/linux/packet_ring.h). */
+#define SENDER_RECEIVES 1
 
-/* A body's options under backend b: the run's flags and these. */
-static mior_options opts(mior_backend b, uint32_t flags) {
-  mior_options o = tt_opts(b);
-  o.flags |= flags | run_flags;
+/* Every body runs under each backend, and under io_uring once more with one SEND per frame
+ * instead of the TX ring. */
+static const tt_config tx_modes[] = {
+    {"", MIOR_BACKEND_AUTO, 0, 0, 0},
+    {"MIOR_OPT_NO_TX_RING", MIOR_BACKEND_URING, MIOR_OPT_NO_TX_RING, 0, 0},
+};
+
+/* body_frames, also with a sender that receives. */
+static const tt_config frame_modes[] = {
+    {"", MIOR_BACKEND_AUTO, 0, 0, 0},
+    {"MIOR_OPT_NO_TX_RING", MIOR_BACKEND_URING, MIOR_OPT_NO_TX_RING, 0, 0},
+    {"the sender also receives", MIOR_BACKEND_URING, 0, 0, SENDER_RECEIVES},
+};
+
+/* A body's options under variant v: the variant's, and these flags. */
+static mior_options opts(const tt_variant *v, uint32_t flags) {
+  mior_options o = tt_vopts(v);
+  o.flags |= flags;
   return o;
 }
 
 /* With io_uring the TX ring is the default for packet ports; MIOR_OPT_NO_TX_RING turns it off, and
  * the sockets backend has none.  Both ends are checked: the receiver sends nothing, but it is a
  * packet port too. */
-static void check_tx_ring(mior_transport *t, mior_backend b) {
+static void check_tx_ring(mior_transport *t, const tt_variant *v) {
   mior_port_stats st;
   CHECK_OK(mior_transport_stats_get(t, &st));
-  int want = b == MIOR_BACKEND_URING && !(run_flags & MIOR_OPT_NO_TX_RING);
+  int want = v->backend == MIOR_BACKEND_URING && !(v->flags & MIOR_OPT_NO_TX_RING);
   CHECK_EQ((st.features & MIOR_FEAT_TX_RING) != 0, want);
   char names[256];
   CHECK_OK(mior_features_format(st.features, names, sizeof names));
@@ -132,17 +144,17 @@ static void send_one(mior_port *tx, uint32_t len, int vlan, uint64_t completed) 
   tt_drain_tx(tx, completed, 2000);
 }
 
-static void body_frames(mior_backend b) {
+static void body_frames(const tt_variant *v) {
   tt_rx r;
   tt_rx_init(&r, COUNT);
   r.unwrap = unwrap_frame;
   r.want_unspec_src = 1;
-  mior_options o = opts(b, 0), ot = opts(b, sender_receives ? 0 : MIOR_OPT_NO_RX);
+  mior_options o = opts(v, 0), ot = opts(v, v->param & SENDER_RECEIVES ? 0 : MIOR_OPT_NO_RX);
   mior_transport *rx = NULL, *tx = NULL;
   tt_open_a_to_b(&pair, ep_a, &ot, &tx, ep_b, &o, &r, &rx);
-  CHECK_EQ(mior_port_backend(mior_transport_port(rx, 0)), b);
-  check_tx_ring(tx, b);
-  check_tx_ring(rx, b);
+  CHECK_EQ(mior_port_backend(mior_transport_port(rx, 0)), v->backend);
+  check_tx_ring(tx, v);
+  check_tx_ring(rx, v);
 
   mior_port *rxp = mior_transport_port(rx, 0), *txp = mior_transport_port(tx, 0);
   tt_pump_result pr = tt_pump(txp, &r, &rxp, 1, COUNT, 64, NULL, build_frame, NULL, 20000);
@@ -200,12 +212,12 @@ static void put_frame(uint8_t *buf, uint32_t len, uint32_t seq) {
  * wait for ring space; the application meets -EAGAIN and polls.  Every frame must end up received
  * or counted as dropped somewhere (socket or link), the sender must have completed every send,
  * and both pools come back. */
-static void body_burst(mior_backend b) {
+static void body_burst(const tt_variant *v) {
   tt_rx r;
   tt_rx_init(&r, BURST);
   r.unwrap = unwrap_frame;
   r.want_unspec_src = 1;
-  mior_options o = opts(b, 0), ot = opts(b, MIOR_OPT_NO_RX);
+  mior_options o = opts(v, 0), ot = opts(v, MIOR_OPT_NO_RX);
   o.buf_size = JUMBO_SLOT;
   o.buf_count = 1024;
   o.rcvbuf = 64 << 20; /* the whole burst may sit in the receive queue */
@@ -215,7 +227,7 @@ static void body_burst(mior_backend b) {
   ot.sq_entries = 1024;
   mior_transport *rx = NULL, *tx = NULL;
   tt_open_a_to_b(&pair, ep_a, &ot, &tx, ep_b, &o, &r, &rx);
-  check_tx_ring(tx, b);
+  check_tx_ring(tx, v);
   mior_port *rxp = mior_transport_port(rx, 0), *txp = mior_transport_port(tx, 0);
   uint64_t drops0 = pair_drops();
 
@@ -297,17 +309,17 @@ static void rx_drain_now(mior_port *rx) {
  * are sent and the sender is closed at once, while the qdisc still holds most of them: close
  * returns 0, and the frames still arrive, intact and in order (the kernel keeps its references to
  * the ring's pages after the socket is gone). */
-static void body_slow_link(mior_backend b) {
+static void body_slow_link(const tt_variant *v) {
   tt_rx r;
   tt_rx_init(&r, SLOW_N + SLOW_TAIL);
   r.unwrap = unwrap_frame;
   r.want_unspec_src = 1;
-  mior_options o = opts(b, 0), ot = opts(b, MIOR_OPT_NO_RX);
+  mior_options o = opts(v, 0), ot = opts(v, MIOR_OPT_NO_RX);
   ot.batch = 16;
   ot.buf_count = 64; /* at most 64 sends queued: the application blocks soon after the ring fills */
   mior_transport *rx = NULL, *tx = NULL;
   tt_open_a_to_b(&pair, ep_a, &ot, &tx, ep_b, &o, &r, &rx);
-  check_tx_ring(tx, b);
+  check_tx_ring(tx, v);
   mior_port *rxp = mior_transport_port(rx, 0), *txp = mior_transport_port(tx, 0);
 
   uint32_t sent = 0, blocked = 0;
@@ -385,14 +397,14 @@ static int unwrap_kernel(tt_rx *r, const mior_pkt *pkt, const uint8_t **pl, uint
   return 0;
 }
 
-static void body_kernel_frames(mior_backend b) {
+static void body_kernel_frames(const tt_variant *v) {
   enum { K = 100 };
   tt_rx r;
   tt_rx_init(&r, K);
   uint16_t sport = 0;
   r.unwrap = unwrap_kernel;
   r.uctx = &sport;
-  mior_options o = opts(b, 0);
+  mior_options o = opts(v, 0);
   mior_receiver recv = tt_receiver(&r);
   mior_transport *rx = NULL;
   REQUIRE_OK(tt_open_in(pair.fd_b, &rx, ep_b, &o, &recv));
@@ -405,33 +417,10 @@ static void body_kernel_frames(mior_backend b) {
   tt_rx_free(&r);
 }
 
-static void run_uring(const char *name, const char *variant, void (*body)(mior_backend b)) {
-  char full[160];
-  snprintf(full, sizeof full, "%s, %s", name, variant);
-  int before = test_failures;
-  int64_t t0 = tt_now_us();
-  tt_phase = full;
-  body(MIOR_BACKEND_URING);
-  printf("  %s [uring]: %s (%.1f ms)\n", full, test_failures == before ? "ok" : "FAILED",
-         (tt_now_us() - t0) / 1000.0);
-  fflush(stdout);
-}
-
-/* Run body under every backend, then once more under io_uring with per-frame sends. */
-static int for_each_mode(const char *name, void (*body)(mior_backend b)) {
-  run_flags = 0;
-  int ran = tt_for_each_backend(name, body);
-  if (mior_backend_supported(MIOR_BACKEND_URING) != 1) return ran;
-  run_flags = MIOR_OPT_NO_TX_RING;
-  run_uring(name, "MIOR_OPT_NO_TX_RING", body);
-  run_flags = 0;
-  return ran + 1;
-}
-
 /* tx_counts_only_sent_frames: frames sent while the link is down never count as sent.  Through
  * the TX ring they used to count when copied into the ring, before any kick had succeeded. */
-static void body_link_down(mior_backend b) {
-  mior_options o = opts(b, MIOR_OPT_NO_RX);
+static void body_link_down(const tt_variant *v) {
+  mior_options o = opts(v, MIOR_OPT_NO_RX);
   o.buf_count = 256;
   mior_transport *tx = NULL;
   tt_require_open_in(pair.fd_a, pair.ns_a, &tx, ep_a, &o, NULL);
@@ -477,28 +466,27 @@ int main(void) {
   REQUIRE(inet_pton(AF_INET, pair.ip_a, ip_a) == 1);
   REQUIRE(inet_pton(AF_INET, pair.ip_b, ip_b) == 1);
   int ran = 0;
-  ran += for_each_mode("packet://b from packet://a", body_frames);
-  if (mior_backend_supported(MIOR_BACKEND_URING) == 1) {
-    sender_receives = 1;
-    run_uring("packet://b from packet://a", "the sender also receives", body_frames);
-    sender_receives = 0;
-  }
-  ran += for_each_mode("packet://b sees kernel UDP", body_kernel_frames);
+  ran += tt_run_test(&(const tt_test){"packet://b from packet://a", body_frames,
+                                      TT_CONFIGS(frame_modes)});
+  ran += tt_run_test(&(const tt_test){"packet://b sees kernel UDP", body_kernel_frames,
+                                      TT_CONFIGS(tx_modes)});
 
   REQUIRE(set_mtu(JUMBO_MTU) == 0);
-  ran += for_each_mode("a burst of 8192-byte frames", body_burst);
+  ran += tt_run_test(&(const tt_test){"a burst of 8192-byte frames", body_burst,
+                                      TT_CONFIGS(tx_modes)});
   REQUIRE(set_mtu(1500) == 0);
 
   char cmd[160];
   snprintf(cmd, sizeof cmd, "tc qdisc add dev %s root tbf rate 2mbit burst 4kb limit 2mb", pair.if_a);
   if (netns_exec(pair.ns_a, cmd) == 0) {
-    ran += for_each_mode("a slow link (tbf)", body_slow_link);
+    ran += tt_run_test(&(const tt_test){"a slow link (tbf)", body_slow_link, TT_CONFIGS(tx_modes)});
     snprintf(cmd, sizeof cmd, "tc qdisc del dev %s root", pair.if_a);
     CHECK(netns_exec(pair.ns_a, cmd) == 0);
   } else {
     printf("  a slow link (tbf): SKIP (tc cannot add a tbf qdisc here: no tc or no sch_tbf)\n");
   }
-  ran += for_each_mode("tx_counts_only_sent_frames (link down)", body_link_down);
+  ran += tt_run_test(&(const tt_test){"tx_counts_only_sent_frames (link down)", body_link_down,
+                                      TT_CONFIGS(tx_modes)});
   CHECK_OK(netns_pair_destroy(&pair));
   if (!ran) TEST_SKIP("no backend is supported here");
   TEST_DONE();

@@ -1,8 +1,10 @@
-/* The Linux transport tests' helpers: run one body under every backend, keep network namespaces
- * from outliving the test whatever way it ends (exit, watchdog, signal, or a crash of an earlier
- * run), and open transports or sockets inside a namespace.  The helpers that build on Windows too
- * (payloads, the tally receiver, the paced pump, the pool check) are in transport_portable.h,
- * which this includes, so the Windows suite uses the same ones.
+/* The Linux fixture of the transport tests: the variants every body runs under here, a watchdog,
+ * network namespaces that never outlive the test whatever way it ends (exit, watchdog, signal, or
+ * a crash of an earlier run), transports and kernel sockets opened inside a namespace, and the
+ * kernel's own counters.  Linux-only tests include it directly; a test that runs on every system
+ * includes transport_os.h, which is this header on Linux.  The helpers that build on Windows too
+ * (payloads, the tally receiver, the paced pump, the pool check, the variant runner) are in
+ * transport_portable.h, which this includes.
  */
 #ifndef MIOR_TEST_TRANSPORT_COMMON_H
 #define MIOR_TEST_TRANSPORT_COMMON_H
@@ -32,8 +34,6 @@ static inline void tt_cleanup_netns(void) {
     if (tt_pairs[i]) netns_pair_destroy(tt_pairs[i]);
   }
 }
-
-static const char *tt_phase = "start"; /* what the test is doing, for the watchdog's message */
 
 static inline void tt_on_fatal(int sig) {
   /* Only async-signal-safe calls: write, netns_pair_destroy (umount2/unlink), _exit. */
@@ -100,17 +100,42 @@ static inline void tt_pair_create(netns_pair *p, const char *tag, int subnet) {
   REQUIRE_OK(netns_pair_create(p, tag, subnet, 1));
 }
 
-/* --- backends --------------------------------------------------------------------------------- */
+/* --- variants -------------------------------------------------------------------------------- */
 
-static const mior_backend tt_backends[] = {MIOR_BACKEND_URING, MIOR_BACKEND_SOCKETS};
-#define TT_NBACKENDS 2
+/* The Linux rows: each backend as it is.  On Linux a udp transport may have several queues, one
+ * load-balancing SO_REUSEPORT group. */
+static const tt_variant tt_linux_variants[] = {
+    {.name = "uring", .backend = MIOR_BACKEND_URING, .reuseport = 1},
+    {.name = "sockets", .backend = MIOR_BACKEND_SOCKETS, .reuseport = 1},
+};
 
-/* Run body(b) under each backend the system supports; say why one is skipped.  Returns how many
- * ran, so main can turn "none" into a skip. */
+static inline const tt_variant *tt_os_variants(size_t *n) {
+  *n = sizeof tt_linux_variants / sizeof tt_linux_variants[0];
+  return tt_linux_variants;
+}
+
+/* Bulk transfers move every packet their test asks for. */
+#define TT_OS_BULK_DIV 1
+
+/* No Linux row sets an environment switch yet; this serves the first that does. */
+static inline void tt_os_setenv(const char *assignment, int set) {
+  const char *eq = strchr(assignment, '=');
+  REQUIRE(eq != NULL);
+  char name[64];
+  snprintf(name, sizeof name, "%.*s", (int)(eq - assignment), assignment);
+  if (set)
+    setenv(name, eq + 1, 1);
+  else
+    unsetenv(name);
+}
+
+/* Run body(b) under each backend of this build (mior__backends) the system supports, as it is;
+ * say why one is skipped.  Returns how many ran, so main can turn "none" into a skip.  A body
+ * that takes option variants is a tt_test run by tt_run instead. */
 static inline int tt_for_each_backend(const char *name, void (*body)(mior_backend b)) {
   int ran = 0;
-  for (int i = 0; i < TT_NBACKENDS; i++) {
-    mior_backend b = tt_backends[i];
+  for (const mior__backend_ops *const *ops = mior__backends; *ops; ops++) {
+    mior_backend b = (*ops)->id;
     if (mior_backend_supported(b) != 1) {
       printf("  %s [%s]: SKIP (%s)\n", name, mior_backend_name(b), mior_last_error());
       continue;

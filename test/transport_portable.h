@@ -1,19 +1,27 @@
-/* The transport tests' helpers that build on every system mior runs on, shared by the Linux suite
- * (through transport_common.h, which adds namespaces, the watchdog and the backend loop) and the
- * Windows one (test_win_udp.c, built with mingw-w64 or MSVC and run under Wine or on Windows):
- * sequence-numbered payloads that prove they arrived intact, hand-built IPv4/UDP headers, a
- * receiver that tallies what arrived, a paced send pump with every loop bounded in count and
- * time, and the pool check every test ends with.  Only the C library, the test harness (test.h)
- * and mior itself are used here; anything that needs a POSIX or Win32 call belongs elsewhere, so a
- * body written against these helpers reads the same on both systems.
+/* The transport tests' helpers that build on every system mior runs on: sequence-numbered
+ * payloads that prove they arrived intact, hand-built IPv4/UDP headers, a receiver that tallies
+ * what arrived, a paced send pump with every loop bounded in count and time, the pool check every
+ * test ends with, and the runner that takes one body through every variant of this build (its
+ * backends, and the option variants a test adds).  Only the C library, the test harness (test.h),
+ * the test thread shim (test_thread.h) and mior itself are used here; anything that needs a POSIX
+ * or Win32 call belongs to an OS fixture, so a body written against these helpers reads the same
+ * on both systems.
+ *
+ * A test does not include this header directly but its OS fixture: transport_os.h for a test
+ * that runs on every system, which is transport_common.h on Linux (namespaces, the watchdog,
+ * kernel sockets; also what the Linux-only tests include) and transport_win.h on Windows.  Each
+ * fixture supplies what this header declares as tt_os_*: its variant rows, and how to set an
+ * environment switch.
  */
 #ifndef MIOR_TEST_TRANSPORT_PORTABLE_H
 #define MIOR_TEST_TRANSPORT_PORTABLE_H
 
 #include <stdint.h>
 
+#include "common/backend.h"
 #include "common/os.h"
 #include "test.h"
+#include "test_thread.h"
 
 /* --- time and options ------------------------------------------------------------------------- */
 
@@ -403,6 +411,264 @@ static inline mior_addr tt_local(mior_transport *t) {
   memset(&a, 0, sizeof a);
   CHECK_OK(mior_port_local_addr(mior_transport_port(t, 0), &a));
   return a;
+}
+
+/* --- variants: one body under every way this build moves packets ------------------------------ */
+
+/* What the test is doing, for the watchdog's message; the runner names the body and variant. */
+static const char *tt_phase = "start";
+
+/* One way to run a body (liburing's FOR_ALL_TEST_CONFIGS, libuv's one body under each backend):
+ * one of this build's backends, what that backend asks of a test, and the options every transport
+ * the body opens gets.  Where the systems differ in what a body may expect, the difference is a
+ * field here, set in the OS fixture's rows, and never a second copy of the body. */
+typedef struct tt_variant {
+  const char *name;      /* as the log shows it: "uring", "sockets, all through the port", ... */
+  mior_backend backend;
+  uint32_t flags;        /* MIOR_OPT_* for every transport the body opens (tt_vopts) */
+  uint32_t busy_poll_us; /* mior_options.busy_poll_us for every transport the body opens */
+  uint32_t buf_count;    /* mior_options.buf_count for every transport the body opens, unless
+                          * the body sets its own; 0: the library's default */
+  int param;             /* the test's own knob, as its tt_config sets it (0 otherwise) */
+  const char *env;       /* "NAME=value" in force while the body runs (a backend's diagnostic
+                          * switch), or NULL */
+  int connected;         /* the backend cannot address a datagram (IoRing has no address fields):
+                          * every udp transport is connected to the one it talks to */
+  int reuseport;         /* udp queues > 1 share one port in a load-balancing SO_REUSEPORT group
+                          * (Linux); where there is none, open refuses them with -EOPNOTSUPP */
+} tt_variant;
+
+/* An option variant a test adds for one body: each variant of the backend it is for
+ * (MIOR_BACKEND_AUTO: of every backend) runs the body again with these options on top. */
+typedef struct tt_config {
+  const char *name; /* added to the variant's name in the log; "" for the variant as it is */
+  mior_backend backend;
+  uint32_t flags;
+  uint32_t busy_poll_us;
+  int param;
+} tt_config;
+
+/* One entry of a test's list (libuv's test-list.h): a body, and the option variants it runs
+ * under; with none, it runs under each of the OS fixture's variants as they are. */
+typedef struct tt_test {
+  const char *name;
+  void (*body)(const tt_variant *v);
+  const tt_config *configs;
+  size_t nconfigs;
+} tt_test;
+
+/* The configs of a tt_test: from an array, or none (each variant as it is). */
+#define TT_CONFIGS(a) (a), sizeof(a) / sizeof((a)[0])
+#define TT_AS_IS NULL, 0
+
+/* Supplied by the OS fixture.  tt_os_variants: its rows, each one of this build's backends as a
+ * test must treat it on this system (a backend may have several rows, e.g. with a diagnostic
+ * switch on and off).  tt_os_setenv: set (or, with set 0, clear) an environment switch given as
+ * "NAME=value", for the run of one body.  TT_OS_BULK_DIV: how many times fewer packets a bulk
+ * transfer moves here (TT_BULK). */
+static inline const tt_variant *tt_os_variants(size_t *n);
+static inline void tt_os_setenv(const char *assignment, int set);
+
+/* How many packets a bulk transfer of n moves on this system: n on Linux, fewer where each one
+ * costs much more (the OS fixture says why).  Only the size of a transfer, never what it checks. */
+#define TT_BULK(n) ((uint32_t)(n) / TT_OS_BULK_DIV)
+
+/* Why the body running now could not run here (TT_RETURN_SKIP), or NULL. */
+static const char *tt_skipped;
+
+/* End the body: it cannot run under this variant here, for the reason why (a string literal),
+ * which the runner reports instead of "ok" (libuv's RETURN_SKIP). */
+#define TT_RETURN_SKIP(why) \
+  do {                      \
+    tt_skipped = (why);     \
+    return;                 \
+  } while (0)
+
+/* A body's options under v: its backend, with the variant's flags and busy polling. */
+static inline mior_options tt_vopts(const tt_variant *v) {
+  mior_options o = tt_opts(v->backend);
+  o.flags |= v->flags;
+  o.busy_poll_us = v->busy_poll_us;
+  if (v->buf_count) o.buf_count = v->buf_count;
+  return o;
+}
+
+/* Run body under v, timed, with v's environment switch in force, and say how it went.  Returns
+ * 1 if it ran, 0 if it skipped itself. */
+static inline int tt_run_variant(const char *name, const tt_variant *v,
+                                 void (*body)(const tt_variant *v)) {
+  static char phase[240];
+  snprintf(phase, sizeof phase, "%s [%s]", name, v->name);
+  tt_phase = phase;
+  if (v->env) tt_os_setenv(v->env, 1);
+  int before = test_failures;
+  int64_t t0 = tt_now_us();
+  tt_skipped = NULL;
+  body(v);
+  if (tt_skipped && test_failures == before)
+    printf("  %s: SKIP (%s)\n", phase, tt_skipped);
+  else
+    printf("  %s: %s (%.1f ms)\n", phase, test_failures == before ? "ok" : "FAILED",
+           (tt_now_us() - t0) / 1000.0);
+  fflush(stdout);
+  if (v->env) tt_os_setenv(v->env, 0);
+  return !tt_skipped;
+}
+
+/* Run one test under every variant, built from this build's own backends, most preferred first
+ * (mior__backends): each OS fixture row of a backend (a backend without one runs as it is), and
+ * each of those under every config of the test meant for that backend.  A backend this system
+ * cannot run is skipped with the reason.  Returns how many runs there were. */
+static inline int tt_run_test(const tt_test *t) {
+  static const tt_config as_is = {"", MIOR_BACKEND_AUTO, 0, 0, 0};
+  const tt_config *configs = t->configs ? t->configs : &as_is;
+  size_t nconfigs = t->configs ? t->nconfigs : 1, nrows;
+  const tt_variant *rows = tt_os_variants(&nrows);
+  int ran = 0;
+  for (const mior__backend_ops *const *ops = mior__backends; *ops; ops++) {
+    mior_backend b = (*ops)->id;
+    if (mior_backend_supported(b) != 1) {
+      printf("  %s [%s]: SKIP (%s)\n", t->name, (*ops)->name, mior_last_error());
+      fflush(stdout);
+      continue;
+    }
+    tt_variant plain;
+    memset(&plain, 0, sizeof plain);
+    plain.name = (*ops)->name;
+    plain.backend = b;
+    const tt_variant *mine[8];
+    size_t n = 0;
+    for (size_t i = 0; i < nrows && n < 8; i++) {
+      if (rows[i].backend == b) mine[n++] = &rows[i];
+    }
+    if (n == 0) mine[n++] = &plain;
+    for (size_t i = 0; i < n; i++) {
+      for (size_t c = 0; c < nconfigs; c++) {
+        if (configs[c].backend != MIOR_BACKEND_AUTO && configs[c].backend != b) continue;
+        tt_variant v = *mine[i];
+        char name[160];
+        snprintf(name, sizeof name, "%s%s%s", mine[i]->name, configs[c].name[0] ? ", " : "",
+                 configs[c].name);
+        v.name = name;
+        v.flags |= configs[c].flags;
+        if (configs[c].busy_poll_us) v.busy_poll_us = configs[c].busy_poll_us;
+        v.param = configs[c].param;
+        ran += tt_run_variant(t->name, &v, t->body);
+      }
+    }
+  }
+  return ran;
+}
+
+/* Run a test list; how many runs there were, so that main can turn "none" into a skip. */
+static inline int tt_run(const tt_test *tests, size_t n) {
+  int ran = 0;
+  for (size_t i = 0; i < n; i++) ran += tt_run_test(&tests[i]);
+  return ran;
+}
+
+/* --- UDP between transports on loopback, under a variant ------------------------------------- */
+
+/* A UDP port on host that was free a moment ago (opened and closed through the sockets backend). */
+static inline uint16_t tt_free_udp_port(const char *host) {
+  char ep[80];
+  snprintf(ep, sizeof ep, "udp://%s:0", host);
+  mior_options o = tt_opts(MIOR_BACKEND_SOCKETS);
+  o.buf_count = 16;
+  mior_transport *t = NULL;
+  REQUIRE_OK(mior_transport_open(&t, ep, &o, NULL));
+  mior_addr a = tt_local(t);
+  CHECK_EQ(mior_transport_close(t), 0);
+  return a.port;
+}
+
+/* Where the two ends of a UDP test open, and the peer each is connected to.  Under a variant that
+ * addresses datagrams, both open on port 0 and neither is connected.  Under a connected one
+ * (IoRing) each is bound to a port that was free a moment ago and connected to the other's before
+ * either sends, since a datagram can only go to the peer. */
+typedef struct tt_udp_ends {
+  char ep_rx[80], ep_tx[80];     /* "udp://host:port" */
+  char peer_rx[80], peer_tx[80]; /* "host:port", or "" for none */
+} tt_udp_ends;
+
+static inline void tt_udp_ends_init(const tt_variant *v, const char *host, tt_udp_ends *e) {
+  memset(e, 0, sizeof *e);
+  if (!v->connected) {
+    snprintf(e->ep_rx, sizeof e->ep_rx, "udp://%s:0", host);
+    snprintf(e->ep_tx, sizeof e->ep_tx, "udp://%s:0", host);
+    return;
+  }
+  uint16_t prx = tt_free_udp_port(host), ptx = tt_free_udp_port(host);
+  for (int i = 0; i < 10 && ptx == prx; i++) ptx = tt_free_udp_port(host);
+  REQUIRE(prx != ptx);
+  snprintf(e->ep_rx, sizeof e->ep_rx, "udp://%s:%u", host, prx);
+  snprintf(e->ep_tx, sizeof e->ep_tx, "udp://%s:%u", host, ptx);
+  snprintf(e->peer_rx, sizeof e->peer_rx, "%s:%u", host, ptx);
+  snprintf(e->peer_tx, sizeof e->peer_tx, "%s:%u", host, prx);
+}
+
+/* Open the two ends of a UDP test on host ("127.0.0.1" or "[::1]") with the body's options: *rx
+ * delivering to rrx, then *tx delivering to rtx (NULL: none).  With connect_tx, tx is connected
+ * to rx even where the variant does not ask for it (a connected sender, which sends without a
+ * destination).  A failed open ends the test. */
+static inline void tt_open_udp_pair(const tt_variant *v, const char *host, mior_options *orx,
+                                    const mior_receiver *rrx, mior_transport **rx,
+                                    mior_options *otx, const mior_receiver *rtx,
+                                    mior_transport **tx, int connect_tx) {
+  tt_udp_ends e;
+  tt_udp_ends_init(v, host, &e);
+  if (e.peer_rx[0]) orx->peer = e.peer_rx;
+  REQUIRE_OK(mior_transport_open(rx, e.ep_rx, orx, rrx));
+  if (connect_tx && !e.peer_tx[0]) {
+    mior_addr dst = tt_local(*rx);
+    REQUIRE_OK(mior_addr_format(&dst, e.peer_tx, sizeof e.peer_tx));
+  }
+  if (e.peer_tx[0]) otx->peer = e.peer_tx;
+  REQUIRE_OK(mior_transport_open(tx, e.ep_tx, otx, rtx));
+  orx->peer = otx->peer = NULL; /* they pointed into e, which ends here */
+}
+
+/* Open both ends of a one-way UDP body on host under v: *rx delivering what arrives to the tally
+ * r (made here, count sequence numbers), and *tx, which never receives (MIOR_OPT_NO_RX).  orx and
+ * otx are the body's options for each end (NULL: the variant's own); with connect_tx, tx is
+ * connected to rx, so that it may send with no destination.  r must stay where it is until
+ * tt_close_oneway: rx's receiver points to it. */
+static inline void tt_open_oneway(const tt_variant *v, const char *host, tt_rx *r, uint32_t count,
+                                  const mior_options *orx, const mior_options *otx,
+                                  mior_transport **rx, mior_transport **tx, int connect_tx) {
+  tt_rx_init(r, count);
+  mior_options o = orx ? *orx : tt_vopts(v), ot = otx ? *otx : tt_vopts(v);
+  ot.flags |= MIOR_OPT_NO_RX;
+  mior_receiver recv = tt_receiver(r);
+  tt_open_udp_pair(v, host, &o, &recv, rx, &ot, NULL, tx, connect_tx);
+}
+
+/* The end of a one-way body: nothing is left with the application at either end, both closes
+ * return 0 (so the pools came back whole), and the tally is freed. */
+static inline void tt_close_oneway(mior_transport *rx, mior_transport *tx, tt_rx *r) {
+  TT_CHECK_POOL_RETURNED(rx);
+  TT_CHECK_POOL_RETURNED(tx);
+  CHECK_EQ(mior_transport_close(tx), 0);
+  CHECK_EQ(mior_transport_close(rx), 0);
+  tt_rx_free(r);
+}
+
+/* Open one UDP transport on host that can send to itself: on port 0, or under a connected
+ * variant on a port that was free a moment ago and connected to itself, its only possible peer. */
+static inline void tt_open_udp_self(const tt_variant *v, const char *host, mior_options *o,
+                                    const mior_receiver *recv, mior_transport **t) {
+  char ep[80], self[80];
+  if (!v->connected) {
+    snprintf(ep, sizeof ep, "udp://%s:0", host);
+    REQUIRE_OK(mior_transport_open(t, ep, o, recv));
+    return;
+  }
+  uint16_t port = tt_free_udp_port(host);
+  snprintf(ep, sizeof ep, "udp://%s:%u", host, port);
+  snprintf(self, sizeof self, "%s:%u", host, port);
+  o->peer = self;
+  REQUIRE_OK(mior_transport_open(t, ep, o, recv));
+  o->peer = NULL;
 }
 
 #endif /* MIOR_TEST_TRANSPORT_PORTABLE_H */
