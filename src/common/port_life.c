@@ -141,9 +141,13 @@ int mior__port_close(struct mior_port *p, uint32_t outstanding) {
                         p->index, outstanding);
     return rc;
   }
+  /* Read before close: a wrapping backend (test/support's fault injection) frees the ops table
+   * the port points to when it closes. */
+  int has_socket = !(p->ops->flags & MIOR__BACKEND_NO_SOCKET);
   if (p->io) p->ops->close(p->io);
   p->io = NULL;
-  if (!(p->ops->flags & MIOR__BACKEND_NO_SOCKET)) mior__socket_close(&p->sock, 0);
+  p->ops = NULL;
+  if (has_socket) mior__socket_close(&p->sock, 0);
   mior__thread_ref_drop(&p->owner_ref);
   /* With the ring gone every slot the kernel held is ours again.  The caller made sure the
    * application holds none. */
