@@ -26,7 +26,7 @@ static netns_pair pair;
 static uint8_t ip_a[4], ip_b[4];
 static char ep_a[64], ep_b[64]; /* packet://<veth a>, packet://<veth b> */
 /* The variants' param: the sender also receives (no MIOR_OPT_NO_RX), so its TX ring frames go out
- * as page fragments rather than linear frames (src/linux/packet_ring.h). */
+ * as page fragments rather than linear frames (src/linux/txring.h). */
 #define SENDER_RECEIVES 1
 
 /* Every body runs under each backend, and under io_uring once more with one SEND per frame

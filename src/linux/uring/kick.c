@@ -1,4 +1,4 @@
-/* The io_uring backend's AF_PACKET TX-ring machine (see packet_ring.h and uring.h): submit copies
+/* The io_uring backend's AF_PACKET TX-ring machine (see txring.h and uring.h): submit copies
  * each queued frame into the ring, hands its slot back at once (the completion record is made
  * right there), and one SEND with no buffer on the socket, a "kick", makes the kernel send every
  * frame marked since.  A frame counts as sent when the kernel has taken it from the ring. */
@@ -18,7 +18,7 @@ int mior__uring_txring_setup(struct mior__io *r, const mior__io_cfg *cfg, uint32
   r->txr = calloc(1, sizeof *r->txr);
   r->done = malloc((size_t)cap * sizeof *r->done);
   int rc = -ENOMEM;
-  /* A port that never receives can have linear frames (packet_ring.h).  tpacket_snd reads their
+  /* A port that never receives can have linear frames (txring.h).  tpacket_snd reads their
    * virtio_net_hdr since Linux 4.15, long before io_uring could send on a packet socket. */
   if (r->txr && r->done)
     rc = mior__txring_open(r->txr, r->sock->fd, cfg->ep->ifname, r->region.buf_size, o->batch,

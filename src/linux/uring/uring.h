@@ -5,7 +5,7 @@
  *   submit.c  entering the kernel (every io_uring_enter, counted), submit, the reap dispatch
  *   rx.c      receives: posted receives, multishot receive from a provided-buffer ring, room
  *   tx.c      sends: the pending queue, UDP GSO runs, requeue of refused GSO sends
- *   kick.c    packet ports: the AF_PACKET TX ring's copy-and-kick machine (packet_ring.h)
+ *   kick.c    packet ports: the AF_PACKET TX ring's copy-and-kick machine (txring.h)
  *
  * How the pieces work together is in docs/ARCHITECTURE.md ("The io_uring backend").
  */
@@ -19,7 +19,7 @@
 #include "common/internal.h"
 #include "common/tx_fifo.h"
 #include "common/socket.h"
-#include "linux/uring/packet_ring.h"
+#include "linux/uring/txring.h"
 
 /* user_data: op in the top byte, requested length (sends) in the next 24 bits, slot below. */
 enum { UD_RX = 1, UD_TX = 2, UD_MULTISHOT = 3, UD_CANCEL = 4, UD_GSO = 5, UD_KICK = 6, UD_RING_WAIT = 7 };

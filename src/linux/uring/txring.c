@@ -1,5 +1,5 @@
-/* Setting up and tearing down the AF_PACKET transmit ring (see packet_ring.h). */
-#include "linux/uring/packet_ring.h"
+/* Setting up and tearing down the AF_PACKET transmit ring (see txring.h). */
+#include "linux/uring/txring.h"
 
 #include <errno.h>
 #include <net/if.h>
