@@ -13,7 +13,8 @@
 
 #define TEST_SKIP_CODE 77
 
-static int test_failures;
+/* Checks that failed in this test program (defined once, in test/support/test_state.c). */
+extern int test_failures;
 
 #define TEST_FAIL_AT(...)                                                  \
   do {                                                                     \

@@ -24,18 +24,8 @@
  * posts an overlapped receive for each slot it keeps (half the pool), and under Wine, where CI
  * runs these tests, every one of them costs a round trip to the Wine server when it is posted and
  * again when it is cancelled at close. */
-static const tt_variant tt_win_variants[] = {
-    {.name = "ioring", .backend = MIOR_BACKEND_IORING, .connected = 1},
-    {.name = "sockets", .backend = MIOR_BACKEND_SOCKETS, .env = "MIOR_WINSOCK_NO_SKIP=0",
-     .buf_count = 1024},
-    {.name = "sockets, all through the port", .backend = MIOR_BACKEND_SOCKETS,
-     .env = "MIOR_WINSOCK_NO_SKIP=1", .buf_count = 1024},
-};
 
-static inline const tt_variant *tt_os_variants(size_t *n) {
-  *n = sizeof tt_win_variants / sizeof tt_win_variants[0];
-  return tt_win_variants;
-}
+const tt_variant *tt_os_variants(size_t *n);
 
 /* Bulk transfers move a quarter of their packets.  Under Wine, where CI runs these tests one at a
  * time, Winsock is an emulation over Linux sockets in which a datagram costs tens of times what it
@@ -44,42 +34,17 @@ static inline const tt_variant *tt_os_variants(size_t *n) {
 #define TT_OS_BULK_DIV 4
 
 /* _putenv("NAME=") removes NAME; the C runtime keeps its own copy of what it is given. */
-static inline void tt_os_setenv(const char *assignment, int set) {
-  if (set) {
-    REQUIRE(_putenv(assignment) == 0);
-    return;
-  }
-  const char *eq = strchr(assignment, '=');
-  REQUIRE(eq != NULL);
-  char clear[64];
-  snprintf(clear, sizeof clear, "%.*s=", (int)(eq - assignment), assignment);
-  REQUIRE(_putenv(clear) == 0);
-}
+void tt_os_setenv(const char *assignment, int set);
 
 /* --- watchdog --------------------------------------------------------------------------------- */
 
-static volatile LONG64 tt_watchdog_deadline_ms;
+extern volatile LONG64 tt_watchdog_deadline_ms;
 
-static DWORD WINAPI tt_watchdog_main(LPVOID arg) {
-  (void)arg;
-  while (tt_now_ms() < InterlockedCompareExchange64(&tt_watchdog_deadline_ms, 0, 0)) Sleep(100);
-  fprintf(stderr, "FAIL: watchdog; phase: %s\n", tt_phase);
-  fflush(stderr);
-  TerminateProcess(GetCurrentProcess(), 1);
-  return 0;
-}
+DWORD WINAPI tt_watchdog_main(LPVOID arg);
 
 /* Every transport test bounds its whole run: a hang is a failure that names the body it was in,
  * not a CTest timeout.  The run gets at most what CTest gives a test here (MIOR_TEST_TIMEOUT,
  * 60 s under Wine) less 5 s, so that the watchdog speaks first.  A later call sets a new limit. */
-static inline void tt_watchdog(unsigned seconds) {
-  if (seconds + 5 > MIOR_TEST_TIMEOUT) seconds = MIOR_TEST_TIMEOUT - 5;
-  int first = InterlockedCompareExchange64(&tt_watchdog_deadline_ms, 0, 0) == 0;
-  InterlockedExchange64(&tt_watchdog_deadline_ms, tt_now_ms() + (LONG64)seconds * 1000);
-  if (!first) return;
-  HANDLE h = CreateThread(NULL, 0, tt_watchdog_main, NULL, 0, NULL);
-  REQUIRE(h != NULL);
-  CloseHandle(h);
-}
+void tt_watchdog(unsigned seconds);
 
 #endif /* MIOR_TEST_TRANSPORT_WIN_H */

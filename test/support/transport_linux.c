@@ -1,0 +1,274 @@
+/* The bodies of test/transport_common.h's helpers, compiled once into mior_test_support (as
+ * liburing's test/helpers.c) rather than into every test. */
+#include "transport_common.h"
+
+netns_pair *tt_pairs[TT_MAX_PAIRS];
+
+static const tt_variant tt_linux_variants[] = {
+    {.name = "uring", .backend = MIOR_BACKEND_URING, .reuseport = 1},
+    {.name = "sockets", .backend = MIOR_BACKEND_SOCKETS, .reuseport = 1},
+};
+
+void tt_cleanup_netns(void) {
+  for (int i = 0; i < TT_MAX_PAIRS; i++) {
+    if (tt_pairs[i]) netns_pair_destroy(tt_pairs[i]);
+  }
+}
+
+void tt_on_fatal(int sig) {
+  /* Only async-signal-safe calls: write, netns_pair_destroy (umount2/unlink), _exit. */
+  const char msg[] = "FAIL: watchdog or fatal signal; phase: ";
+  ssize_t w = write(2, msg, sizeof msg - 1);
+  w = write(2, tt_phase, strlen(tt_phase));
+  w = write(2, "\n", 1);
+  (void)w;
+  tt_cleanup_netns();
+  if (sig == SIGALRM) _exit(1);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void tt_watchdog(unsigned seconds) {
+  static int installed;
+  if (!installed) {
+    installed = 1;
+    atexit(tt_cleanup_netns);
+    signal(SIGALRM, tt_on_fatal);
+    signal(SIGINT, tt_on_fatal);
+    signal(SIGTERM, tt_on_fatal);
+    signal(SIGSEGV, tt_on_fatal);
+    signal(SIGABRT, tt_on_fatal);
+  }
+  alarm(seconds);
+}
+
+void tt_sweep_stale(const char *tag) {
+  DIR *d = opendir("/run/netns");
+  if (!d) return;
+  char prefix[40];
+  snprintf(prefix, sizeof prefix, "mior-%s-", tag);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, prefix, strlen(prefix)) != 0) continue;
+    long pid = strtol(e->d_name + strlen(prefix), NULL, 10);
+    if (pid <= 0 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    char path[300];
+    snprintf(path, sizeof path, "/run/netns/%s", e->d_name);
+    umount2(path, MNT_DETACH);
+    unlink(path);
+  }
+  closedir(d);
+}
+
+void tt_pair_create(netns_pair *p, const char *tag, int subnet) {
+  char why[160];
+  if (!netns_available(why, sizeof why)) TEST_SKIP("%s", why);
+  tt_sweep_stale(tag);
+  for (int i = 0; i < TT_MAX_PAIRS; i++) {
+    if (!tt_pairs[i] || tt_pairs[i] == p) {
+      memset(p, 0, sizeof *p);
+      p->fd_a = p->fd_b = -1;
+      tt_pairs[i] = p;
+      break;
+    }
+  }
+  REQUIRE_OK(netns_pair_create(p, tag, subnet, 1));
+}
+
+const tt_variant *tt_os_variants(size_t *n) {
+  *n = sizeof tt_linux_variants / sizeof tt_linux_variants[0];
+  return tt_linux_variants;
+}
+
+void tt_os_setenv(const char *assignment, int set) {
+  const char *eq = strchr(assignment, '=');
+  REQUIRE(eq != NULL);
+  char name[64];
+  snprintf(name, sizeof name, "%.*s", (int)(eq - assignment), assignment);
+  if (set)
+    setenv(name, eq + 1, 1);
+  else
+    unsetenv(name);
+}
+
+int tt_for_each_backend(const char *name, void (*body)(mior_backend b)) {
+  int ran = 0;
+  for (const mior__backend_ops *const *ops = mior__backends; *ops; ops++) {
+    mior_backend b = (*ops)->id;
+    if (mior_backend_supported(b) != 1) {
+      printf("  %s [%s]: SKIP (%s)\n", name, mior_backend_name(b), mior_last_error());
+      continue;
+    }
+    int before = test_failures;
+    int64_t t0 = tt_now_us();
+    tt_phase = name;
+    body(b);
+    printf("  %s [%s]: %s (%.1f ms)\n", name, mior_backend_name(b),
+           test_failures == before ? "ok" : "FAILED", (tt_now_us() - t0) / 1000.0);
+    fflush(stdout);
+    ran++;
+  }
+  return ran;
+}
+
+struct sockaddr_in tt_sin4(const mior_addr *a) {
+  struct sockaddr_in sin;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(a->port);
+  memcpy(&sin.sin_addr, a->addr, 4);
+  return sin;
+}
+
+mior_addr tt_addr4_of(int fd) {
+  struct sockaddr_in sin;
+  socklen_t sl = sizeof sin;
+  memset(&sin, 0, sizeof sin);
+  getsockname(fd, (struct sockaddr *)&sin, &sl);
+  mior_addr a;
+  memset(&a, 0, sizeof a);
+  a.family = MIOR_AF_INET;
+  a.port = ntohs(sin.sin_port);
+  memcpy(a.addr, &sin.sin_addr, 4);
+  return a;
+}
+
+int tt_kernel_udp4(int timeout_ms) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  REQUIRE(fd >= 0);
+  mior_addr lo;
+  memset(&lo, 0, sizeof lo);
+  lo.family = MIOR_AF_INET;
+  lo.addr[0] = 127;
+  lo.addr[3] = 1;
+  struct sockaddr_in sin = tt_sin4(&lo);
+  REQUIRE(bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0);
+  struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+void tt_kernel_send4(int fd, const mior_addr *to, uint32_t n, uint32_t len) {
+  struct sockaddr_in sin = tt_sin4(to);
+  uint8_t buf[2048];
+  REQUIRE(len <= sizeof buf);
+  for (uint32_t i = 0; i < n; i++) {
+    tt_fill(buf, len, i);
+    CHECK(sendto(fd, buf, len, 0, (struct sockaddr *)&sin, sizeof sin) == (ssize_t)len);
+  }
+}
+
+int tt_bind_now4(const mior_addr *a) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return -errno;
+  struct sockaddr_in sin = tt_sin4(a);
+  int rc = bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ? -errno : 0;
+  close(fd);
+  return rc;
+}
+
+int tt_open_in(int ns_fd, mior_transport **t, const char *ep, const mior_options *o,
+                             const mior_receiver *recv) {
+  if (ns_fd >= 0) REQUIRE_OK(netns_enter(ns_fd));
+  int rc = mior_transport_open(t, ep, o, recv);
+  if (ns_fd >= 0) REQUIRE_OK(netns_enter_host());
+  return rc;
+}
+
+void tt_require_open_in(int ns_fd, const char *ns, mior_transport **t, const char *ep,
+                                      const mior_options *o, const mior_receiver *recv) {
+  int rc = tt_open_in(ns_fd, t, ep, o, recv);
+  if (rc < 0) {
+    TEST_FAIL_AT("%s: open %s in %s -> %d (%s) %s", tt_phase, ep, ns, rc, mior_strerror(rc),
+                 mior_last_error());
+    exit(1);
+  }
+}
+
+void tt_open_a_to_b(const netns_pair *p, const char *ep_a, const mior_options *otx,
+                                  mior_transport **tx, const char *ep_b, const mior_options *orx,
+                                  tt_rx *r, mior_transport **rx) {
+  mior_receiver recv = tt_receiver(r);
+  tt_require_open_in(p->fd_b, p->ns_b, rx, ep_b, orx, &recv);
+  tt_require_open_in(p->fd_a, p->ns_a, tx, ep_a, otx, NULL);
+}
+
+int tt_socket_in(int ns_fd, int domain, int type, int proto) {
+  REQUIRE_OK(netns_enter(ns_fd));
+  int s = socket(domain, type, proto);
+  REQUIRE_OK(netns_enter_host());
+  return s;
+}
+
+void tt_kernel_udp_a_to_b(const netns_pair *p, uint16_t dport, uint32_t hi,
+                                        uint16_t *sport, tt_rx *r, mior_port *rxp) {
+  uint8_t buf[1500];
+  REQUIRE(hi <= sizeof buf);
+  int s = tt_socket_in(p->fd_a, AF_INET, SOCK_DGRAM, 0);
+  REQUIRE(s >= 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET}, da = {.sin_family = AF_INET};
+  REQUIRE(inet_pton(AF_INET, p->ip_a, &sa.sin_addr) == 1);
+  REQUIRE(inet_pton(AF_INET, p->ip_b, &da.sin_addr) == 1);
+  da.sin_port = htons(dport);
+  REQUIRE(bind(s, (struct sockaddr *)&sa, sizeof sa) == 0);
+  socklen_t sl = sizeof sa;
+  REQUIRE(getsockname(s, (struct sockaddr *)&sa, &sl) == 0);
+  *sport = ntohs(sa.sin_port);
+
+  int64_t deadline = tt_now_ms() + 10000;
+  for (uint32_t seq = 0; seq < r->count && tt_now_ms() < deadline; seq++) {
+    uint32_t len = tt_len_for(seq, TT_HDR, hi);
+    tt_fill(buf, len, seq);
+    CHECK(sendto(s, buf, len, 0, (struct sockaddr *)&da, sizeof da) == (ssize_t)len);
+    while (seq + 1 - r->got > 32 && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
+  }
+  while (r->got < r->count && tt_now_ms() < deadline) mior_port_poll(rxp, 0, 1000);
+  close(s);
+}
+
+uint64_t tt_udp_kernel_drops(uint16_t port) {
+  FILE *f = fopen("/proc/net/udp", "r");
+  if (!f) return 0;
+  char line[512];
+  uint64_t drops = 0;
+  while (fgets(line, sizeof line, f)) {
+    unsigned lport;
+    if (sscanf(line, " %*d: %*8s:%4X", &lport) != 1 || lport != port) continue;
+    /* drops is the last field; lines end in padding spaces. */
+    char *tok, *save = NULL, *last = NULL;
+    for (tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) last = tok;
+    if (last) drops = strtoull(last, NULL, 10);
+  }
+  fclose(f);
+  return drops;
+}
+
+int tt_icmp_echo_from(int ns_fd, const char *ip, int count, uint16_t id) {
+  int s = tt_socket_in(ns_fd, AF_INET, SOCK_RAW, IPPROTO_ICMP);
+  if (s < 0) return -1;
+  struct timeval tv = {2, 0};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in da = {.sin_family = AF_INET};
+  inet_pton(AF_INET, ip, &da.sin_addr);
+  int replies = 0;
+  for (int seq = 1; seq <= count; seq++) {
+    uint8_t req[64] = {8, 0, 0, 0, (uint8_t)(id >> 8), (uint8_t)id, 0, (uint8_t)seq};
+    uint16_t c = mior_csum(req, sizeof req);
+    memcpy(req + 2, &c, 2);
+    CHECK(sendto(s, req, sizeof req, 0, (struct sockaddr *)&da, sizeof da) == sizeof req);
+    uint8_t rep[256];
+    for (int k = 0; k < 5; k++) {
+      ssize_t r = recv(s, rep, sizeof rep, 0);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 28) break;
+      uint32_t ihl = (rep[0] & 15u) * 4u;
+      if ((size_t)r >= ihl + 8 && rep[ihl] == 0 && rep[ihl + 7] == seq) {
+        replies++;
+        break;
+      }
+    }
+  }
+  close(s);
+  return replies;
+}

@@ -1,0 +1,49 @@
+/* The bodies of test/transport_win.h's helpers, compiled once into mior_test_support (as
+ * liburing's test/helpers.c) rather than into every test. */
+#include "transport_win.h"
+
+volatile LONG64 tt_watchdog_deadline_ms;
+
+static const tt_variant tt_win_variants[] = {
+    {.name = "ioring", .backend = MIOR_BACKEND_IORING, .connected = 1},
+    {.name = "sockets", .backend = MIOR_BACKEND_SOCKETS, .env = "MIOR_WINSOCK_NO_SKIP=0",
+     .buf_count = 1024},
+    {.name = "sockets, all through the port", .backend = MIOR_BACKEND_SOCKETS,
+     .env = "MIOR_WINSOCK_NO_SKIP=1", .buf_count = 1024},
+};
+
+const tt_variant *tt_os_variants(size_t *n) {
+  *n = sizeof tt_win_variants / sizeof tt_win_variants[0];
+  return tt_win_variants;
+}
+
+void tt_os_setenv(const char *assignment, int set) {
+  if (set) {
+    REQUIRE(_putenv(assignment) == 0);
+    return;
+  }
+  const char *eq = strchr(assignment, '=');
+  REQUIRE(eq != NULL);
+  char clear[64];
+  snprintf(clear, sizeof clear, "%.*s=", (int)(eq - assignment), assignment);
+  REQUIRE(_putenv(clear) == 0);
+}
+
+DWORD WINAPI tt_watchdog_main(LPVOID arg) {
+  (void)arg;
+  while (tt_now_ms() < InterlockedCompareExchange64(&tt_watchdog_deadline_ms, 0, 0)) Sleep(100);
+  fprintf(stderr, "FAIL: watchdog; phase: %s\n", tt_phase);
+  fflush(stderr);
+  TerminateProcess(GetCurrentProcess(), 1);
+  return 0;
+}
+
+void tt_watchdog(unsigned seconds) {
+  if (seconds + 5 > MIOR_TEST_TIMEOUT) seconds = MIOR_TEST_TIMEOUT - 5;
+  int first = InterlockedCompareExchange64(&tt_watchdog_deadline_ms, 0, 0) == 0;
+  InterlockedExchange64(&tt_watchdog_deadline_ms, tt_now_ms() + (LONG64)seconds * 1000);
+  if (!first) return;
+  HANDLE h = CreateThread(NULL, 0, tt_watchdog_main, NULL, 0, NULL);
+  REQUIRE(h != NULL);
+  CloseHandle(h);
+}
