@@ -1,7 +1,9 @@
 /* udp_echo: send every datagram back to its sender.
  *
- *   udp_echo [ENDPOINT [SECONDS]]     e.g.  udp_echo udp://0.0.0.0:9000 30
+ *   udp_echo [--backend B] [ENDPOINT [SECONDS]]     e.g.  udp_echo udp://0.0.0.0:9000 30
  *
+ * B is uring, sockets, ioring or auto (the default: the best available); it prints the backend
+ * and the features it chose.  Host names work in the endpoint (udp://localhost:9000).
  * Runs one receive thread per port (mior_transport_start) until Ctrl-C or for SECONDS, then
  * prints the statistics.  Echoes are written from inside consume and sent in one batch per
  * receive batch, from flush.  Try it with:  nc -u 127.0.0.1 9000
@@ -38,11 +40,22 @@ static int echo_consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
 static void echo_flush(void *ctx, mior_port *port) { (void)ctx; mior_tx_flush(port); }
 
 int main(int argc, char **argv) {
-  const char *endpoint = argc > 1 ? argv[1] : "udp://127.0.0.1:9000";
-  int seconds = argc > 2 ? atoi(argv[2]) : 0; /* 0: until Ctrl-C */
+  mior_options opts;
+  mior_options_init(&opts);
+  /* --backend uring|sockets|ioring|auto picks the backend (default auto: the best available). */
+  int a = 1;
+  if (argc > 2 && strcmp(argv[1], "--backend") == 0) {
+    if (mior_backend_parse(argv[2], &opts.backend) < 0) {
+      fprintf(stderr, "%s\n", mior_last_error());
+      return 2;
+    }
+    a = 3;
+  }
+  const char *endpoint = argc > a ? argv[a] : "udp://127.0.0.1:9000";
+  int seconds = argc > a + 1 ? atoi(argv[a + 1]) : 0; /* 0: until Ctrl-C */
   mior_receiver recv = {echo_consume, echo_flush, NULL};
   mior_transport *t;
-  int rc = mior_transport_open(&t, endpoint, NULL, &recv);
+  int rc = mior_transport_open(&t, endpoint, &opts, &recv);
   if (rc < 0) {
     fprintf(stderr, "open %s: %s (%s)\n", endpoint, mior_strerror(rc), mior_last_error());
     return 1;
@@ -57,7 +70,11 @@ int main(int argc, char **argv) {
     mior_transport_close(t);
     return 1;
   }
-  printf("echoing on %s\n", text);
+  mior_port_stats fs;
+  char feats[256] = "";
+  mior_transport_stats_get(t, &fs);
+  mior_features_format(fs.features, feats, sizeof feats);
+  printf("echoing on %s, backend %s [%s]\n", text, mior_backend_name(fs.backend), feats);
   fflush(stdout);
   for (int ms = 0; !stop && (seconds <= 0 || ms < seconds * 1000); ms += 100) sleep_ms(100);
 

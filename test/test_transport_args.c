@@ -17,7 +17,8 @@ static const bad_ep bad_eps[] = {
     {"udp://1.2.3.4", -EINVAL, "1.2.3.4"},
     {"udp://1.2.3.4:99999", -EINVAL, "99999"},
     {"udp://1.2.3.4:x", -EINVAL, "x"},
-    {"udp://nohost:1", -EINVAL, "nohost"},
+    {"udp://no_host:1", -EINVAL, "no_host"}, /* not a host name: refused without the resolver */
+    {"udp://1.2.3:1", -EINVAL, "1.2.3"},     /* digits and dots: a bad address, not a name */
     {"udp://[::1:9000", -EINVAL, "::1"},
     {"tcp://x", -EINVAL, "tcp"},
     {"x", -EINVAL, "x"},
@@ -27,7 +28,7 @@ static const bad_ep bad_eps[] = {
     {"packet://averyveryverylongifname0", -EINVAL, "averyveryverylongifname0"},
     {"ip://1.2.3.4/bogus", -EINVAL, "bogus"},
     {"ip://1.2.3.4/", -EINVAL, "ip://1.2.3.4/"},
-    {"ip://bad/udp", -EINVAL, "bad"},
+    {"ip://bad!/udp", -EINVAL, "bad!"},
 };
 
 static void check_detail(const char *what, const char *part) {
@@ -264,6 +265,32 @@ static void check_misc(void) {
   CHECK_ERR(mior_features_format(0, NULL, 10), -EINVAL);
 }
 
+/* Host names in endpoints and peers resolve (numeric addresses stay the fast path).  "localhost"
+ * comes from /etc/hosts, so this needs no DNS. */
+static void body_host_names(mior_backend b) {
+  mior_options o = tt_opts(b);
+  o.buf_count = 256;
+  o.peer = "localhost:9";
+  mior_transport *t = NULL;
+  REQUIRE_OK(mior_transport_open(&t, "udp://localhost:0", &o, NULL));
+  mior_addr a = tt_local(t);
+  CHECK(a.family == MIOR_AF_INET || a.family == MIOR_AF_INET6);
+  CHECK(a.port != 0);
+  if (a.family == MIOR_AF_INET) CHECK(a.addr[0] == 127);
+  /* the peer resolved too: a send without a destination goes to localhost:9 */
+  mior_port *p = mior_transport_port(t, 0);
+  mior_pkt pkt;
+  REQUIRE_OK(mior_tx_acquire(p, &pkt));
+  CHECK_OK(mior_tx_send(p, &pkt, 8, NULL));
+  CHECK_OK(mior_tx_flush(p));
+  for (int i = 0; i < 3; i++) mior_port_poll(p, 0, 1000);
+  CHECK_EQ(mior_transport_close(t), 0);
+  /* A peer that is neither an address nor a name: refused, and the detail says so. */
+  o.peer = "no_host:9";
+  CHECK_ERR(mior_transport_open(&t, "udp://127.0.0.1:0", &o, NULL), -EINVAL);
+  check_detail("peer no_host:9", "no_host");
+}
+
 int main(void) {
   tt_watchdog(60);
   check_misc();
@@ -272,6 +299,7 @@ int main(void) {
   ran += tt_for_each_backend("bad options", body_options);
   ran += tt_for_each_backend("older and newer options structs", body_option_sizes);
   ran += tt_for_each_backend("bad calls, then still usable", body_calls);
+  ran += tt_for_each_backend("host names in endpoints and peers", body_host_names);
   if (!ran) TEST_SKIP("no backend is supported here");
   TEST_DONE();
 }

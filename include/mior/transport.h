@@ -6,7 +6,9 @@
  *
  * Endpoints:
  *   udp://ADDR:PORT              UDP socket bound to ADDR:PORT (IPv4, or IPv6 as [ADDR]:PORT);
- *                                port 0 picks a free port (see mior_port_local_addr)
+ *                                port 0 picks a free port (see mior_port_local_addr).  ADDR may be
+ *                                a host name, resolved once at open (IPv4 preferred); numeric
+ *                                addresses never ask the resolver
  *   ip://ADDR/PROTO              raw IP socket for one protocol (udp, tcp, icmp, icmpv6 or a
  *                                number), bound to ADDR; packets include the IP header both ways
  *                                (IP_HDRINCL).  Needs CAP_NET_RAW (Linux) / administrator.
@@ -89,7 +91,8 @@ typedef struct mior_options {
   int numa_node;         /* -1: no preference; else the pools are bound to this node */
   int sndbuf;            /* socket send buffer bytes; 0 = mior's default (4 MiB, where allowed) */
   int rcvbuf;            /* socket receive buffer bytes; 0 = mior's default (4 MiB) */
-  const char *peer;      /* udp: "ADDR:PORT" to connect to (default destination of tx_send);
+  const char *peer;      /* udp: "ADDR:PORT" (or "NAME:PORT") to connect to (default
+                            destination of tx_send);
                             ip: destination address to connect to; NULL = none */
   uint32_t coalesce_us;  /* receive coalescing under load: when the last wake-up brought several
                             packets, the next blocking wait asks for several too, for at most this

@@ -50,6 +50,22 @@ static int parse_host(const char *s, size_t len, mior_addr *out) {
   return -1;
 }
 
+/* A name that may be a host name (letters, digits, '-' and '.'; at most 253), so that it is worth
+ * asking the resolver about: anything else is refused as a bad address at once. */
+static int host_name(const char *s, size_t len, char *out, size_t cap) {
+  if (len == 0 || len > 253 || len >= cap) return -1;
+  int alpha = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) alpha = 1;
+    else if (!((c >= '0' && c <= '9') || c == '-' || c == '.')) return -1;
+  }
+  if (!alpha) return -1; /* all digits and dots: a malformed address, not a name */
+  memcpy(out, s, len);
+  out[len] = '\0';
+  return 0;
+}
+
 int mior_addr_parse(mior_addr *out, const char *text) {
   if (!out || !text) return mior__fail(-EINVAL, "mior_addr_parse: NULL argument");
   size_t len = strlen(text);
@@ -104,6 +120,23 @@ const char *mior__kind_name(enum mior__kind kind) {
   return "?";
 }
 
+int mior__addr_parse_or_name(mior_addr *out, const char *text, char *host, size_t cap) {
+  host[0] = '\0';
+  if (mior_addr_parse(out, text) == 0) return 0;
+  const char *colon = strrchr(text, ':');
+  size_t host_len = colon ? (size_t)(colon - text) : strlen(text);
+  memset(out, 0, sizeof *out);
+  if (host_name(text, host_len, host, cap) < 0) return -EINVAL; /* mior_addr_parse said why */
+  if (colon) {
+    unsigned long port;
+    if (parse_uint(colon + 1, strlen(colon + 1), 65535, &port) < 0)
+      return mior__fail(-EINVAL, "address '%s': bad port '%s'", text, colon + 1);
+    out->port = (uint16_t)port;
+  }
+  mior__clear_error();
+  return 0;
+}
+
 int mior__endpoint_parse(mior__endpoint *ep, const char *text) {
   memset(ep, 0, sizeof *ep);
   const char *sep = strstr(text, "://");
@@ -123,7 +156,9 @@ int mior__endpoint_parse(mior__endpoint *ep, const char *text) {
     }
     if (!colon)
       return mior__fail(-EINVAL, "endpoint '%s': missing ':PORT' after the address", text);
-    if (parse_host(rest, (size_t)(colon - rest), &ep->addr) < 0)
+    /* Numeric addresses are the fast path; a host name is resolved when the transport opens. */
+    if (parse_host(rest, (size_t)(colon - rest), &ep->addr) < 0 &&
+        host_name(rest, (size_t)(colon - rest), ep->host, sizeof ep->host) < 0)
       return mior__fail(-EINVAL, "endpoint '%s': bad address '%.*s'", text, (int)(colon - rest), rest);
     unsigned long port;
     if (parse_uint(colon + 1, strlen(colon + 1), 65535, &port) < 0)
@@ -135,7 +170,8 @@ int mior__endpoint_parse(mior__endpoint *ep, const char *text) {
     ep->kind = MIOR__KIND_IP;
     const char *slash = strrchr(rest, '/');
     if (!slash) return mior__fail(-EINVAL, "endpoint '%s': missing '/PROTO' (udp, tcp, icmp, icmpv6 or a number)", text);
-    if (parse_host(rest, (size_t)(slash - rest), &ep->addr) < 0)
+    if (parse_host(rest, (size_t)(slash - rest), &ep->addr) < 0 &&
+        host_name(rest, (size_t)(slash - rest), ep->host, sizeof ep->host) < 0)
       return mior__fail(-EINVAL, "endpoint '%s': bad address '%.*s'", text, (int)(slash - rest), rest);
     const char *proto = slash + 1;
     for (size_t i = 0; i < sizeof ip_protos / sizeof ip_protos[0]; i++)

@@ -217,13 +217,19 @@ int mior_transport_open(mior_transport **out, const char *endpoint, const mior_o
   if (!t) return mior__fail(-ENOMEM, "out of memory");
   int rc = mior__endpoint_parse(&t->ep, endpoint);
   if (rc < 0) goto fail;
+  /* A host name in the endpoint: resolved here, once (numeric addresses never ask). */
+  if (t->ep.host[0] && (rc = mior__resolve_host(t->ep.host, &t->ep.addr)) < 0) goto fail;
   rc = options_resolve(&t->opts, user_opts, &t->ep);
   if (rc < 0) goto fail;
   if (t->opts.peer) {
-    rc = mior_addr_parse(&t->peer, t->opts.peer);
+    char host[256];
+    rc = mior__addr_parse_or_name(&t->peer, t->opts.peer, host, sizeof host);
+    if (rc == 0 && host[0]) rc = mior__resolve_host(host, &t->peer);
     if (rc < 0) {
-      rc = mior__fail(-EINVAL, "peer '%s': not an address (expected ADDR:PORT or [ADDR6]:PORT)",
-                      t->opts.peer);
+      char why[160];
+      snprintf(why, sizeof why, "%s", mior_last_error()); /* the detail is rewritten below */
+      rc = mior__fail(-EINVAL, "peer '%s': not an address or a host that resolves (expected "
+                      "ADDR:PORT, [ADDR6]:PORT or NAME:PORT): %s", t->opts.peer, why);
       goto fail;
     }
     if (t->ep.kind == MIOR__KIND_PACKET) {
