@@ -26,11 +26,11 @@ typedef struct mior__endpoint {
   mior_addr addr;      /* udp: local address; ip: local address (port 0) */
   int ip_proto;        /* ip: IP protocol number */
   char ifname[64];     /* packet: interface name */
-  char host[256];      /* udp, ip: a host name still to resolve (mior__resolve_host), or "" */
+  char host[256];      /* udp, ip: a host name still to resolve (mior__socket_resolve), or "" */
 } mior__endpoint;
 
 /* Parse an endpoint.  A host that is not a numeric address but may be a name is left in
- * out->host for mior__resolve_host (the parser itself never asks the resolver). */
+ * out->host for mior__socket_resolve (the parser itself never asks the resolver). */
 int mior__endpoint_parse(mior__endpoint *out, const char *text);
 /* mior_addr_parse, or, for "NAME[:PORT]", the port in *out and the name in host ("" when the text
  * was numeric).  0 or -EINVAL with the detail. */

@@ -39,10 +39,6 @@ uint64_t mior__now_ns(void);
 void mior__random_bytes(void *buf, size_t len);
 /* Pause instruction for spin loops. */
 void mior__cpu_relax(void);
-/* Resolve a host name to an address (IPv4 preferred, else IPv6), keeping out->port.  0, or
- * -EINVAL with the resolver's reason.  A blocking call: transport open only. */
-struct mior_addr;
-int mior__resolve_host(const char *name, struct mior_addr *out);
 /* Value of an environment variable, or NULL. */
 const char *mior__getenv(const char *name);
 

@@ -321,20 +321,26 @@ static int dst_from_ip_header(const uint8_t *d, uint32_t len, mior_addr *out) {
   return -EINVAL;
 }
 
-int mior_tx_flush(mior_port *p) {
-  if (!p) return mior__fail(-EINVAL, "mior_tx_flush: NULL port");
-  int rc = ensure_bound(p);
-  if (rc < 0) return rc;
+/* Submit queued sends, on the thread already known to drive the port. */
+static int flush_bound(struct mior_port *p) {
   if (p->tx_pending == 0) return 0;
-  rc = mior__port_submit(p, 0, 0);
+  int rc = mior__port_submit(p, 0, 0);
   return rc < 0 ? rc : 0;
 }
 
-/* Give a packet's slot back to the pool from a thread that does not drive the port. */
-static void give_back_foreign(struct mior_port *p, const mior_pkt *pkt) {
-  if (!mior__slot_from_user(p, pkt->slot, pkt->gen, MIOR__SLOT_POOL)) return;
+int mior_tx_flush(mior_port *p) {
+  if (!p) return mior__fail(-EINVAL, "mior_tx_flush: NULL port");
+  int rc = ensure_bound(p);
+  return rc < 0 ? rc : flush_bound(p);
+}
+
+/* Take a slot back from the application into the pool, from any thread: 1 if generation gen
+ * still held it (release, or a send refused on the wrong thread), else 0. */
+static int user_to_pool(struct mior_port *p, uint32_t slot, uint32_t gen) {
+  if (!mior__slot_from_user(p, slot, gen, MIOR__SLOT_POOL)) return 0;
   atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
-  mior_pool_release(p->pool, pkt->slot);
+  mior_pool_release(p->pool, slot);
+  return 1;
 }
 
 int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst) {
@@ -346,7 +352,7 @@ int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst
   if (MIOR_UNLIKELY(rc < 0)) {
     /* Not sent.  The rule "after mior_tx_send the slot is the port's" holds here too: it goes
      * back to the pool, which any thread may do. */
-    give_back_foreign(p, pkt);
+    user_to_pool(p, slot, pkt->gen);
     return rc;
   }
   if (MIOR_UNLIKELY(!mior__slot_from_user(p, slot, pkt->gen, MIOR__SLOT_TX))) {
@@ -381,13 +387,13 @@ int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst
     goto invalid;
   }
   if (p->tx_pending >= p->sq_limit) {
-    rc = mior_tx_flush(p);
+    rc = flush_bound(p);
     if (rc < 0) goto failed;
   }
   rc = p->ops->tx_queue(p->io, slot, (uint32_t)(pkt->data - base), len, dst);
   if (MIOR_UNLIKELY(rc == -EAGAIN)) {
     /* The submission queue filled up under us (receives share it): submit and try once more. */
-    int frc = mior_tx_flush(p);
+    int frc = flush_bound(p);
     rc = frc < 0 ? frc : p->ops->tx_queue(p->io, slot, (uint32_t)(pkt->data - base), len, dst);
   }
   if (MIOR_UNLIKELY(rc < 0)) {
@@ -398,7 +404,7 @@ int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst
   p->tx_pending++;
   /* Queued: it goes out with this submit or, should this one fail, with the next.  An error here
    * would read as "not sent", so it is not returned. */
-  if (p->tx_pending >= p->batch) mior_tx_flush(p);
+  if (p->tx_pending >= p->batch) flush_bound(p);
   return 0;
 
 invalid:
@@ -417,11 +423,10 @@ int mior_pkt_release(const mior_pkt *pkt) {
   struct mior_port *p = pkt->port;
   if (pkt->slot >= p->region.buf_count)
     return mior__fail(-EINVAL, "mior_pkt_release: slot %u out of range", pkt->slot);
-  if (!mior__slot_from_user(p, pkt->slot, pkt->gen, MIOR__SLOT_POOL))
+  if (!user_to_pool(p, pkt->slot, pkt->gen))
     return mior__fail(-EINVAL, "mior_pkt_release: slot %u is not held by the application "
                       "(released or sent already, or a stale copy of a packet)", pkt->slot);
-  atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
-  return mior_pool_release(p->pool, pkt->slot);
+  return 0;
 }
 
 uint32_t mior_random_seq(mior_port *p) {

@@ -1,6 +1,9 @@
-/* mior_addr <-> struct sockaddr, once for both systems (their sockaddr_in/_in6 agree). */
+/* mior_addr <-> struct sockaddr, and host names to addresses, once for both systems (their
+ * sockaddr_in/_in6 and getaddrinfo agree). */
+#include <errno.h>
 #include <string.h>
 
+#include "common/internal.h"
 #include "common/socket.h"
 
 socklen_t mior__sockaddr_from(const mior_addr *a, mior__sockaddr *ss) {
@@ -32,4 +35,26 @@ void mior__sockaddr_to(const struct sockaddr *sa, socklen_t len, mior_addr *out)
     out->scope_id = s6->sin6_scope_id;
     memcpy(out->addr, &s6->sin6_addr, 16);
   }
+}
+
+int mior__socket_resolve(const char *name, mior_addr *out) {
+  int rc = mior__socket_startup();
+  if (rc < 0) return rc;
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  rc = getaddrinfo(name, NULL, &hints, &res);
+  if (rc != 0 || !res) return mior__fail(-EINVAL, "cannot resolve host '%s': %s", name, gai_strerror(rc));
+  const struct addrinfo *pick = res;
+  for (const struct addrinfo *a = res; a; a = a->ai_next)
+    if (a->ai_family == AF_INET) {
+      pick = a;
+      break;
+    }
+  uint16_t port = out->port;
+  mior__sockaddr_to(pick->ai_addr, (socklen_t)pick->ai_addrlen, out);
+  out->port = port;
+  freeaddrinfo(res);
+  return 0;
 }

@@ -33,6 +33,12 @@ int mior__socket_local_addr(const mior__sock *s, mior_addr *out);
  * the OS does not say. */
 uint64_t mior__socket_drops(const mior__sock *s);
 
+/* Start the OS's socket layer once per process (Winsock; nothing on Linux).  0 or -errno. */
+int mior__socket_startup(void);
+/* Resolve a host name to an address (IPv4 preferred, else IPv6), keeping out->port.  0, or
+ * -EINVAL with the resolver's reason.  A blocking call: transport open only. */
+int mior__socket_resolve(const char *name, mior_addr *out);
+
 /* Conversions between mior_addr and the OS's struct sockaddr. */
 socklen_t mior__sockaddr_from(const mior_addr *a, mior__sockaddr *out);
 void mior__sockaddr_to(const struct sockaddr *sa, socklen_t len, mior_addr *out);

@@ -218,13 +218,13 @@ int mior_transport_open(mior_transport **out, const char *endpoint, const mior_o
   int rc = mior__endpoint_parse(&t->ep, endpoint);
   if (rc < 0) goto fail;
   /* A host name in the endpoint: resolved here, once (numeric addresses never ask). */
-  if (t->ep.host[0] && (rc = mior__resolve_host(t->ep.host, &t->ep.addr)) < 0) goto fail;
+  if (t->ep.host[0] && (rc = mior__socket_resolve(t->ep.host, &t->ep.addr)) < 0) goto fail;
   rc = options_resolve(&t->opts, user_opts, &t->ep);
   if (rc < 0) goto fail;
   if (t->opts.peer) {
     char host[256];
     rc = mior__addr_parse_or_name(&t->peer, t->opts.peer, host, sizeof host);
-    if (rc == 0 && host[0]) rc = mior__resolve_host(host, &t->peer);
+    if (rc == 0 && host[0]) rc = mior__socket_resolve(host, &t->peer);
     if (rc < 0) {
       char why[160];
       snprintf(why, sizeof why, "%s", mior_last_error()); /* the detail is rewritten below */

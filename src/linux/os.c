@@ -1,8 +1,5 @@
 /* Linux OS services for the front end: threads, time, randomness. */
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -17,7 +14,6 @@
 
 #include "common/internal.h"
 #include "common/os.h"
-#include "mior/pkt.h"
 
 struct mior__thread {
   pthread_t tid;
@@ -141,34 +137,6 @@ void mior__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
-}
-
-int mior__resolve_host(const char *name, mior_addr *out) {
-  struct addrinfo hints, *res = NULL;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
-  int rc = getaddrinfo(name, NULL, &hints, &res);
-  if (rc != 0) return mior__fail(-EINVAL, "cannot resolve host '%s': %s", name, gai_strerror(rc));
-  const struct addrinfo *pick = res;
-  for (const struct addrinfo *a = res; a; a = a->ai_next)
-    if (a->ai_family == AF_INET) {
-      pick = a;
-      break;
-    }
-  uint16_t port = out->port;
-  memset(out, 0, sizeof *out);
-  if (pick->ai_family == AF_INET) {
-    out->family = MIOR_AF_INET;
-    memcpy(out->addr, &((const struct sockaddr_in *)pick->ai_addr)->sin_addr, 4);
-  } else {
-    out->family = MIOR_AF_INET6;
-    memcpy(out->addr, &((const struct sockaddr_in6 *)pick->ai_addr)->sin6_addr, 16);
-    out->scope_id = ((const struct sockaddr_in6 *)pick->ai_addr)->sin6_scope_id;
-  }
-  out->port = port;
-  freeaddrinfo(res);
-  return 0;
 }
 
 const char *mior__getenv(const char *name) {

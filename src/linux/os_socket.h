@@ -2,6 +2,7 @@
 #ifndef MIOR_LINUX_OS_SOCKET_H
 #define MIOR_LINUX_OS_SOCKET_H
 
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 

@@ -30,6 +30,10 @@
 
 #define MIOR_DEFAULT_SOCKBUF (4 << 20)
 
+int mior__socket_startup(void) {
+  return 0; /* nothing to start on Linux */
+}
+
 int mior__socket_local_addr(const mior__sock *s, mior_addr *out) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;

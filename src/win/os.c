@@ -3,13 +3,10 @@
 #define _CRT_RAND_S
 #include <errno.h>
 #include <stdlib.h>
-#include <winsock2.h>
-#include <ws2tcpip.h>
 #include <windows.h>
 
 #include "common/internal.h"
 #include "common/os.h"
-#include "common/socket.h"
 
 struct mior__thread {
   HANDLE handle;
@@ -97,36 +94,6 @@ void mior__random_bytes(void *buf, size_t len) {
 
 void mior__cpu_relax(void) {
   YieldProcessor();
-}
-
-int mior__resolve_host(const char *name, mior_addr *out) {
-  int rc = mior__winsock_startup();
-  if (rc < 0) return rc;
-  struct addrinfo hints, *res = NULL;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
-  if (getaddrinfo(name, NULL, &hints, &res) != 0)
-    return mior__fail(-EINVAL, "cannot resolve host '%s' (WSA error %d)", name, WSAGetLastError());
-  const struct addrinfo *pick = res;
-  for (const struct addrinfo *a = res; a; a = a->ai_next)
-    if (a->ai_family == AF_INET) {
-      pick = a;
-      break;
-    }
-  uint16_t port = out->port;
-  memset(out, 0, sizeof *out);
-  if (pick->ai_family == AF_INET) {
-    out->family = MIOR_AF_INET;
-    memcpy(out->addr, &((const struct sockaddr_in *)pick->ai_addr)->sin_addr, 4);
-  } else {
-    out->family = MIOR_AF_INET6;
-    memcpy(out->addr, &((const struct sockaddr_in6 *)pick->ai_addr)->sin6_addr, 16);
-    out->scope_id = ((const struct sockaddr_in6 *)pick->ai_addr)->sin6_scope_id;
-  }
-  out->port = port;
-  freeaddrinfo(res);
-  return 0;
 }
 
 const char *mior__getenv(const char *name) {

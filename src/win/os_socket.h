@@ -1,4 +1,4 @@
-/* Windows' socket types for src/common/socket.h, and Winsock's start-up. */
+/* Windows' socket types for src/common/socket.h. */
 #ifndef MIOR_WIN_OS_SOCKET_H
 #define MIOR_WIN_OS_SOCKET_H
 
@@ -13,9 +13,5 @@ typedef struct mior__sock {
   int connected;     /* connected to cfg->peer: sends may omit the destination */
   int rcvall;        /* SIO_RCVALL is on (ip kind receiving TCP) */
 } mior__sock;
-/* Start Winsock once per process (thread-safe).  0 or -errno with the detail. */
-int mior__winsock_startup(void);
-
-
 
 #endif

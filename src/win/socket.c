@@ -27,7 +27,7 @@ static BOOL CALLBACK wsa_init(PINIT_ONCE once, PVOID param, PVOID *ctx) {
   return TRUE;
 }
 
-int mior__winsock_startup(void) {
+int mior__socket_startup(void) {
   /* The process keeps Winsock for its lifetime: WSACleanup at exit would race other users of
    * Winsock in the same process, and the OS releases it anyway. */
   InitOnceExecuteOnce(&wsa_once, wsa_init, NULL, NULL);
@@ -164,7 +164,7 @@ int mior__socket_open(mior__sock *s, const mior__io_cfg *cfg) {
   memset(s, 0, sizeof *s);
   s->fd = INVALID_SOCKET;
   s->kind = cfg->ep->kind;
-  int rc = mior__winsock_startup();
+  int rc = mior__socket_startup();
   if (rc < 0) return rc;
   switch (cfg->ep->kind) {
   case MIOR__KIND_UDP: return open_udp(s, cfg);

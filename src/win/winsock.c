@@ -64,7 +64,7 @@ struct mior__io {
 };
 
 static int winsock_supported(char *why, size_t len) {
-  int rc = mior__winsock_startup();
+  int rc = mior__socket_startup();
   if (rc < 0) {
     snprintf(why, len, "%s", mior_last_error());
     return 0;
