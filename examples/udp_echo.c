@@ -82,9 +82,10 @@ int main(int argc, char **argv) {
   mior_port_stats st;
   mior_transport_stats_get(t, &st);
   printf("backend %s: rx %llu packets / %llu bytes, tx %llu packets / %llu bytes, "
-         "tx backpressure %llu\n", mior_backend_name(st.backend),
-         (unsigned long long)st.rx_packets, (unsigned long long)st.rx_bytes,
-         (unsigned long long)st.tx_packets, (unsigned long long)st.tx_bytes,
-         (unsigned long long)st.tx_backpressure);
+         "tx backpressure %llu, dropped by the kernel (socket buffer full) %llu\n",
+         mior_backend_name(st.backend), (unsigned long long)st.rx_packets,
+         (unsigned long long)st.rx_bytes, (unsigned long long)st.tx_packets,
+         (unsigned long long)st.tx_bytes, (unsigned long long)st.tx_backpressure,
+         (unsigned long long)st.rx_drop_kernel);
   return mior_transport_close(t) == 0 ? 0 : 1;
 }
