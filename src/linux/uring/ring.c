@@ -195,6 +195,13 @@ static int uring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *
                                                                    : sizeof(struct sockaddr_in))
                                      : 0;
   }
+  /* The kernel writes the UDP_GRO control message (the segment size of a coalesced buffer) into
+   * room we reserve: behind the name in each multishot buffer, or beside each posted receive. */
+  if (r->sock->gro) {
+    r->gro = 1;
+    r->ms_msg.msg_controllen = sizeof(((struct slot_meta *)0)->ctl);
+    *features |= MIOR_FEAT_UDP_GRO;
+  }
   *out = r;
   return 0;
 
