@@ -78,10 +78,10 @@ typedef struct mior_options {
   mior_backend backend;  /* default MIOR_BACKEND_AUTO */
   uint32_t sq_entries;   /* submission queue entries; default 2048 */
   uint32_t cq_entries;   /* completion queue entries; default 2048 (at least sq_entries) */
-  uint32_t buf_count;    /* pool slots per port; default 4096 (512 with UDP GRO, see buf_size) */
+  uint32_t buf_count;    /* pool slots per port; default 4096 (256 with UDP GRO, see buf_size) */
   uint32_t buf_size;     /* bytes per slot; default 2048, or 65536 on a udp port with UDP GRO
                             (one slot holds one coalesced buffer; buf_count then defaults to
-                            512).  With GRO on, a slot smaller than 64 KiB keeps GRO off.
+                            256).  With GRO on, a slot smaller than 64 KiB keeps GRO off.
                             A received packet must fit: with
                             io_uring multishot receive on a udp port the kernel also writes a
                             header and the sender's address into the slot (32 bytes IPv4, 44

@@ -127,7 +127,8 @@ static int options_resolve(mior_options *o, const mior_options *user, const mior
   /* Slots: on a udp port with UDP GRO one slot holds one coalesced buffer, up to 64 KiB (the
    * kernel truncates, and so loses, what does not fit), so the default slot is 64 KiB and fewer of
    * them; elsewhere 2 KiB.  Why this layout: docs/ARCHITECTURE.md ("Coalesced receive"). */
-  int gro = ep->kind == MIOR__KIND_UDP && MIOR__SOCK_HAS_GRO && !(o->flags & MIOR_OPT_NO_UDP_GRO);
+  int gro = ep->kind == MIOR__KIND_UDP && MIOR__SOCK_HAS_GRO &&
+            !(o->flags & (MIOR_OPT_NO_UDP_GRO | MIOR_OPT_NO_RX)); /* a sender only keeps small slots */
   if (o->buf_size == 0) o->buf_size = gro ? MIOR__GRO_BUF_SIZE : MIOR_POOL_DEFAULT_BUF_SIZE;
   if (o->buf_count == 0)
     o->buf_count = gro && o->buf_size >= MIOR__GRO_BUF_SIZE ? MIOR__GRO_BUF_COUNT : MIOR_POOL_DEFAULT_BUF_COUNT;
