@@ -62,6 +62,21 @@ static int open_receiver_on(int family, const char *ip, mior_addr *addr) {
 
 static int open_receiver(int family, mior_addr *addr) { return open_receiver_on(family, NULL, addr); }
 
+/* The socket a port owns (the one bound to its local port): the test reaches under the port to
+ * make the kernel refuse GSO. */
+static int find_socket_fd(uint16_t port) {
+  for (int fd = 3; fd < 1024; fd++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int type = 0;
+    socklen_t tl = sizeof type;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0 || ss.ss_family != AF_INET) continue;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_DGRAM) continue;
+    if (ntohs(((struct sockaddr_in *)&ss)->sin_port) == port) return fd;
+  }
+  return -1;
+}
+
 static void sender_open_at(struct sender *s, int family, uint32_t flags, uint32_t buf_size, uint32_t buf_count,
                            const netns_pair *pair) {
   memset(s, 0, sizeof *s);
@@ -333,6 +348,60 @@ static void mtu_change(void) {
   CHECK_OK(netns_pair_destroy(&pair));
 }
 
+/* The kernel refuses GSO sends at run time.  A route without checksum offload used to give EIO
+ * (what Tailscale meets and answers by turning GSO off), but since Linux 6.11 the kernel
+ * checksums such sends itself; SO_NO_CHECK (no UDP checksum on IPv4) still makes every GSO send
+ * fail, with EINVAL.  Either way the refused batch goes out one by one, in order, nothing lost,
+ * and the refusal is counted.  Refused on the first GSO send (the probe), GSO goes off for the
+ * port and its feature bit is cleared; refused after GSO worked, only that segment size and
+ * larger go single from then on. */
+static void set_no_check(const struct sender *s) {
+  mior_addr a;
+  REQUIRE_OK(mior_port_local_addr(s->port, &a));
+  int fd = find_socket_fd(a.port);
+  REQUIRE(fd >= 0);
+  int one = 1;
+  REQUIRE(setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one) == 0);
+}
+
+static void refused_at_run_time(void) {
+  static uint32_t lens[64];
+  struct sender s;
+  mior_port_stats st;
+  /* after GSO worked */
+  sender_open(&s, AF_INET, 0, 2048, 512);
+  fill(lens, 64, 800);
+  send_batch(&s, lens, 64);
+  REQUIRE_OK(mior_port_stats_get(s.port, &st));
+  CHECK(st.tx_gso_sends >= 1);
+  uint64_t gso_before = st.tx_gso_sends;
+  set_no_check(&s);
+  fill(lens, 64, 1000);
+  send_batch(&s, lens, 64); /* refused (EINVAL), then 64 single sends */
+  fill(lens, 64, 1000);
+  send_batch(&s, lens, 64); /* this size now goes single */
+  REQUIRE_OK(mior_port_stats_get(s.port, &st));
+  CHECK_EQ(st.offload_refused, 1);
+  CHECK_EQ(st.tx_gso_sends, gso_before);
+  CHECK_EQ(st.tx_errors, 0);
+  CHECK(gso_on(&s));
+  sender_close(&s);
+  /* on the probe */
+  sender_open(&s, AF_INET, 0, 2048, 512);
+  CHECK(gso_on(&s));
+  set_no_check(&s);
+  fill(lens, 64, 700);
+  send_batch(&s, lens, 64);
+  CHECK(!gso_on(&s));
+  fill(lens, 64, 100);
+  send_batch(&s, lens, 64);
+  REQUIRE_OK(mior_port_stats_get(s.port, &st));
+  CHECK_EQ(st.offload_refused, 1);
+  CHECK_EQ(st.tx_gso_sends, 0);
+  CHECK_EQ(st.tx_errors, 0);
+  sender_close(&s);
+}
+
 int main(void) {
   tt_watchdog(180);
   const mior_backend backends[] = {MIOR_BACKEND_URING, MIOR_BACKEND_SOCKETS};
@@ -363,6 +432,8 @@ int main(void) {
     printf("  close with sends queued [%s]: done\n", mior_backend_name(g_backend));
     mtu_change();
     printf("  MTU lowered under a running port [%s]: done\n", mior_backend_name(g_backend));
+    refused_at_run_time();
+    printf("  GSO refused at run time (SO_NO_CHECK) [%s]: done\n", mior_backend_name(g_backend));
   }
   TEST_DONE();
 }
