@@ -171,7 +171,8 @@ MIOR_API uint32_t mior_transport_queues(const mior_transport *t);
 MIOR_API mior_port *mior_transport_port(const mior_transport *t, uint32_t i);
 
 /* Run the port on the calling thread: reap completions, deliver up to `budget` received packets
- * (0 = the batch size), submit queued sends, re-arm receives.  If there is nothing to do, spin up
+ * (0 = the batch size; a coalesced buffer (MIOR_PKT_COALESCED) is delivered whole, so up to 63
+ * more), submit queued sends, re-arm receives.  If there is nothing to do, spin up
  * to busy_poll_us, then wait up to timeout_us (0 = do not wait, negative = wait indefinitely).
  * Returns the number of packets delivered (>= 0) or a negative errno. */
 MIOR_API int mior_port_poll(mior_port *port, uint32_t budget, int64_t timeout_us);
