@@ -194,9 +194,11 @@ static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t
     return;
   }
   if (c->seg && (uint32_t)c->res > c->seg) {
+    p->rx_done++;
     rx_split(p, c, delivered);
     return;
   }
+  p->rx_done++;
   p->stats.rx_packets++;
   p->stats.rx_bytes += (uint64_t)c->res;
   (*delivered)++;
@@ -284,6 +286,7 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
   if (budget == 0) budget = p->batch;
   uint32_t delivered = 0, handled;
 
+  p->rx_done = 0;
   rx_refill(p);
   /* Completions already in the ring cost no system call: take them first. */
   handled = mior__port_process(p, budget, &delivered);
@@ -301,7 +304,10 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
 
   /* Under load a wake-up per packet costs the sender an inter-processor wake each time; asking
    * for half of what the last wake-up brought (for at most coalesce_us) lets one wake-up carry a
-   * batch.  One packet per wake-up means the port is quiet and must not be delayed. */
+   * batch.  One packet per wake-up means the port is quiet and must not be delayed.  Counted in
+   * completions, which is what a wait counts: a coalesced buffer (UDP GRO) is one, however many
+   * packets it carried, and asking for several after one such buffer would only wait out the
+   * timeout. */
   uint32_t want = 1;
   int64_t wait_us = timeout_us;
   if (p->coalesce_us && p->last_rx >= 4) {
@@ -333,7 +339,8 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
   if (rc < 0) return rc;
   mior__port_process(p, budget, &delivered);
 out:
-  p->last_rx = delivered;
+  p->last_rx = p->rx_done;
+  p->rx_done = 0;
   rx_refill(p);
   return (int)delivered;
 }

@@ -54,7 +54,9 @@ struct mior_port {
   uint32_t batch;
   uint32_t busy_poll_us;
   uint32_t coalesce_us;
-  uint32_t last_rx;         /* packets delivered by the last poll: the load estimate for coalescing */
+  uint32_t last_rx;         /* receive completions of the last poll: the load estimate for
+                               coalescing (a coalesced buffer is one, however many packets) */
+  uint32_t rx_done;         /* receive completions carrying data in this poll */
   uint32_t sq_limit;        /* most sends queued before a submit is forced */
   int addr_from_packet;     /* ip kind without a peer: destination taken from the IP header */
   int datagrams;            /* udp kind: a zero-length packet is a valid datagram */
