@@ -211,6 +211,9 @@ MIOR_API mior_backend mior_port_backend(const mior_port *port);
                                           and sent by one kick per batch (absent: one SEND per
                                           frame, by MIOR_OPT_NO_TX_RING or because the kernel or
                                           the link would not have a ring) */
+#define MIOR_FEAT_IORING_EMULATION 0x1000u /* ioring: the IoRing reports IORING_FEATURE_UM_EMULATION
+                                          (a user-mode emulation, not the kernel's rings; mior's
+                                          own test emulation says so too) */
 
 /* Write the names of the features set in `features`, comma separated. */
 MIOR_API int mior_features_format(uint32_t features, char *buf, size_t len);
