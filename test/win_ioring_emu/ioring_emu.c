@@ -56,10 +56,20 @@
 #define EMU_MAX_CQ 0x20000u
 #define EMU_WAIT_ALL 0xFFFFFFFFu
 
+#if defined(_MSC_VER)
+/* The Windows SDK (22621 and later) declares both, with its own enum types. */
+typedef FILE_WRITE_FLAGS emu_write_flags;
+typedef FILE_FLUSH_MODE emu_flush_mode;
+#else
+/* mingw-w64 10 declares neither: the SDK's prototypes, its 32-bit enums as UINT32. */
+typedef UINT32 emu_write_flags;
+typedef UINT32 emu_flush_mode;
 HRESULT WINAPI BuildIoRingWriteFile(HIORING ring, IORING_HANDLE_REF file, IORING_BUFFER_REF buf, UINT32 bytes,
-                                    UINT64 offset, UINT32 write_flags, UINT_PTR user_data, IORING_SQE_FLAGS flags);
-HRESULT WINAPI BuildIoRingFlushFile(HIORING ring, IORING_HANDLE_REF file, UINT32 mode, UINT_PTR user_data,
+                                    UINT64 offset, emu_write_flags write_flags, UINT_PTR user_data,
                                     IORING_SQE_FLAGS flags);
+HRESULT WINAPI BuildIoRingFlushFile(HIORING ring, IORING_HANDLE_REF file, emu_flush_mode mode, UINT_PTR user_data,
+                                    IORING_SQE_FLAGS flags);
+#endif
 HRESULT WINAPI MiorIoRingEmuControl(const char *settings);
 void WINAPI MiorIoRingEmuStats(mior_ioring_emu_stats *out);
 
@@ -317,7 +327,7 @@ HRESULT WINAPI QueryIoRingCapabilities(IORING_CAPABILITIES *caps) {
 }
 
 /* Documented as returning BOOL: TRUE where the ring's version has the operation. */
-WINBOOL WINAPI IsIoRingOpSupported(HIORING ring, IORING_OP_CODE op) {
+BOOL WINAPI IsIoRingOpSupported(HIORING ring, IORING_OP_CODE op) {
   emu_ring *r = ring_of(ring);
   if (!r) return FALSE;
   switch ((int)op) {
@@ -448,7 +458,7 @@ HRESULT WINAPI BuildIoRingReadFile(HIORING ring, IORING_HANDLE_REF file, IORING_
                                    UINT64 offset, UINT_PTR user_data, IORING_SQE_FLAGS flags) {
   (void)offset;
   emu_ring *r = ring_of(ring);
-  if (!r || !ref_ok(r, file) || flags != 0) return E_INVALIDARG;
+  if (!r || !ref_ok(r, file) || (UINT32)flags != 0) return E_INVALIDARG;
   AcquireSRWLockShared(&cfg.lock);
   int refuse = cfg.read_refuse;
   ReleaseSRWLockShared(&cfg.lock);
@@ -459,20 +469,21 @@ HRESULT WINAPI BuildIoRingReadFile(HIORING ring, IORING_HANDLE_REF file, IORING_
 }
 
 HRESULT WINAPI BuildIoRingWriteFile(HIORING ring, IORING_HANDLE_REF file, IORING_BUFFER_REF buf, UINT32 bytes,
-                                    UINT64 offset, UINT32 write_flags, UINT_PTR user_data, IORING_SQE_FLAGS flags) {
+                                    UINT64 offset, emu_write_flags write_flags, UINT_PTR user_data,
+                                    IORING_SQE_FLAGS flags) {
   (void)offset;
   emu_ring *r = ring_of(ring);
-  if (!r || !ref_ok(r, file) || write_flags > 1 || flags > 1) return E_INVALIDARG;
+  if (!r || !ref_ok(r, file) || (UINT32)write_flags > 1 || (UINT32)flags > 1) return E_INVALIDARG;
   if (r->version < EMU_VERSION_3) return EMU_E_VERSION_NOT_SUPPORTED;
   emu_sqe e = {.op = EMU_OP_WRITE, .file = file, .buf = buf, .len = bytes, .user_data = user_data};
   return queue_entry(r, &e);
 }
 
-HRESULT WINAPI BuildIoRingFlushFile(HIORING ring, IORING_HANDLE_REF file, UINT32 mode, UINT_PTR user_data,
+HRESULT WINAPI BuildIoRingFlushFile(HIORING ring, IORING_HANDLE_REF file, emu_flush_mode mode, UINT_PTR user_data,
                                     IORING_SQE_FLAGS flags) {
   (void)mode;
   emu_ring *r = ring_of(ring);
-  if (!r || !ref_ok(r, file) || flags > 1) return E_INVALIDARG;
+  if (!r || !ref_ok(r, file) || (UINT32)flags > 1) return E_INVALIDARG;
   if (r->version < EMU_VERSION_3) return EMU_E_VERSION_NOT_SUPPORTED;
   emu_sqe e = {.op = EMU_OP_FLUSH, .file = file, .user_data = user_data};
   return queue_entry(r, &e);
