@@ -69,7 +69,7 @@ int mior_backend_supported(mior_backend b) {
 static const char *const feature_names[] = {
     "registered-buffers", "registered-file", "multishot-rx", "single-issuer", "defer-taskrun",
     "coop-taskrun",       "sqpoll",          "mmsg-batch",   "fallback",      "winsock-tx",
-    "udp-gso",            "tx-ring",         "ioring-emulation",
+    "udp-gso",            "tx-ring",         "ioring-emulation", "udp-uso",
 };
 
 int mior_features_format(uint32_t features, char *buf, size_t len) {
