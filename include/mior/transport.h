@@ -42,7 +42,9 @@ typedef struct mior_transport mior_transport;
 typedef struct mior_port mior_port;
 
 typedef enum mior_backend {
-  MIOR_BACKEND_AUTO = 0,    /* the best available: uring (Linux) / ioring (Windows), else sockets */
+  MIOR_BACKEND_AUTO = 0,    /* the best available: uring (Linux) / ioring (Windows), else sockets
+                               (also when the preferred one refuses the socket at open with
+                               -EOPNOTSUPP, e.g. ioring without a peer) */
   MIOR_BACKEND_URING = 1,   /* Linux io_uring */
   MIOR_BACKEND_SOCKETS = 2, /* recvmmsg/sendmmsg (Linux), overlapped Winsock (Windows) */
   MIOR_BACKEND_IORING = 3,  /* Windows IoRing */

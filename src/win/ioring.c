@@ -267,7 +267,10 @@ static void ioring_close(struct mior__io *r) {
     if (r->in_ring > 0) {
       /* Still running: the ring and everything it may write stay allocated (a leak, counted),
        * rather than freed under the system's feet. */
-      InterlockedIncrement(&rings_leaked);
+      LONG n = InterlockedIncrement(&rings_leaked);
+      mior__fail(-ETIMEDOUT, "ioring: %u operation(s) still running after cancel at close: the ring and "
+                 "its memory are left allocated (%ld ring(s) so far in this process)",
+                 r->in_ring, (long)n);
       leak = 1;
     } else {
       r->api->CloseIoRing(r->ring);
