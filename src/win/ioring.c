@@ -153,6 +153,11 @@ static void push_tx(struct mior__io *r, uint32_t slot, int32_t res, uint32_t len
 /* One ring completion into the local queue (or swallowed, for our own operations). */
 static void take_cqe(struct mior__io *r, const IORING_CQE *e) {
   unsigned kind = (unsigned)(e->UserData & UD_KIND_MASK);
+  if (e->UserData == UD_PROBE) {
+    /* The open probe's READ, when it completes after the probe gave up on it (close waits). */
+    r->in_ring--;
+    return;
+  }
   if (kind == UD_INTERNAL) return; /* registrations are checked at open; cancels need nothing */
   uint32_t slot = (uint32_t)(e->UserData >> 2);
   if (slot >= r->region.buf_count || r->state[slot] == SLOT_IDLE) return;
