@@ -42,7 +42,9 @@ typedef struct mior_transport mior_transport;
 typedef struct mior_port mior_port;
 
 typedef enum mior_backend {
-  MIOR_BACKEND_AUTO = 0,    /* the best available: uring (Linux) / ioring (Windows), else sockets */
+  MIOR_BACKEND_AUTO = 0,    /* the best available: uring (Linux) / ioring (Windows), else sockets
+                               (also when the preferred one refuses the socket at open with
+                               -EOPNOTSUPP, e.g. ioring without a peer) */
   MIOR_BACKEND_URING = 1,   /* Linux io_uring */
   MIOR_BACKEND_SOCKETS = 2, /* recvmmsg/sendmmsg (Linux), overlapped Winsock (Windows) */
   MIOR_BACKEND_IORING = 3,  /* Windows IoRing */
@@ -63,8 +65,14 @@ MIOR_API int mior_backend_supported(mior_backend b);
 #define MIOR_OPT_MLOCK 0x10u                 /* lock the pool in memory */
 #define MIOR_OPT_NO_RX 0x20u                 /* transmit only: post no receives */
 #define MIOR_OPT_NO_DEFER_TASKRUN 0x40u      /* uring: do not use SINGLE_ISSUER|DEFER_TASKRUN */
-#define MIOR_OPT_UDP_GSO 0x80u               /* accepted, no effect: UDP GSO is now the default
-                                                (MIOR_OPT_NO_UDP_GSO turns it off) */
+#define MIOR_OPT_UDP_GSO 0x80u               /* Linux: no effect, UDP GSO is the default there
+                                                (MIOR_OPT_NO_UDP_GSO turns it off).  Sockets on
+                                                Windows: runs of equal-size sends to the peer go
+                                                out with USO (UDP_SEND_MSG_SIZE,
+                                                MIOR_FEAT_WINSOCK_USO) where the stack has it:
+                                                several times the packet rate, but an unpaced
+                                                sender can then bury a receiver; see
+                                                docs/TUNING.md */
 #define MIOR_OPT_NO_TX_RING 0x100u           /* uring packet: send one SEND per frame instead of
                                                 through an AF_PACKET TX ring (PACKET_TX_RING);
                                                 see docs/TUNING.md */
@@ -225,7 +233,14 @@ MIOR_API mior_backend mior_port_backend(const mior_port *port);
                                           and sent by one kick per batch (absent: one SEND per
                                           frame, by MIOR_OPT_NO_TX_RING or because the kernel or
                                           the link would not have a ring) */
-#define MIOR_FEAT_UDP_GRO 0x1000u      /* udp: the kernel hands over coalesced receives (UDP_GRO),
+#define MIOR_FEAT_IORING_EMULATION 0x1000u /* ioring: the IoRing reports IORING_FEATURE_UM_EMULATION
+                                          (a user-mode emulation, not the kernel's rings; mior's
+                                          own test emulation says so too) */
+#define MIOR_FEAT_WINSOCK_USO 0x2000u  /* sockets on Windows, udp with a peer and MIOR_OPT_UDP_GSO:
+                                          runs of equal-size sends go out as one UDP send
+                                          segmentation (UDP_SEND_MSG_SIZE) send; absent where the
+                                          stack does not have it (Wine, Windows before 10 2004) */
+#define MIOR_FEAT_UDP_GRO 0x4000u      /* udp: the kernel hands over coalesced receives (UDP_GRO),
                                           split by the port into packets (MIOR_PKT_COALESCED) */
 
 /* Write the names of the features set in `features`, comma separated. */

@@ -70,7 +70,8 @@ int mior_backend_supported(mior_backend b) {
 static const char *const feature_names[] = {
     "registered-buffers", "registered-file", "multishot-rx", "single-issuer", "defer-taskrun",
     "coop-taskrun",       "sqpoll",          "mmsg-batch",   "fallback",      "winsock-tx",
-    "udp-gso",            "tx-ring",         "udp-gro",
+    "udp-gso",            "tx-ring",         "ioring-emulation", "udp-uso",
+    "udp-gro",
 };
 
 int mior_features_format(uint32_t features, char *buf, size_t len) {
@@ -196,6 +197,18 @@ static int choose_backend(const mior_options *o, const mior__backend_ops **out, 
   return mior__fail(-EOPNOTSUPP, "no packet backend can run here (%s)", reason);
 }
 
+/* The first backend after cur, in order of preference, that says it can run here; or NULL. */
+static const mior__backend_ops *next_supported(const mior__backend_ops *cur) {
+  const mior__backend_ops *const *b = mior__backends;
+  while (*b && *b != cur) b++;
+  if (!*b) return NULL;
+  for (b++; *b; b++) {
+    char why[160];
+    if ((*b)->supported(why, sizeof why)) return *b;
+  }
+  return NULL;
+}
+
 static void port_thread(void *arg) {
   struct mior_port *p = arg;
   int rc = mior__port_claim(p);
@@ -276,6 +289,24 @@ int mior_transport_open(mior_transport **out, const char *endpoint, const mior_o
   for (uint32_t i = 0; i < t->queues; i++) {
     cfg.queue = i;
     rc = mior__port_open(&t->ports[i], t, i, ops, &cfg);
+    if (rc == -EOPNOTSUPP && i == 0 && t->opts.backend == MIOR_BACKEND_AUTO) {
+      /* AUTO: a backend that can run here may still refuse this socket at open (IoRing: a READ
+       * the system refuses on it, or an unconnected UDP socket); the next one takes it, and the
+       * refusal becomes the fallback reason. */
+      const mior__backend_ops *next = next_supported(ops);
+      if (next) {
+        if (!reason[0]) {
+          const char *err = mior_last_error();
+          size_t nl = strlen(ops->name);
+          if (strncmp(err, ops->name, nl) == 0 && strncmp(err + nl, ": ", 2) == 0) err += nl + 2;
+          snprintf(reason, sizeof reason, "%s: %s", ops->name, err);
+          extra = MIOR_FEAT_FALLBACK;
+        }
+        ops = next;
+        mior__clear_error();
+        rc = mior__port_open(&t->ports[i], t, i, ops, &cfg);
+      }
+    }
     if (rc < 0) goto fail;
     t->ports[i]->stats.features |= extra;
     memcpy(t->ports[i]->stats.fallback_reason, reason, sizeof reason);
