@@ -46,12 +46,20 @@ typedef struct mior_pkt {
   uint32_t cap;            /* bytes that may be written at data */
   struct mior_port *port;  /* owning port (private) */
   uint32_t slot;           /* pool slot index (private) */
-  uint32_t flags;          /* MIOR_PKT_* (none defined yet) */
+  uint32_t flags;          /* MIOR_PKT_* */
   mior_addr src;           /* udp kind: sender's address; otherwise family MIOR_AF_UNSPEC */
   uint32_t gen;            /* the slot's generation when it was handed out (private): a stale
                               copy, whose slot has since gone to someone else, is refused */
-  uint32_t reserved_;
+  uint32_t seg;            /* private: 1 + this packet's index among the packets of one
+                              coalesced buffer (MIOR_PKT_COALESCED), which share a slot; 0 for a
+                              packet that has its slot to itself */
 } mior_pkt;
+
+/* mior_pkt.flags */
+#define MIOR_PKT_COALESCED 0x1u /* arrived in one coalesced buffer with others (UDP GRO) and shares
+                                   its slot with them: the slot goes back when the last of them is
+                                   done.  Sending such a packet (mior_tx_send) copies it into a
+                                   slot of its own. */
 
 /* A datagram longer than a slot is never delivered cut: it is dropped and counted in
  * mior_port_stats.rx_drop_truncated. */

@@ -65,23 +65,32 @@ MIOR_API int mior_backend_supported(mior_backend b);
 #define MIOR_OPT_MLOCK 0x10u                 /* lock the pool in memory */
 #define MIOR_OPT_NO_RX 0x20u                 /* transmit only: post no receives */
 #define MIOR_OPT_NO_DEFER_TASKRUN 0x40u      /* uring: do not use SINGLE_ISSUER|DEFER_TASKRUN */
-#define MIOR_OPT_UDP_GSO 0x80u               /* uring udp with a peer: send runs of equal-size
-                                                datagrams as one UDP GSO send (UDP_SEGMENT); sockets
-                                                on Windows: the same with USO (UDP_SEND_MSG_SIZE,
-                                                MIOR_FEAT_WINSOCK_USO) where the stack has it: several
-                                                times the packet rate, but an unpaced sender can
-                                                then bury a receiver; see docs/TUNING.md */
+#define MIOR_OPT_UDP_GSO 0x80u               /* Linux: no effect, UDP GSO is the default there
+                                                (MIOR_OPT_NO_UDP_GSO turns it off).  Sockets on
+                                                Windows: runs of equal-size sends to the peer go
+                                                out with USO (UDP_SEND_MSG_SIZE,
+                                                MIOR_FEAT_WINSOCK_USO) where the stack has it:
+                                                several times the packet rate, but an unpaced
+                                                sender can then bury a receiver; see
+                                                docs/TUNING.md */
 #define MIOR_OPT_NO_TX_RING 0x100u           /* uring packet: send one SEND per frame instead of
                                                 through an AF_PACKET TX ring (PACKET_TX_RING);
                                                 see docs/TUNING.md */
+#define MIOR_OPT_NO_UDP_GSO 0x200u           /* udp: do not send runs of equal-size datagrams to
+                                                one destination as one UDP GSO send */
+#define MIOR_OPT_NO_UDP_GRO 0x400u           /* udp: do not ask the kernel for coalesced receives
+                                                (UDP_GRO); also keeps the 2 KiB default slot */
 
 typedef struct mior_options {
   size_t sz;             /* sizeof(mior_options); set by mior_options_init */
   mior_backend backend;  /* default MIOR_BACKEND_AUTO */
   uint32_t sq_entries;   /* submission queue entries; default 2048 */
   uint32_t cq_entries;   /* completion queue entries; default 2048 (at least sq_entries) */
-  uint32_t buf_count;    /* pool slots per port; default 4096 */
-  uint32_t buf_size;     /* bytes per slot; default 2048.  A received packet must fit: with
+  uint32_t buf_count;    /* pool slots per port; default 4096 (256 with UDP GRO, see buf_size) */
+  uint32_t buf_size;     /* bytes per slot; default 2048, or 65536 on a udp port with UDP GRO
+                            (one slot holds one coalesced buffer; buf_count then defaults to
+                            256).  With GRO on, a slot smaller than 64 KiB keeps GRO off.
+                            A received packet must fit: with
                             io_uring multishot receive on a udp port the kernel also writes a
                             header and the sender's address into the slot (32 bytes IPv4, 44
                             IPv6), so the largest datagram is buf_size - 32 (- 44); larger ones
@@ -170,7 +179,8 @@ MIOR_API uint32_t mior_transport_queues(const mior_transport *t);
 MIOR_API mior_port *mior_transport_port(const mior_transport *t, uint32_t i);
 
 /* Run the port on the calling thread: reap completions, deliver up to `budget` received packets
- * (0 = the batch size), submit queued sends, re-arm receives.  If there is nothing to do, spin up
+ * (0 = the batch size; a coalesced buffer (MIOR_PKT_COALESCED) is delivered whole, so up to 63
+ * more), submit queued sends, re-arm receives.  If there is nothing to do, spin up
  * to busy_poll_us, then wait up to timeout_us (0 = do not wait, negative = wait indefinitely).
  * Returns the number of packets delivered (>= 0) or a negative errno. */
 MIOR_API int mior_port_poll(mior_port *port, uint32_t budget, int64_t timeout_us);
@@ -187,6 +197,14 @@ MIOR_API int mior_port_poll(mior_port *port, uint32_t budget, int64_t timeout_us
 MIOR_API int mior_tx_acquire(mior_port *port, mior_pkt *pkt);
 MIOR_API int mior_tx_send(mior_port *port, mior_pkt *pkt, uint32_t len, const mior_addr *dst);
 MIOR_API int mior_tx_flush(mior_port *port);
+/* Send n datagrams (2..64) to one destination as one UDP GSO send, for senders that know their
+ * segment size (QUIC): pkts[0..n) are acquired slots, lens[i] their lengths, all equal except the
+ * last, which may be shorter, and none zero.  Where GSO is off or refused they go as n single
+ * sends; either way each completes (tx_packets) as its own datagram.  As mior_tx_send: every slot
+ * is the port's from here, also on error; -EINVAL (nothing sent) for lengths that break the rule
+ * above or a port that is not udp. */
+MIOR_API int mior_tx_send_segments(mior_port *port, mior_pkt *pkts, const uint32_t *lens, uint32_t n,
+                                   const mior_addr *dst);
 
 /* A random 32-bit value from a per-port generator seeded from the OS: TCP initial sequence
  * numbers, IP ids. */
@@ -209,8 +227,8 @@ MIOR_API mior_backend mior_port_backend(const mior_port *port);
 #define MIOR_FEAT_FALLBACK 0x100u      /* AUTO fell back from the preferred backend */
 #define MIOR_FEAT_TX_WINSOCK 0x200u    /* ioring: sends go through Winsock (IoRing before version 3
                                           has no WRITE); receives stay on the ring */
-#define MIOR_FEAT_UDP_GSO 0x400u       /* uring: runs of equal-size sends to the connected peer go
-                                          out as one UDP GSO send (cleared if the kernel refuses) */
+#define MIOR_FEAT_UDP_GSO 0x400u       /* udp: runs of equal-size sends to one destination go out
+                                          as one UDP GSO send (cleared if the kernel refuses) */
 #define MIOR_FEAT_TX_RING 0x800u       /* uring packet: sends are copied into an AF_PACKET TX ring
                                           and sent by one kick per batch (absent: one SEND per
                                           frame, by MIOR_OPT_NO_TX_RING or because the kernel or
@@ -222,6 +240,8 @@ MIOR_API mior_backend mior_port_backend(const mior_port *port);
                                           runs of equal-size sends go out as one UDP send
                                           segmentation (UDP_SEND_MSG_SIZE) send; absent where the
                                           stack does not have it (Wine, Windows before 10 2004) */
+#define MIOR_FEAT_UDP_GRO 0x4000u      /* udp: the kernel hands over coalesced receives (UDP_GRO),
+                                          split by the port into packets (MIOR_PKT_COALESCED) */
 
 /* Write the names of the features set in `features`, comma separated. */
 MIOR_API int mior_features_format(uint32_t features, char *buf, size_t len);
@@ -272,6 +292,10 @@ typedef struct mior_port_stats {
                                         0 before start, after stop, or after it stopped on an error
                                         (transport: the number of ports whose thread runs) */
   int32_t thread_error;              /* the negative errno the port's thread stopped on, or 0 */
+  uint64_t rx_coalesced;             /* coalesced receive buffers (UDP GRO) split into packets */
+  uint64_t tx_gso_sends;             /* UDP GSO sends the kernel completed (each several datagrams) */
+  uint64_t offload_refused;          /* times the kernel refused UDP GSO or GRO and the port fell
+                                        back (to single sends, or to plain receives) */
 } mior_port_stats;
 
 /* The counters are written by the port's driving thread without locks.  Read them on that

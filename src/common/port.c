@@ -126,6 +126,58 @@ static void count_error(struct mior_port *p, int res, int rx) {
   }
 }
 
+/* A coalesced buffer (UDP GRO): datagrams of c->seg bytes back to back in one slot, the last
+ * possibly shorter.  Each becomes its own packet pointing into the slot, without a copy; they
+ * share the slot (mior__slot_share), which comes back when the last of them is done, kept ones
+ * included.  The whole buffer is delivered in this poll, even past its budget: the kernel
+ * consumed it as one. */
+static void rx_split(struct mior_port *p, const mior__cqe *c, uint32_t *delivered) {
+  uint32_t total = (uint32_t)c->res, seg = c->seg;
+  uint32_t n = (total + seg - 1u) / seg;
+  p->stats.rx_coalesced++;
+  if (MIOR_UNLIKELY(n > MIOR__SLOT_MAX_SHARE)) {
+    /* More datagrams than a slot can track (the kernel coalesces at most 64): count and drop. */
+    p->stats.rx_errors++;
+    cache_push(p, c->slot);
+    return;
+  }
+  p->stats.rx_packets += n;
+  p->stats.rx_bytes += total;
+  *delivered += n;
+  if (!p->receiver.consume) {
+    cache_push(p, c->slot);
+    return;
+  }
+  uint8_t *base = mior_pool_region_slot(&p->region, c->slot) + c->off;
+  mior_pkt pkt;
+  pkt.port = p;
+  pkt.slot = c->slot;
+  pkt.flags = c->flags | MIOR_PKT_COALESCED;
+  pkt.src = c->src;
+  mior__slot_share(p, c->slot, n);
+  pkt.gen = mior__slot_to_user(p, c->slot);
+  p->user_taken += n;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t off = i * seg;
+    pkt.data = base + off;
+    pkt.len = total - off < seg ? total - off : seg;
+    pkt.cap = pkt.len; /* the next datagram follows: this packet may not grow */
+    pkt.seg = i + 1u;
+    int verdict = p->receiver.consume(p->receiver.ctx, p, &pkt);
+    if (verdict == MIOR_KEEP) {
+      if (mior__slot_share_held(p, c->slot, pkt.gen, pkt.seg)) p->stats.rx_kept++;
+      continue;
+    }
+    /* Still held (not sent, not released): done with it.  The last one done takes the slot back
+     * to the cache; a release from another thread can only make this one not the last. */
+    if (!mior__slot_share_held(p, c->slot, pkt.gen, pkt.seg)) continue;
+    int last = mior__slot_unshare(p, c->slot, (uint64_t)1 << i);
+    if (last < 0) continue;
+    p->user_taken--;
+    if (last && mior__slot_from_user(p, c->slot, pkt.gen, MIOR__SLOT_CACHE)) p->cache[p->cache_len++] = c->slot;
+  }
+}
+
 static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t *delivered) {
   if (c->slot == MIOR__NO_SLOT) {
     count_error(p, c->res, 1);
@@ -141,6 +193,12 @@ static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t
     cache_push(p, c->slot);
     return;
   }
+  if (c->seg && (uint32_t)c->res > c->seg) {
+    p->rx_done++;
+    rx_split(p, c, delivered);
+    return;
+  }
+  p->rx_done++;
   p->stats.rx_packets++;
   p->stats.rx_bytes += (uint64_t)c->res;
   (*delivered)++;
@@ -156,7 +214,7 @@ static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t
   pkt.slot = c->slot;
   pkt.flags = c->flags;
   pkt.src = c->src;
-  pkt.reserved_ = 0;
+  pkt.seg = 0;
   /* During consume the slot is the receiver's, like a kept packet: it may send it (echo in
    * place) or release it, and then the slot is no longer its own whatever consume returns. */
   pkt.gen = mior__slot_to_user(p, c->slot);
@@ -228,6 +286,7 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
   if (budget == 0) budget = p->batch;
   uint32_t delivered = 0, handled;
 
+  p->rx_done = 0;
   rx_refill(p);
   /* Completions already in the ring cost no system call: take them first. */
   handled = mior__port_process(p, budget, &delivered);
@@ -245,7 +304,10 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
 
   /* Under load a wake-up per packet costs the sender an inter-processor wake each time; asking
    * for half of what the last wake-up brought (for at most coalesce_us) lets one wake-up carry a
-   * batch.  One packet per wake-up means the port is quiet and must not be delayed. */
+   * batch.  One packet per wake-up means the port is quiet and must not be delayed.  Counted in
+   * completions, which is what a wait counts: a coalesced buffer (UDP GRO) is one, however many
+   * packets it carried, and asking for several after one such buffer would only wait out the
+   * timeout. */
   uint32_t want = 1;
   int64_t wait_us = timeout_us;
   if (p->coalesce_us && p->last_rx >= 4) {
@@ -277,7 +339,8 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
   if (rc < 0) return rc;
   mior__port_process(p, budget, &delivered);
 out:
-  p->last_rx = delivered;
+  p->last_rx = p->rx_done;
+  p->rx_done = 0;
   rx_refill(p);
   return (int)delivered;
 }
@@ -300,7 +363,7 @@ int mior_tx_acquire(mior_port *p, mior_pkt *pkt) {
   pkt->port = p;
   pkt->slot = slot;
   pkt->flags = 0;
-  pkt->reserved_ = 0;
+  pkt->seg = 0;
   memset(&pkt->src, 0, sizeof pkt->src);
   return 0;
 }
@@ -343,11 +406,69 @@ static int user_to_pool(struct mior_port *p, uint32_t slot, uint32_t gen) {
   return 1;
 }
 
+/* A packet of a coalesced slot is done (released, or sent as a copy): 1 if it was still held.
+ * The last one done moves the slot: to the cache on the driving thread, else to the pool. */
+static int shared_done(struct mior_port *p, const mior_pkt *pkt, int driving) {
+  if (!mior__slot_share_held(p, pkt->slot, pkt->gen, pkt->seg)) return 0;
+  int last = mior__slot_unshare(p, pkt->slot, (uint64_t)1 << (pkt->seg - 1u));
+  if (last < 0) return 0;
+  if (last) {
+    if (!driving) {
+      if (mior__slot_from_user(p, pkt->slot, pkt->gen, MIOR__SLOT_POOL)) mior_pool_release(p->pool, pkt->slot);
+    } else if (mior__slot_from_user(p, pkt->slot, pkt->gen, MIOR__SLOT_CACHE)) {
+      p->cache[p->cache_len++] = pkt->slot;
+    }
+  }
+  return 1;
+}
+
+/* Send a packet of a coalesced slot: its neighbours still hold the rest of the slot, which a send
+ * from the slot would tie up until the send completes, so the bytes go into a slot of their own
+ * (the one copy on this path).  The packet is done either way. */
+static int tx_send_shared(struct mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst) {
+  int rc = ensure_bound(p);
+  if (MIOR_UNLIKELY(rc < 0)) {
+    if (shared_done(p, pkt, 0)) atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
+    return rc;
+  }
+  if (!mior__slot_share_held(p, pkt->slot, pkt->gen, pkt->seg)) {
+    p->stats.tx_invalid++;
+    return mior__fail(-EINVAL, "mior_tx_send: packet %u of slot %u is not held by the application (sent or "
+                      "released already, or a stale copy)", pkt->seg, pkt->slot);
+  }
+  uint8_t *base = mior_pool_region_slot(&p->region, pkt->slot);
+  if (pkt->data < base || len > p->region.buf_size || len > (uint32_t)(base + p->region.buf_size - pkt->data)) {
+    shared_done(p, pkt, 1);
+    p->user_taken--;
+    p->stats.tx_invalid++;
+    return mior__fail(-EINVAL, "mior_tx_send: length %u does not fit the slot", len);
+  }
+  if (p->cache_len == 0 && cache_fill(p, p->batch) == 0) {
+    shared_done(p, pkt, 1);
+    p->user_taken--;
+    p->stats.tx_errors++;
+    return mior__fail(-ENOBUFS, "mior_tx_send: no free slot to copy a coalesced packet into");
+  }
+  mior_pkt copy = *pkt;
+  copy.slot = p->cache[--p->cache_len];
+  copy.gen = mior__slot_to_user(p, copy.slot);
+  p->user_taken++;
+  copy.data = mior_pool_region_slot(&p->region, copy.slot);
+  copy.cap = p->region.buf_size;
+  copy.flags = 0;
+  copy.seg = 0;
+  memcpy(copy.data, pkt->data, len);
+  shared_done(p, pkt, 1);
+  p->user_taken--;
+  return mior_tx_send(p, &copy, len, dst);
+}
+
 int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst) {
   if (!p || !pkt) return mior__fail(-EINVAL, "mior_tx_send: NULL %s", p ? "pkt" : "port");
   uint32_t slot = pkt->slot;
   if (pkt->port != p || slot >= p->region.buf_count)
     return mior__fail(-EINVAL, "mior_tx_send: packet is not a slot of this port");
+  if (MIOR_UNLIKELY(pkt->seg)) return tx_send_shared(p, pkt, len, dst);
   int rc = ensure_bound(p);
   if (MIOR_UNLIKELY(rc < 0)) {
     /* Not sent.  The rule "after mior_tx_send the slot is the port's" holds here too: it goes
@@ -418,11 +539,44 @@ give_back:
   return rc;
 }
 
+int mior_tx_send_segments(mior_port *p, mior_pkt *pkts, const uint32_t *lens, uint32_t n,
+                          const mior_addr *dst) {
+  if (!p || !pkts || !lens) return mior__fail(-EINVAL, "mior_tx_send_segments: NULL argument");
+  int bad = n < 2 || n > 64 || !p->datagrams;
+  for (uint32_t i = 0; i < n && !bad; i++)
+    if (lens[i] == 0 || lens[i] > lens[0] || (i + 1 < n && lens[i] != lens[0])) bad = 1;
+  int rc = bad ? 0 : ensure_bound(p);
+  if (bad || rc < 0) {
+    /* Nothing is sent, and every slot is the port's, as after mior_tx_send. */
+    for (uint32_t i = 0; i < n && n <= 1024; i++)
+      if (pkts[i].port == p) mior_pkt_release(&pkts[i]);
+    if (rc < 0) return rc;
+    p->stats.tx_invalid += n;
+    return mior__fail(-EINVAL, "mior_tx_send_segments: %u datagrams: need 2..64 on a udp port, all of "
+                      "one length but the last, which may be shorter, none empty", n);
+  }
+  /* One submit carries the whole run, so the backend sees it as one GSO send. */
+  if (p->tx_pending && p->tx_pending + n > p->batch) flush_bound(p);
+  int first = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    rc = mior_tx_send(p, &pkts[i], lens[i], dst);
+    if (rc < 0 && first == 0) first = rc;
+  }
+  return first;
+}
+
 int mior_pkt_release(const mior_pkt *pkt) {
   if (!pkt || !pkt->port) return mior__fail(-EINVAL, "mior_pkt_release: NULL packet");
   struct mior_port *p = pkt->port;
   if (pkt->slot >= p->region.buf_count)
     return mior__fail(-EINVAL, "mior_pkt_release: slot %u out of range", pkt->slot);
+  if (pkt->seg) {
+    if (!shared_done(p, pkt, 0))
+      return mior__fail(-EINVAL, "mior_pkt_release: packet %u of slot %u is not held by the application "
+                        "(released or sent already, or a stale copy of a packet)", pkt->seg, pkt->slot);
+    atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
+    return 0;
+  }
   if (!user_to_pool(p, pkt->slot, pkt->gen))
     return mior__fail(-EINVAL, "mior_pkt_release: slot %u is not held by the application "
                       "(released or sent already, or a stale copy of a packet)", pkt->slot);
@@ -464,6 +618,8 @@ int mior_port_stats_get(const mior_port *p, mior_port_stats *out) {
     out->tx_packets += c.tx_packets;
     out->tx_bytes += c.tx_bytes;
     out->tx_errors += c.tx_errors;
+    out->tx_gso_sends += c.gso_sends;
+    out->offload_refused += c.offload_refused;
     out->features = (out->features | c.features_on) & ~c.features_off;
   }
   mior_pool_stats ps;

@@ -122,6 +122,7 @@ static void complete_rx(struct mior__io *r, uint32_t slot, int32_t res, int trun
   c->slot = slot;
   c->res = res;
   c->off = 0;
+  c->seg = 0; /* never a coalesced buffer: no receive coalescing on Windows yet */
   c->flags = truncated ? MIOR__CQE_TRUNC : 0;
   if (res > 0 && r->names) mior__sockaddr_to(&op->addr.sa, op->addrlen, &c->src);
   else memset(&c->src, 0, sizeof c->src);

@@ -392,8 +392,9 @@ int mior_lwip_start(mior_lwip **out, const mior_lwip_options *user) {
    * transport then reads them by the same rule as a caller's own.  queues is forced to one even
    * where that sz does not cover it, since one is also the default. */
   mior_options_init(&l->popts);
+  /* buf_count 0 is the kind's default, chosen at open: 4096 for the link's packet:// port. */
   l->max_held = o->max_held ? o->max_held
-                            : OPTS_GET_NZ(o->port, buf_count, l->popts.buf_count) / 4;
+                            : OPTS_GET_NZ(o->port, buf_count, MIOR_POOL_DEFAULT_BUF_COUNT) / 4;
   if (o->port) {
     size_t n = o->port->sz < sizeof l->popts ? o->port->sz : sizeof l->popts;
     memcpy(&l->popts, o->port, n);

@@ -43,12 +43,14 @@ static void usage(FILE *f) {
           "  --rate PPS      throughput: send at this rate (token bucket), default unlimited\n"
           "  --batch N       packets per submit and per receive batch (mior_options.batch)\n"
           "  --busy-poll US  spin this long before blocking (mior_options.busy_poll_us)\n"
+          "  --bufs N        pool slots per port (mior_options.buf_count), default the library's\n"
           "  --opt LIST      transport options for both ends, comma-separated: no-multishot,\n"
           "                  no-registered-buffers, no-defer-taskrun, no-tx-ring (packet: one\n"
           "                  SEND per frame instead of the AF_PACKET TX ring), sqpoll,\n"
-          "                  hugepages, mlock (MIOR_OPT_*; the uring ones are ignored by sockets)\n"
-          "  --gso           udp: the sender sends runs of equal-size datagrams as one UDP GSO\n"
-          "                  send (MIOR_OPT_UDP_GSO; io_uring only)\n"
+          "                  hugepages, mlock, no-gso, no-gro (udp: UDP GSO on send and UDP GRO on\n"
+          "                  receive are the default) (MIOR_OPT_*; the uring ones are ignored by\n"
+          "                  sockets)\n"
+          "  --gso           accepted for old command lines: UDP GSO is the default now\n"
 
           "  --pcap FILE     record every packet the receiving end gets (both ends in latency\n"
           "                  mode) into FILE, pcap format; with --backend all, FILE-BACKEND.pcap\n"
@@ -80,6 +82,8 @@ static const struct {
     {"mlock", MIOR_OPT_MLOCK},
     {"no-defer-taskrun", MIOR_OPT_NO_DEFER_TASKRUN},
     {"no-tx-ring", MIOR_OPT_NO_TX_RING},
+    {"no-gso", MIOR_OPT_NO_UDP_GSO},
+    {"no-gro", MIOR_OPT_NO_UDP_GRO},
 };
 
 static int parse_opt_flags(const char *s, uint32_t *flags) {
@@ -116,7 +120,7 @@ static int parse_secs(const char *s, double lo, double hi, double *out) {
 }
 
 enum { OPT_HELP = 1, OPT_BACKEND, OPT_KIND, OPT_NETNS, OPT_RPS, OPT_SIZE, OPT_SECONDS, OPT_WARMUP,
-       OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON, OPT_GSO, OPT_OPT, OPT_PCAP };
+       OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON, OPT_GSO, OPT_OPT, OPT_PCAP, OPT_BUFS };
 
 typedef struct perf_option {
   const char *name;
@@ -130,7 +134,7 @@ static const perf_option options[] = {
     {"warmup", 1, OPT_WARMUP},   {"rate", 1, OPT_RATE},     {"batch", 1, OPT_BATCH},
     {"busy-poll", 1, OPT_BUSY},  {"queues", 1, OPT_QUEUES}, {"json", 0, OPT_JSON},
     {"gso", 0, OPT_GSO},         {"opt", 1, OPT_OPT},       {"pcap", 1, OPT_PCAP},
-    {"help", 0, OPT_HELP},
+    {"bufs", 1, OPT_BUFS},       {"help", 0, OPT_HELP},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -235,6 +239,10 @@ static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
       case OPT_BATCH:
         if (parse_u64(val, 1, 4096, &v) < 0) return bad("bad --batch '%s' (1 to 4096)", val);
         cfg->batch = (uint32_t)v;
+        break;
+      case OPT_BUFS:
+        if (parse_u64(val, 4, 1u << 20, &v) < 0) return bad("bad --bufs '%s' (4 to 1048576)", val);
+        cfg->buf_count = (uint32_t)v;
         break;
       case OPT_BUSY:
         if (parse_u64(val, 0, 1000000, &v) < 0) return bad("bad --busy-poll '%s'", val);

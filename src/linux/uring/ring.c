@@ -195,6 +195,16 @@ static int uring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *
                                                                    : sizeof(struct sockaddr_in))
                                      : 0;
   }
+  /* The kernel writes the UDP_GRO control message (the segment size of a coalesced buffer) into
+   * room we reserve: behind the name in each multishot buffer, or beside each posted receive. */
+  if (r->sock->gro) {
+    r->gro = 1;
+    /* The kernel puts the control message right behind the room reserved for the name: round
+     * that room up (IPv6: 28 -> 32 bytes) so the cmsghdr is aligned for reading in place. */
+    r->ms_msg.msg_namelen = CMSG_ALIGN(r->ms_msg.msg_namelen);
+    r->ms_msg.msg_controllen = sizeof(((struct slot_meta *)0)->ctl);
+    *features |= MIOR_FEAT_UDP_GRO;
+  }
   *out = r;
   return 0;
 

@@ -37,8 +37,10 @@ enum { UD_RX = 1, UD_TX = 2, UD_MULTISHOT = 3, UD_CANCEL = 4, UD_GSO = 5, UD_KIC
 #define GSO_MAX_SEGS 64
 /* One GSO send is one IP packet before segmentation: the UDP payload plus the UDP header must fit
  * IPv4's 16-bit total length with its header, and IPv6's payload length; the smaller bound serves
- * both. */
-#define GSO_MAX_BYTES (65535u - 8u - 40u)
+ * both.  A GRO receiver gets such a send whole in one buffer, which on a multishot receive shares
+ * its 64 KiB slot with a header, the sender's address and the control message (under 128 bytes):
+ * mior's sends stay below that, so a mior receiver never has to truncate one. */
+#define GSO_MAX_BYTES (65536u - 128u)
 /* GSO sends in flight at once; when all are busy, runs go out as single sends. */
 #define GSO_RECORDS 128
 #define REG_CHUNK_SHIFT 30 /* registered buffers are at most 1 GiB each */
@@ -69,6 +71,10 @@ struct slot_meta {
   struct msghdr msg;
   struct iovec iov;
   mior__sockaddr sa;
+  union { /* posted receives with UDP GRO: the segment size's control message */
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
 };
 
 /* A send already done as far as the port is concerned (its frame was copied into the TX ring),
@@ -82,6 +88,7 @@ struct tx_done {
 /* One GSO send: the kernel reads msg, iov and cmsg until the operation completes. */
 struct gso_rec {
   struct msghdr msg;
+  mior__sockaddr sa; /* the destination, for a run with one (sends on an unconnected socket) */
   struct iovec iov[GSO_MAX_SEGS];
   union {
     char buf[CMSG_SPACE(sizeof(uint16_t))];
@@ -91,6 +98,7 @@ struct gso_rec {
   uint32_t count;
   uint32_t done;   /* completion records already handed out for this send (reap resumes) */
   uint32_t seg;    /* segment size */
+  uint32_t has_dst; /* msg_name is sa (an unconnected socket's destination) */
 };
 
 struct mior__io {
@@ -128,6 +136,7 @@ struct mior__io {
    * comes back full, falls to what the last reap brought. */
   uint32_t rx_allow, rx_allow_max;
   int names;              /* receives report the sender's address (udp) */
+  int gro;                /* udp with UDP_GRO: receives carry a control message (rx_cmsg_meta) */
   /* multishot receive */
   int multishot;
   int ms_armed;
