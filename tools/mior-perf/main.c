@@ -14,6 +14,7 @@
 #include "testpkt.h"
 #include "perf.h"
 #include "microbench.h"
+#include "sockperf.h"
 
 /* Set by Ctrl-C (os_*.c); the workers and the main thread poll it. */
 static atomic_int interrupted;
@@ -22,6 +23,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: mior-perf throughput|latency [options]\n"
           "       mior-perf microbench [microbench options]\n"
+          "       mior-perf server|client [options]   sockperf's UDP protocol (--help there)\n"
           "\n"
           "Both ends run in this process, each on its own thread (pinned to different CPUs when\n"
           "there are two or more).  By default UDP over loopback (127.0.0.1), no privileges.\n"
@@ -366,6 +368,8 @@ int main(int argc, char **argv) {
   /* "selftest" is the old name of this mode (it is a benchmark, not a test). */
   if (argc >= 2 && (!strcmp(argv[1], "microbench") || !strcmp(argv[1], "selftest")))
     return mior_perf_microbench(argc - 1, argv + 1);
+  if (argc >= 2 && (!strcmp(argv[1], "server") || !strcmp(argv[1], "client")))
+    return mior_perf_sockperf(argc - 1, argv + 1);
 
   perf_config cfg;
   int rps = 0;
