@@ -15,6 +15,8 @@
 #include "lwip/etharp.h"
 #include "lwip/ip.h"
 #include "lwip/pbuf.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/tcp.h"
 #include "lwip/tcpip.h"
 #include "netif/ethernet.h"
 
@@ -78,6 +80,7 @@ struct mior_lwip {
   atomic_uint held, held_high;
   atomic_uint_least64_t rx_frames, rx_zero_copy, rx_copied, rx_dropped;
   atomic_uint_least64_t tx_frames, tx_deferred, tx_nomem;
+  atomic_uint_least64_t tw_reused, tw_kept;
 };
 
 static pthread_once_t tcpip_once = PTHREAD_ONCE_INIT;
@@ -119,6 +122,50 @@ static struct pbuf *rx_copy(mior_lwip *l, const mior_pkt *pkt) {
   return p;
 }
 
+/* A SYN for the 4-tuple of a connection lwIP keeps in TIME_WAIT.  lwIP 2.1 answers it with an
+ * ACK for the old connection and ignores the peer's RST, so the peer's connect stalls until
+ * TIME_WAIT ends (2 minutes): every load test of a server that closes first (HTTP with
+ * Connection: close) meets it once the client's ephemeral ports come round.  RFC 1122 4.2.2.13
+ * (and RFC 6191 for peers without timestamps) lets a server accept such a SYN when its sequence
+ * number is beyond the old connection's last one; RFC 6528 sequence numbers (Linux, Windows,
+ * BSD) grow with time for the same 4-tuple, so a reused port passes.  Then the TIME_WAIT pcb is
+ * dropped (tcp_abort frees a TIME_WAIT pcb silently) and lwIP's listener takes the SYN as a new
+ * connection.  A SYN that does not pass is left to lwIP.  Called with the core lock held. */
+static void tw_reuse(mior_lwip *l, const struct pbuf *p) {
+  const uint8_t *f = p->payload;
+  uint32_t n = p->len, off = 0;
+  if (l->kind == KIND_ETHERNET) {
+    if (n < 14 || f[12] != 0x08 || f[13] != 0x00) return;
+    off = 14;
+  }
+  if (n < off + 20) return;
+  const uint8_t *ip = f + off;
+  uint32_t ihl = (ip[0] & 15u) * 4;
+  if ((ip[0] >> 4) != 4 || ip[9] != 6 || ihl < 20 || ((ip[6] & 0x3f) | ip[7]) != 0 ||
+      n < off + ihl + 20)
+    return; /* not IPv4 TCP, or a fragment */
+  const uint8_t *th = ip + ihl;
+  if ((th[13] & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN) return;
+  uint32_t src, dst;
+  memcpy(&src, ip + 12, 4); /* network order, as lwIP keeps addresses */
+  memcpy(&dst, ip + 16, 4);
+  u16_t sport = (u16_t)(th[0] << 8 | th[1]), dport = (u16_t)(th[2] << 8 | th[3]);
+  u32_t seq = (u32_t)th[4] << 24 | (u32_t)th[5] << 16 | (u32_t)th[6] << 8 | th[7];
+  for (struct tcp_pcb *pcb = tcp_tw_pcbs; pcb; pcb = pcb->next) {
+    if (pcb->local_port != dport || pcb->remote_port != sport || !IP_IS_V4(&pcb->remote_ip) ||
+        ip4_addr_get_u32(ip_2_ip4(&pcb->remote_ip)) != src ||
+        ip4_addr_get_u32(ip_2_ip4(&pcb->local_ip)) != dst)
+      continue;
+    if (TCP_SEQ_GT(seq, pcb->rcv_nxt)) {
+      tcp_abort(pcb);
+      add64(&l->tw_reused, 1);
+    } else {
+      add64(&l->tw_kept, 1);
+    }
+    return;
+  }
+}
+
 /* Feed the frames gathered so far to lwIP: one hold of the core lock for all of them.  lwIP's
  * answers are transmitted from inside, by linkoutput, on this (the driving) thread. */
 static void feed(mior_lwip *l) {
@@ -129,6 +176,7 @@ static void feed(mior_lwip *l) {
   int gone = !l->netif_ready || atomic_load_explicit(&l->stopping, memory_order_acquire);
   for (uint32_t i = 0; i < l->nbatch; i++) {
     /* On error lwIP did not take the pbuf: free it here (this releases a kept slot). */
+    if (!gone && tcp_tw_pcbs) tw_reuse(l, l->batch[i]);
     if (gone || l->netif.input(l->batch[i], &l->netif) != ERR_OK) pbuf_free(l->batch[i]);
   }
   UNLOCK_TCPIP_CORE();
@@ -469,6 +517,8 @@ int mior_lwip_stats_get(mior_lwip *l, mior_lwip_stats *s) {
   s->tx_frames = atomic_load(&l->tx_frames);
   s->tx_deferred = atomic_load(&l->tx_deferred);
   s->tx_nomem = atomic_load(&l->tx_nomem);
+  s->tw_reused = atomic_load(&l->tw_reused);
+  s->tw_kept = atomic_load(&l->tw_kept);
   s->held = atomic_load(&l->held);
   s->held_high = atomic_load(&l->held_high);
   return 0;

@@ -108,6 +108,11 @@ typedef struct mior_lwip_stats {
   uint64_t tx_nomem;      /* linkoutput calls answered ERR_MEM (port or queue full) */
   uint32_t held;          /* received slots lwIP holds now */
   uint32_t held_high;     /* most slots lwIP held at once */
+  uint64_t tw_reused;     /* SYNs that reused the 4-tuple of a TIME_WAIT connection and were
+                             accepted as new connections (RFC 1122 4.2.2.13: sequence number
+                             beyond the old connection's) */
+  uint64_t tw_kept;       /* such SYNs whose sequence number did not pass: left to lwIP, which
+                             answers with an ACK for the old connection */
 } mior_lwip_stats;
 
 int mior_lwip_stats_get(mior_lwip *l, mior_lwip_stats *out);

@@ -216,12 +216,14 @@ int main(int argc, char **argv) {
   mior_lwip_service_stats ss;
   mior_lwip_service_stats_get(&ss);
   printf("frames in %llu (zero-copy %llu, copied %llu), out %llu (deferred %llu, ERR_MEM %llu); "
-         "connections %llu, http requests %llu, bytes echoed %llu\n",
+         "connections %llu, http requests %llu, bytes echoed %llu; TIME_WAIT reused by a new "
+         "SYN %llu (left to lwIP %llu)\n",
          (unsigned long long)st.rx_frames, (unsigned long long)st.rx_zero_copy,
          (unsigned long long)st.rx_copied, (unsigned long long)st.tx_frames,
          (unsigned long long)st.tx_deferred, (unsigned long long)st.tx_nomem,
          (unsigned long long)ss.accepted, (unsigned long long)ss.http_requests,
-         (unsigned long long)ss.bytes_echoed);
+         (unsigned long long)ss.bytes_echoed, (unsigned long long)st.tw_reused,
+         (unsigned long long)st.tw_kept);
 
 out:
   if (l) {
