@@ -227,10 +227,12 @@ int main(int argc, char **argv) {
 
 out:
   if (l) {
+    char why[256] = "";
     rc = mior_lwip_stop(l);
+    /* -EBUSY frees nothing, so l can still say who holds the slots */
+    if (rc == -EBUSY) mior_lwip_holders(l, why, sizeof why);
     if (rc < 0) {
-      fprintf(stderr, "mior-stack: stop: %s (connections still open hold buffers)\n",
-              mior_strerror(rc));
+      fprintf(stderr, "mior-stack: stop: %s%s%s\n", mior_strerror(rc), why[0] ? ": " : "", why);
       exit_code = 1;
     }
   }
