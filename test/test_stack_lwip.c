@@ -6,6 +6,8 @@
  *   - 200 sequential TCP connections, each echoed exactly, closed, and none left open;
  *   - 64 MiB through the echo both ways, compared byte for byte; the same transfer and
  *     connection count through the kernel alone (an echo thread in ns b) as the baseline;
+ *   - 64 MiB one way at a time, as iperf3 measures: into lwIP's discard service and out of its
+ *     source service (checked byte for byte), MB/s each way;
  *   - the same 64 MiB with every received frame copied (MIOR_LWIP_COPY_RX), to compare;
  *   - connections and bulk again over the sockets backend (recvmmsg/sendmmsg);
  *   - a client that resets its connection midway: lwIP frees it, no slot stays held;
@@ -31,6 +33,8 @@
 #endif
 
 #define ECHO_PORT 7
+#define DISCARD_PORT 9
+#define SOURCE_PORT 19
 #define KERNEL_ECHO_PORT 7007
 #define CONNS 200
 #define BULK (64u << 20)
@@ -254,6 +258,62 @@ static double bulk_body(const char *ip, int port) {
   CHECK_EQ(got, BULK);
   CHECK_EQ(tail, 0);
   return (got == BULK && !bad) ? BULK / 1e6 / dt : 0;
+}
+
+/* BULK bytes into lwIP's discard service; MB/s, or 0 on failure.  Timed until lwIP, having
+ * read everything and seen our FIN, closes in turn. */
+static double sink_body(const char *ip, int port) {
+  mior_lwip_service_stats before, after;
+  mior_lwip_service_stats_get(&before);
+  int s = connect_to(ip, port);
+  if (s < 0) {
+    TEST_FAIL_AT("discard connection to %s:%d: %s", ip, port, strerror(errno));
+    return 0;
+  }
+  static uint8_t buf[1 << 16];
+  double t0 = now_s();
+  int rc = 0;
+  for (size_t off = 0; off < BULK && rc == 0; off += sizeof buf) rc = write_all(s, buf, sizeof buf);
+  shutdown(s, SHUT_WR);
+  char c;
+  ssize_t r;
+  while ((r = recv(s, &c, 1, 0)) < 0 && errno == EINTR) atomic_fetch_add(&eintr_seen, 1);
+  double dt = now_s() - t0;
+  close(s);
+  mior_lwip_service_stats_get(&after);
+  CHECK_EQ(rc, 0);
+  CHECK_EQ(r, 0);
+  CHECK_EQ(after.bytes_discarded - before.bytes_discarded, BULK);
+  return rc == 0 && r == 0 ? BULK / 1e6 / dt : 0;
+}
+
+/* Read lwIP's source service to its end (BULK bytes, o % 251 at offset o); MB/s, or 0. */
+static double source_body(const char *ip, int port) {
+  int s = connect_to(ip, port);
+  if (s < 0) {
+    TEST_FAIL_AT("source connection to %s:%d: %s", ip, port, strerror(errno));
+    return 0;
+  }
+  static uint8_t buf[1 << 16];
+  double t0 = now_s();
+  uint64_t got = 0;
+  int bad = 0;
+  for (;;) {
+    ssize_t r = recv(s, buf, sizeof buf, 0);
+    if (r < 0 && errno == EINTR) {
+      atomic_fetch_add(&eintr_seen, 1);
+      continue;
+    }
+    if (r <= 0) break;
+    for (ssize_t i = 0; i < r && !bad; i++)
+      if (buf[i] != (uint8_t)((got + (uint64_t)i) % 251u)) bad = 1;
+    got += (uint64_t)r;
+  }
+  double dt = now_s() - t0;
+  close(s);
+  CHECK(!bad);
+  CHECK_EQ(got, BULK);
+  return got == BULK && !bad ? BULK / 1e6 / dt : 0;
 }
 
 /* --- lwIP side ------------------------------------------------------------------------------ */
@@ -485,6 +545,8 @@ static void run(void) {
 
   mior_lwip *l = start_lwip(0, MIOR_BACKEND_AUTO);
   REQUIRE_OK(mior_lwip_echo_listen(ECHO_PORT));
+  REQUIRE_OK(mior_lwip_discard_listen(DISCARD_PORT));
+  REQUIRE_OK(mior_lwip_source_listen(SOURCE_PORT, BULK));
   mior_port_stats bs;
   CHECK_OK(mior_lwip_port_stats(l, &bs));
   printf("  lwIP %s on packet://%s, backend %s\n", lwip_ip, pair.if_b, mior_backend_name(bs.backend));
@@ -510,6 +572,12 @@ static void run(void) {
          (unsigned long long)st.rx_copied, (unsigned long long)st.tx_frames,
          (unsigned long long)st.tx_nomem, st.held_high);
 
+  tt_phase = "one way: into lwIP";
+  double l_in = sink_body(lwip_ip, DISCARD_PORT);
+  tt_phase = "one way: out of lwIP";
+  double l_out = source_body(lwip_ip, SOURCE_PORT);
+  wait_quiet(l, 5000);
+
   test_reset(l);
   test_lingering(l);
   printf("  lone fragment and out-of-order segment: queued by lwIP as copies, no slot held: %s\n",
@@ -525,12 +593,14 @@ static void run(void) {
   stop_lwip(l);
 
   /* The portable backend underneath (recvmmsg/sendmmsg), where the system has it. */
-  double s_rate = 0, s_bulk = 0;
+  double s_rate = 0, s_bulk = 0, s_in = 0, s_out = 0;
   if (mior_backend_supported(MIOR_BACKEND_SOCKETS) == 1) {
     l = start_lwip(0, MIOR_BACKEND_SOCKETS);
     tt_phase = "sockets backend";
     s_rate = conns_body(lwip_ip, ECHO_PORT);
     s_bulk = bulk_body(lwip_ip, ECHO_PORT);
+    s_in = sink_body(lwip_ip, DISCARD_PORT);
+    s_out = source_body(lwip_ip, SOURCE_PORT);
     stop_lwip(l);
   }
 
@@ -539,6 +609,9 @@ static void run(void) {
          CONNS, l_rate, k_rate);
   printf("  bulk echo (%u MiB each way): lwIP on mior zero-copy %.1f MB/s, copy %.1f MB/s; "
          "kernel %.1f MB/s\n", BULK >> 20, l_bulk, c_bulk, k_bulk);
+  printf("  one way (%u MiB, like iperf3 -R and not): into lwIP %.1f MB/s, out of lwIP %.1f MB/s "
+         "(%s); sockets backend %.1f / %.1f MB/s\n", BULK >> 20, l_in, l_out,
+         mior_backend_name(bs.backend), s_in, s_out);
   printf("  client calls interrupted (EINTR, retried): %d\n", atomic_load(&eintr_seen));
 }
 #endif

@@ -147,10 +147,17 @@ int mior_lwip_echo_listen(uint16_t port);
  * copied. */
 int mior_lwip_http_listen(uint16_t port, const char *body);
 
+/* Bulk one way, for measuring each direction alone (as iperf3 does, without its protocol).
+ * discard: read and drop everything (RFC 863).  source: on each connection send `bytes` bytes,
+ * byte at stream offset o being o % 251, then close; what the peer sends is dropped. */
+int mior_lwip_discard_listen(uint16_t port);
+int mior_lwip_source_listen(uint16_t port, uint64_t bytes);
+
 /* Connections the services have open now, and ever accepted (a leak check for tests). */
 typedef struct mior_lwip_service_stats {
   uint32_t open;
   uint64_t accepted, closed, aborted, bytes_echoed, http_requests;
+  uint64_t bytes_discarded, bytes_sourced;
 } mior_lwip_service_stats;
 void mior_lwip_service_stats_get(mior_lwip_service_stats *out);
 
