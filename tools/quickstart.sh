@@ -215,7 +215,7 @@ run_test() {
     return 1
   }
   "$top/test/consumer/run.sh" "$tmp/prefix" "$tmp/consumer"
-  stage_end "CMake (shared, static, C++) and pkg-config (shared, static)"
+  stage_end "CMake (shared, static, C++, lwip) and pkg-config (shared, static, lwip), examples"
 
   stage_begin asan "ASan + UBSan build and CTest suite ($build-asan)"
   configure_build "$build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIOR_WERROR=ON -DMIOR_SANITIZE=ON
