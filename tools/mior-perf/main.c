@@ -45,6 +45,7 @@ static void usage(FILE *f) {
           "  --rate PPS      throughput: send at this rate (token bucket), default unlimited\n"
           "  --batch N       packets per submit and per receive batch (mior_options.batch)\n"
           "  --busy-poll US  spin this long before blocking (mior_options.busy_poll_us)\n"
+          "  --coalesce-us N receive coalescing of both ends (mior_options.coalesce_us; uring)\n"
           "  --opt LIST      transport options for both ends, comma-separated: no-multishot,\n"
           "                  no-registered-buffers, no-defer-taskrun, no-tx-ring (packet: one\n"
           "                  SEND per frame instead of the AF_PACKET TX ring), sqpoll,\n"
@@ -118,7 +119,8 @@ static int parse_secs(const char *s, double lo, double hi, double *out) {
 }
 
 enum { OPT_HELP = 1, OPT_BACKEND, OPT_KIND, OPT_NETNS, OPT_RPS, OPT_SIZE, OPT_SECONDS, OPT_WARMUP,
-       OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON, OPT_GSO, OPT_OPT, OPT_PCAP };
+       OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON, OPT_GSO, OPT_OPT, OPT_PCAP,
+       OPT_COALESCE };
 
 typedef struct perf_option {
   const char *name;
@@ -132,7 +134,7 @@ static const perf_option options[] = {
     {"warmup", 1, OPT_WARMUP},   {"rate", 1, OPT_RATE},     {"batch", 1, OPT_BATCH},
     {"busy-poll", 1, OPT_BUSY},  {"queues", 1, OPT_QUEUES}, {"json", 0, OPT_JSON},
     {"gso", 0, OPT_GSO},         {"opt", 1, OPT_OPT},       {"pcap", 1, OPT_PCAP},
-    {"help", 0, OPT_HELP},
+    {"coalesce-us", 1, OPT_COALESCE}, {"help", 0, OPT_HELP},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -180,6 +182,7 @@ static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
   cfg->nbackends = 1;
   cfg->seconds = 3;
   cfg->queues = 1;
+  cfg->coalesce_us = -1;
   /* Options and the mode may come in any order, as with GNU getopt; "--" ends the options. */
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i], *val = NULL;
@@ -241,6 +244,10 @@ static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
       case OPT_BUSY:
         if (parse_u64(val, 0, 1000000, &v) < 0) return bad("bad --busy-poll '%s'", val);
         cfg->busy_poll_us = (uint32_t)v;
+        break;
+      case OPT_COALESCE:
+        if (parse_u64(val, 0, 1000000, &v) < 0) return bad("bad --coalesce-us '%s'", val);
+        cfg->coalesce_us = (int64_t)v;
         break;
       case OPT_QUEUES:
         if (parse_u64(val, 1, PERF_MAX_FLOWS, &v) < 0) return bad("bad --queues '%s' (1 to 16)", val);
