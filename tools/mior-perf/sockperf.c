@@ -285,21 +285,23 @@ static int sp_run_server(const sp_config *cfg) {
   if (cfg->json)
     printf("{\"mode\":\"server\",\"backend\":\"%s\",\"messages\":%llu,\"pongs\":%llu,"
            "\"warmups\":%llu,\"ignored\":%llu,\"malformed\":%llu,\"reply_drops\":%llu,"
-           "\"tx_packets\":%llu,\"rx_drop_kernel\":%llu,\"submits\":%llu}\n",
+           "\"tx_packets\":%llu,\"rx_drop_kernel\":%llu,\"rx_drop_truncated\":%llu,"
+           "\"submits\":%llu}\n",
            mior_backend_name(st.backend), (unsigned long long)s.messages,
            (unsigned long long)s.pongs, (unsigned long long)s.warmups,
            (unsigned long long)s.not_client, (unsigned long long)s.malformed,
            (unsigned long long)s.reply_drops, (unsigned long long)st.tx_packets,
-           (unsigned long long)st.rx_drop_kernel, (unsigned long long)st.submits);
+           (unsigned long long)st.rx_drop_kernel, (unsigned long long)st.rx_drop_truncated,
+           (unsigned long long)st.submits);
   else
     printf("mior-perf server (%s): %llu messages, %llu pongs (%llu sent), %llu warm-up, "
            "%llu not from a client, %llu malformed, %llu replies not sent, "
-           "%llu dropped by the kernel\n",
+           "%llu dropped by the kernel, %llu too large for a slot\n",
            mior_backend_name(st.backend), (unsigned long long)s.messages,
            (unsigned long long)s.pongs, (unsigned long long)st.tx_packets,
            (unsigned long long)s.warmups, (unsigned long long)s.not_client,
            (unsigned long long)s.malformed, (unsigned long long)s.reply_drops,
-           (unsigned long long)st.rx_drop_kernel);
+           (unsigned long long)st.rx_drop_kernel, (unsigned long long)st.rx_drop_truncated);
   if ((rc = mior_transport_close(t)) < 0) {
     fprintf(stderr, "mior-perf server: close: %s\n", mior_strerror(rc));
     status = PERF_EXIT_RUNTIME;
