@@ -153,6 +153,11 @@ int mior_lwip_http_listen(uint16_t port, const char *body);
 int mior_lwip_discard_listen(uint16_t port);
 int mior_lwip_source_listen(uint16_t port, uint64_t bytes);
 
+/* An iperf3 server (TCP tests, one at a time; iperf3's default port is 5201): a stock iperf3
+ * client measures lwIP into it (`iperf3 -c ADDR`) and out of it (`-R`), with -P up to 16.  UDP
+ * and bidirectional tests are refused.  Its connections are not counted in the stats below. */
+int mior_lwip_iperf3_listen(uint16_t port);
+
 /* Connections the services have open now, and ever accepted (a leak check for tests). */
 typedef struct mior_lwip_service_stats {
   uint32_t open;
