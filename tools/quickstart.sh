@@ -86,6 +86,8 @@ base_pkgs=(build-essential cmake pkg-config liburing-dev libnuma-dev iproute2 et
 # the kernel's RSTs in ip mode; libFuzzer comes with clang's runtime package.
 test_pkgs=(gcc-mingw-w64-x86-64 wine64 tcpdump libpcap-dev liblwip-dev clang libclang-rt-14-dev
            curl nftables netcat-openbsd iputils-ping python3)
+# Stock load clients the tests point at mior: sockperf (mior-perf server), ab (mior-stack), iperf3.
+test_pkgs+=(sockperf apache2-utils iperf3)
 
 ensure_packages() {
   local missing=() p
@@ -213,7 +215,7 @@ run_test() {
     return 1
   }
   "$top/test/consumer/run.sh" "$tmp/prefix" "$tmp/consumer"
-  stage_end "CMake (shared, static, C++) and pkg-config (shared, static)"
+  stage_end "CMake (shared, static, C++, lwip) and pkg-config (shared, static, lwip), examples"
 
   stage_begin asan "ASan + UBSan build and CTest suite ($build-asan)"
   configure_build "$build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIOR_WERROR=ON -DMIOR_SANITIZE=ON

@@ -92,6 +92,7 @@ void perf_options(const perf_run *run, mior_options *opts) {
   opts->backend = run->backend;
   if (cfg->batch) opts->batch = cfg->batch;
   opts->busy_poll_us = cfg->busy_poll_us;
+  if (cfg->coalesce_us >= 0) opts->coalesce_us = (uint32_t)cfg->coalesce_us;
   opts->flags |= cfg->opt_flags;
   /* A slot must hold the largest packet.  Above the default 2 KiB, use fewer, larger slots so a
    * port's pool stays near 16 MiB. */
