@@ -353,7 +353,7 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
    * -ENOBUFS).  A look that does not wait takes a backlog in batches the port keeps up with. */
   /* The direct path: a busy-polling port whose last poll brought at most one receive spins on a
    * non-blocking receive on the socket itself, and looks at the ring only every DIRECT_RING_EVERY
-   * spins (sends queued, completions of the ring's own receive).  A ring costs more per operation
+   * spins (for the completions of the ring's own receive) or when sends are queued or in flight.  A ring costs more per operation
    * than the system call it stands for, and with one packet per operation nothing is batched to
    * pay for it.  Order holds: the ring's completions are all taken before each direct receive,
    * and both take datagrams from the head of the same socket queue. */
@@ -362,15 +362,21 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
     uint64_t end = 0; /* one look, unless busy-polling a port that may wait */
     if (timeout_us != 0 && p->busy_poll_us) end = mior__now_ns() + (uint64_t)p->busy_poll_us * 1000u;
     for (uint32_t spin = 0;; spin++) {
-      if (!direct || spin % DIRECT_RING_EVERY == 0 || p->tx_pending) {
+      /* Queued sends go first (the ring submits them); sends in flight on the ring, and a look
+       * that is the only one (timeout 0), need the ring looked at too. */
+      int ring = !direct || p->tx_pending || p->tx_inflight || end == 0 ||
+                 spin % DIRECT_RING_EVERY == DIRECT_RING_EVERY - 1;
+      if (direct && !p->tx_pending && (handled = rx_direct(p, &delivered)) > 0) break;
+      if (ring) {
         rc = mior__port_submit(p, 0, 0);
         if (rc < 0) return rc;
         handled = mior__port_process(p, budget, &delivered);
         if (handled > 0) break;
       }
-      if (direct && (handled = rx_direct(p, &delivered)) > 0) break;
+      /* A direct spin's system call is its pause; it reads the clock once in 8 spins. */
+      if (direct && end != 0 && spin % 8 != 7) continue;
       if (mior__now_ns() >= end) break;
-      mior__cpu_relax();
+      if (!direct) mior__cpu_relax();
     }
     if (handled > 0 || timeout_us == 0) goto out;
   }

@@ -19,8 +19,17 @@ int mior__linux_rx_direct(const mior__sock *s, const mior_pool_region *rg, int g
     h.msg_control = ctl.buf;
     h.msg_controllen = sizeof ctl.buf;
   }
-  /* MSG_TRUNC: the result is the datagram's real length, so a cut one is seen and counted. */
-  ssize_t n = recvmsg(s->fd, &h, MSG_DONTWAIT | MSG_TRUNC);
+  /* MSG_TRUNC: the result is the datagram's real length, so a cut one is seen and counted.
+   * Without GRO there is no control message to read, and recvfrom spares the kernel copying in a
+   * msghdr and an iovec on every look (most looks of a spin find nothing); it cannot report a
+   * cut datagram through msg_flags, but the real length beyond the slot says the same. */
+  ssize_t n;
+  if (gro) {
+    n = recvmsg(s->fd, &h, MSG_DONTWAIT | MSG_TRUNC);
+  } else {
+    n = recvfrom(s->fd, iov.iov_base, iov.iov_len, MSG_DONTWAIT | MSG_TRUNC, &name.sa, &h.msg_namelen);
+    h.msg_flags = 0;
+  }
   if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
   c->op = MIOR__OP_RX;
   c->slot = slot;
