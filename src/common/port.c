@@ -353,10 +353,10 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
    * -ENOBUFS).  A look that does not wait takes a backlog in batches the port keeps up with. */
   /* The direct path: a busy-polling port whose last poll brought at most one receive spins on a
    * non-blocking receive on the socket itself, and looks at the ring only every DIRECT_RING_EVERY
-   * spins (for the completions of the ring's own receive) or when sends are queued or in flight.  A ring costs more per operation
-   * than the system call it stands for, and with one packet per operation nothing is batched to
-   * pay for it.  Order holds: the ring's completions are all taken before each direct receive,
-   * and both take datagrams from the head of the same socket queue. */
+   * spins (for the completions of the ring's own receive) or when sends are queued or in flight.
+   * A ring costs more per operation than the system call it stands for, and with one packet per
+   * operation nothing is batched to pay for it.  Order holds: the ring's completions are all
+   * taken before each direct receive, and both take datagrams from the head of one socket queue. */
   int direct = p->direct && !p->no_rx && p->last_rx <= 1;
   if (timeout_us == 0 || p->busy_poll_us || want > 1) {
     uint64_t end = 0; /* one look, unless busy-polling a port that may wait */
