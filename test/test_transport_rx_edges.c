@@ -1,6 +1,8 @@
 /* The edges of the receive path, under every backend.  Regression tests for the data-path review
  * (issue 11), each named after the defect it pins:
  *
+ *   busy_poll_direct_path   udp: a busy-polling ping-pong (the direct path) echoes every datagram
+ *                           once and in order, counts the truncated ones, returns every slot
  *   truncated_frames        packet:// and ip:// (on a namespace's loopback): a frame longer than a
  *                           slot is counted in rx_drop_truncated and never delivered cut
  *   echo_in_place           consume sends the received packet back (no copy): every slot comes
@@ -167,6 +169,86 @@ static void body_echo_in_place(mior_backend b) { in_consume(b, 0); }
 static void body_release_in_consume(mior_backend b) { in_consume(b, 1); }
 static void body_echo_then_keep(mior_backend b) { in_consume(b, 2); }
 
+/* --- the direct path of a busy-polling port ---------------------------------------------------- */
+
+/* A busy-polling port with one packet per operation receives and sends with plain system calls
+ * beside its ring (docs/ARCHITECTURE.md, "Busy polling").  A ping-pong drives it there: every
+ * sequence number must come back once and in order, each datagram longer than a slot must be
+ * counted as truncated and never delivered, and every slot must come back.  A burst every so
+ * often moves the port off the direct path and back, so the two paths meet on one socket. */
+static void busy_direct(mior_backend b, uint32_t flags) {
+  responder r;
+  memset(&r, 0, sizeof r);
+  mior_options o = tt_opts(b);
+  o.busy_poll_us = 200;
+  o.flags |= flags;
+  o.buf_size = 1024;
+  o.buf_count = 64;
+  o.rx_depth = 16;
+  o.batch = 8;
+  mior_receiver rcv = {respond, NULL, &r};
+  mior_transport *t = NULL;
+  REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, &rcv));
+  mior_addr local = tt_local(t);
+  struct sockaddr_in dst = tt_sin4(&local);
+  int ks = tt_kernel_udp4(300);
+  mior_port *p = mior_transport_port(t, 0);
+  const uint32_t n = 3000;
+  uint32_t next = 0, echoed = 0, bad = 0, truncated = 0, sent_ok = 0;
+  uint8_t buf[2048];
+  for (uint32_t i = 0; i < n;) {
+    /* Every 100th round a burst of 8, else one datagram; every 7th datagram is too long. */
+    uint32_t burst = i % 100 == 99 && i + 8 <= n ? 8 : 1;
+    for (uint32_t j = 0; j < burst; j++, i++) {
+      uint32_t len = i % 7 == 3 ? 1500 : tt_len_for(i, TT_HDR, 900);
+      tt_fill(buf, len, i);
+      CHECK(sendto(ks, buf, len, 0, (struct sockaddr *)&dst, sizeof dst) == (ssize_t)len);
+      if (len == 1500) truncated++;
+      else sent_ok++;
+    }
+    int64_t end = tt_now_ms() + 2000;
+    mior_port_stats st;
+    do {
+      mior_port_poll(p, 0, 1000);
+      CHECK_OK(mior_port_stats_get(p, &st));
+    } while (r.got + st.rx_drop_truncated < i && tt_now_ms() < end);
+    mior_tx_flush(p);
+    while (echoed < r.got) {
+      ssize_t k = recv(ks, buf, sizeof buf, 0);
+      if (k < 0) break;
+      echoed++;
+      uint32_t seq;
+      if (tt_check(buf, (uint32_t)k, &seq) != 0) {
+        bad++;
+        continue;
+      }
+      /* in order, each once: the next echoed datagram is the next one not truncated */
+      while (next % 7 == 3) next++;
+      if (seq != next && bad++ < 5) printf("    echo %u, expected %u\n", seq, next);
+      next = seq + 1;
+    }
+  }
+  mior_port_stats st;
+  CHECK_OK(mior_port_stats_get(p, &st));
+  printf("    %u echoed, %llu truncated, %llu system calls\n", r.got,
+         (unsigned long long)st.rx_drop_truncated, (unsigned long long)st.submits);
+  CHECK_EQ(bad, 0);
+  CHECK_EQ(r.got, sent_ok);
+  CHECK_EQ(echoed, sent_ok);
+  CHECK_EQ(r.send_fail, 0);
+  CHECK_EQ(st.rx_drop_truncated, truncated);
+  CHECK_EQ(st.rx_packets, sent_ok);
+  CHECK_EQ(st.tx_packets, sent_ok);
+  CHECK_EQ(st.user_held, 0);
+  close(ks);
+  TT_CHECK_POOL_RETURNED(t);
+  CHECK_EQ(mior_transport_close(t), 0);
+}
+
+static void body_busy_direct(mior_backend b) { busy_direct(b, 0); }
+/* Without GRO the direct receive is a recvfrom, which sees a cut datagram by its length alone. */
+static void body_busy_direct_no_gro(mior_backend b) { busy_direct(b, MIOR_OPT_NO_UDP_GRO); }
+
 /* --- stale copies ----------------------------------------------------------------------------- */
 
 static void body_stale_release(mior_backend b) {
@@ -274,6 +356,8 @@ int main(void) {
   ran += tt_for_each_backend("release_in_consume", body_release_in_consume);
   ran += tt_for_each_backend("echo_in_place, then MIOR_KEEP", body_echo_then_keep);
   ran += tt_for_each_backend("stale_release", body_stale_release);
+  ran += tt_for_each_backend("busy_poll_direct_path", body_busy_direct);
+  ran += tt_for_each_backend("busy_poll_direct_path, no GRO", body_busy_direct_no_gro);
   ran += tt_for_each_backend("empty_datagrams", body_empty);
   ran += tt_for_each_backend("empty_datagrams, posted receives", body_empty_posted);
   char why[160];

@@ -275,7 +275,8 @@ typedef struct mior_port_stats {
                                         and drops one only when it cannot allocate memory, so this
                                         stays 0 unless something was really lost */
   uint64_t submits;                  /* system calls the data path made: io_uring_enter (uring),
-                                        sendmmsg, recvmmsg and ppoll (sockets), exactly, whether
+                                        sendmmsg, recvmmsg and ppoll (sockets), and the
+                                        direct path's recvmsg and sendmsg (busy polling), exactly, whether
                                         they submitted, collected completions or waited.  Set-up
                                         calls (socket, io_uring_setup, io_uring_register) are not
                                         counted.  Windows: the calls that issue or submit

@@ -140,6 +140,18 @@ typedef struct mior__backend_ops {
   /* The backend's own counters.  Optional (NULL: none).  Called on the driving thread, or from
    * any thread as a snapshot (as mior_port_stats_get documents). */
   void (*counters)(const struct mior__io *r, mior__backend_counters *out);
+  /* The direct path of a busy-polling port with one packet per operation (docs/ARCHITECTURE.md,
+   * "Busy polling"): one non-blocking receive on the socket, bypassing the ring, into `slot`,
+   * which the backend does not keep.  Returns 1 with *c filled as reap would fill it (the same
+   * truncation flag, source and GRO segment size), 0 if no datagram is waiting, or a negative
+   * errno (c->slot is then still the caller's).  Counted in submits.  Optional (NULL: no direct
+   * path; then tx_direct is NULL too). */
+  int (*rx_direct)(struct mior__io *r, uint32_t slot, mior__cqe *c);
+  /* ... and one non-blocking send of len bytes at data, to dst (NULL: the connected peer),
+   * beside the ring.  Returns the bytes sent or a negative errno; -EAGAIN: nothing went out,
+   * queue it instead.  The caller uses it only when nothing of its own is queued or in flight,
+   * so it cannot overtake an earlier send.  Counted in submits. */
+  int (*tx_direct)(struct mior__io *r, const uint8_t *data, uint32_t len, const mior_addr *dst);
   /* Operations still outstanding that will produce a completion (sends, posted receives). */
   uint32_t (*outstanding)(struct mior__io *r);
   /* Close the ring, on any thread, once nothing is outstanding (or the thread that submitted it

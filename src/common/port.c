@@ -247,6 +247,31 @@ static inline void tx_complete(struct mior_port *p, const mior__cqe *c) {
   if (c->slot != MIOR__NO_SLOT) cache_push(p, c->slot);
 }
 
+/* The direct path's receive (see mior_port_poll): one non-blocking receive on the socket into a
+ * slot from the cache, delivered through rx_complete as if the backend had posted the slot and
+ * completed it, so every rule of the ring path holds (truncation, GRO splitting, stats, slot
+ * states).  Returns 1 if it handled something (a datagram or an error), else 0. */
+static uint32_t rx_direct(struct mior_port *p, uint32_t *delivered) {
+  if (p->cache_len == 0 && cache_fill(p, p->batch) == 0) return 0;
+  uint32_t slot = p->cache[p->cache_len - 1];
+  mior__cqe *c = &p->cqes[0];
+  int got = p->ops->rx_direct(p->io, slot, c);
+  if (got == 0) return 0;
+  if (got < 0) {
+    count_error(p, got, 1); /* as a failed receive completion without a slot */
+    return 1;
+  }
+  p->cache_len--;
+  mior__slot_set(p, slot, MIOR__SLOT_RX);
+  p->rx_posted++; /* posted and completed at once: rx_complete takes it back */
+  p->stats.completions++;
+  p->in_process = 1;
+  rx_complete(p, c, delivered);
+  if (*delivered && p->receiver.flush) p->receiver.flush(p->receiver.ctx, p);
+  p->in_process = 0;
+  return 1;
+}
+
 /* Reap and dispatch completions until none are ready or `budget` packets were delivered.  Returns
  * the number of completions handled; *delivered counts packets given to the receiver. */
 uint32_t mior__port_process(struct mior_port *p, uint32_t budget, uint32_t *delivered) {
@@ -276,6 +301,9 @@ int mior__port_submit(struct mior_port *p, int wait, int64_t timeout_us) {
   p->tx_pending = 0;
   return p->ops->submit(p->io, wait, timeout_us);
 }
+
+/* How often a spin on the direct path also looks at the ring (a power of two). */
+#define DIRECT_RING_EVERY 16u
 
 int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
   if (!p) return mior__fail(-EINVAL, "mior_port_poll: NULL port");
@@ -323,15 +351,32 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
    * item posts up to 32 completions, so a first wait for 17 took 478 queued datagrams in one
    * enter, more than the port had receive buffers for (the multishot receive then ends with
    * -ENOBUFS).  A look that does not wait takes a backlog in batches the port keeps up with. */
+  /* The direct path: a busy-polling port whose last poll brought at most one receive spins on a
+   * non-blocking receive on the socket itself, and looks at the ring only every DIRECT_RING_EVERY
+   * spins (for the completions of the ring's own receive) or when sends are queued or in flight.
+   * A ring costs more per operation than the system call it stands for, and with one packet per
+   * operation nothing is batched to pay for it.  Order holds: the ring's completions are all
+   * taken before each direct receive, and both take datagrams from the head of one socket queue. */
+  int direct = p->direct && !p->no_rx && p->last_rx <= 1;
   if (timeout_us == 0 || p->busy_poll_us || want > 1) {
     uint64_t end = 0; /* one look, unless busy-polling a port that may wait */
     if (timeout_us != 0 && p->busy_poll_us) end = mior__now_ns() + (uint64_t)p->busy_poll_us * 1000u;
-    for (;;) {
-      rc = mior__port_submit(p, 0, 0);
-      if (rc < 0) return rc;
-      handled = mior__port_process(p, budget, &delivered);
-      if (handled > 0 || mior__now_ns() >= end) break;
-      mior__cpu_relax();
+    for (uint32_t spin = 0;; spin++) {
+      /* Queued sends go first (the ring submits them); sends in flight on the ring, and a look
+       * that is the only one (timeout 0), need the ring looked at too. */
+      int ring = !direct || p->tx_pending || p->tx_inflight || end == 0 ||
+                 spin % DIRECT_RING_EVERY == DIRECT_RING_EVERY - 1;
+      if (direct && !p->tx_pending && (handled = rx_direct(p, &delivered)) > 0) break;
+      if (ring) {
+        rc = mior__port_submit(p, 0, 0);
+        if (rc < 0) return rc;
+        handled = mior__port_process(p, budget, &delivered);
+        if (handled > 0) break;
+      }
+      /* A direct spin's system call is its pause; it reads the clock once in 8 spins. */
+      if (direct && end != 0 && spin % 8 != 7) continue;
+      if (mior__now_ns() >= end) break;
+      if (!direct) mior__cpu_relax();
     }
     if (handled > 0 || timeout_us == 0) goto out;
   }
@@ -339,6 +384,7 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
   if (rc < 0) return rc;
   mior__port_process(p, budget, &delivered);
 out:
+  p->direct_tx = p->direct;
   p->last_rx = p->rx_done;
   p->rx_done = 0;
   rx_refill(p);
@@ -506,6 +552,20 @@ int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst
     rc = mior__fail(-EAFNOSUPPORT, "destination is IPv%d but the socket is IPv%d",
                     dst->family == MIOR_AF_INET6 ? 6 : 4, p->dst_family == MIOR_AF_INET6 ? 6 : 4);
     goto invalid;
+  }
+  /* The direct path (see mior_port_poll): on a quiet busy-polling port, the first send of a poll
+   * with nothing else queued or in flight goes out at once with one system call, so it cannot
+   * overtake an earlier one; later sends of the same poll queue as usual and may leave as one GSO
+   * send.  It completes here as the ring would complete it. */
+  if (p->direct_tx && p->tx_pending == 0 && p->tx_inflight == 0 && p->last_rx <= 1) {
+    p->direct_tx = 0;
+    rc = p->ops->tx_direct(p->io, pkt->data, len, dst);
+    if (rc != -EAGAIN) {
+      mior__cqe c = {.op = MIOR__OP_TX, .slot = slot, .res = rc, .off = len};
+      p->tx_inflight++;
+      tx_complete(p, &c);
+      return 0;
+    }
   }
   if (p->tx_pending >= p->sq_limit) {
     rc = flush_bound(p);

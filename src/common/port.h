@@ -58,6 +58,9 @@ struct mior_port {
                                coalescing (a coalesced buffer is one, however many packets) */
   uint32_t rx_done;         /* receive completions carrying data in this poll */
   uint32_t sq_limit;        /* most sends queued before a submit is forced */
+  int direct;               /* busy-polling udp port on a backend with a direct path
+                               (rx_direct/tx_direct): quiet polls use it, see mior_port_poll */
+  int direct_tx;            /* a direct send is allowed now (one per poll, see mior_tx_send) */
   int addr_from_packet;     /* ip kind without a peer: destination taken from the IP header */
   int datagrams;            /* udp kind: a zero-length packet is a valid datagram */
   int has_default_dst;      /* sends without dst go somewhere: a connected peer, or a packet

@@ -45,6 +45,8 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
   p->sq_limit = o->sq_entries / 2 > o->batch ? o->sq_entries / 2 : o->batch;
   p->addr_from_packet = cfg_in->ep->kind == MIOR__KIND_IP && !cfg_in->peer;
   p->datagrams = cfg_in->ep->kind == MIOR__KIND_UDP;
+  p->direct = ops->rx_direct && ops->tx_direct && o->busy_poll_us && p->datagrams;
+  p->direct_tx = p->direct;
   p->has_default_dst = cfg_in->peer != NULL || cfg_in->ep->kind == MIOR__KIND_PACKET;
   p->dst_family = cfg_in->ep->kind == MIOR__KIND_PACKET ? 0 : cfg_in->ep->addr.family;
   p->stats.backend = ops->id;

@@ -20,6 +20,7 @@
 #include "common/tx_fifo.h"
 #include "common/internal.h"
 #include "common/socket.h"
+#include "linux/direct.h"
 
 /* A queued send's own destination, per slot (a slot is queued once at a time). */
 struct tx_dst {
@@ -435,6 +436,16 @@ static void sockets_counters(const struct mior__io *r, mior__backend_counters *o
   *out = r->cnt;
 }
 
+static int sockets_rx_direct(struct mior__io *r, uint32_t slot, mior__cqe *c) {
+  r->cnt.submits++;
+  return mior__linux_rx_direct(r->sock, &r->region, r->gro, slot, c);
+}
+
+static int sockets_tx_direct(struct mior__io *r, const uint8_t *data, uint32_t len, const mior_addr *dst) {
+  r->cnt.submits++;
+  return mior__linux_tx_direct(r->sock, data, len, dst);
+}
+
 const mior__backend_ops mior__sockets_ops = {
     .id = MIOR_BACKEND_SOCKETS,
     .name = "sockets",
@@ -446,6 +457,8 @@ const mior__backend_ops mior__sockets_ops = {
     .submit = sockets_submit,
     .reap = sockets_reap,
     .cancel = sockets_cancel,
+    .rx_direct = sockets_rx_direct,
+    .tx_direct = sockets_tx_direct,
     .outstanding = sockets_outstanding,
     .counters = sockets_counters,
     .close = sockets_close,

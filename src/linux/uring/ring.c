@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/os.h"
+#include "linux/direct.h"
 #include "linux/uring/uring.h"
 
 int mior__kernel_at_least(int major, int minor) {
@@ -274,6 +275,16 @@ static void uring_counters(const struct mior__io *r, mior__backend_counters *out
   *out = r->cnt;
 }
 
+static int uring_rx_direct(struct mior__io *r, uint32_t slot, mior__cqe *c) {
+  r->cnt.submits++;
+  return mior__linux_rx_direct(r->sock, &r->region, r->gro, slot, c);
+}
+
+static int uring_tx_direct(struct mior__io *r, const uint8_t *data, uint32_t len, const mior_addr *dst) {
+  r->cnt.submits++;
+  return mior__linux_tx_direct(r->sock, data, len, dst);
+}
+
 const mior__backend_ops mior__uring_ops = {
     .id = MIOR_BACKEND_URING,
     .name = "uring",
@@ -287,6 +298,8 @@ const mior__backend_ops mior__uring_ops = {
     .submit = mior__uring_submit,
     .reap = mior__uring_reap,
     .cancel = uring_cancel,
+    .rx_direct = uring_rx_direct,
+    .tx_direct = uring_tx_direct,
     .outstanding = uring_outstanding,
     .counters = uring_counters,
     .close = uring_close,
