@@ -144,32 +144,42 @@ static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t
   p->stats.rx_packets++;
   p->stats.rx_bytes += (uint64_t)c->res;
   (*delivered)++;
-  if (!p->receiver.consume) {
+  if (!p->receiver.consume && !p->burst) {
     cache_push(p, c->slot);
     return;
   }
-  mior_pkt pkt;
-  pkt.data = mior_pool_region_slot(&p->region, c->slot) + c->off;
-  pkt.len = (uint32_t)c->res;
-  pkt.cap = p->region.buf_size - c->off;
-  pkt.port = p;
-  pkt.slot = c->slot;
-  pkt.flags = c->flags;
-  pkt.src = c->src;
-  pkt.reserved_ = 0;
+  /* One delivery path: mior_rx_burst's packets are built here as consume's are. */
+  mior_pkt pkt_local, *pk = p->burst ? &p->burst[p->burst_n] : &pkt_local;
+  pk->data = mior_pool_region_slot(&p->region, c->slot) + c->off;
+  pk->len = (uint32_t)c->res;
+  pk->cap = p->region.buf_size - c->off;
+  pk->port = p;
+  pk->slot = c->slot;
+  pk->flags = c->flags;
+  pk->src = c->src;
+  pk->reserved_ = 0;
+  if (MIOR_UNLIKELY(c->flags & MIOR__PKT_META_MASK)) {
+    pk->local = c->meta.local;
+    pk->rx_time_ns = c->meta.time_ns;
+    pk->ecn = c->meta.ecn;
+  }
   /* During consume the slot is the receiver's, like a kept packet: it may send it (echo in
    * place) or release it, and then the slot is no longer its own whatever consume returns. */
-  pkt.gen = mior__slot_to_user(p, c->slot);
+  pk->gen = mior__slot_to_user(p, c->slot);
   p->user_taken++;
-  int verdict = p->receiver.consume(p->receiver.ctx, p, &pkt);
+  if (p->burst) {
+    p->burst_n++; /* the caller's now, until it releases or sends it */
+    return;
+  }
+  int verdict = p->receiver.consume(p->receiver.ctx, p, pk);
   if (verdict == MIOR_KEEP) {
-    if (mior__slot_word(p, c->slot) == ((pkt.gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER))
+    if (mior__slot_word(p, c->slot) == ((pk->gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER))
       p->stats.rx_kept++;
     return;
   }
   /* Still this packet's slot (not sent, not released, so not handed out again): back to the
    * cache.  The compare-and-swap loses only to a release from another thread. */
-  if (mior__slot_from_user(p, c->slot, pkt.gen, MIOR__SLOT_CACHE)) {
+  if (mior__slot_from_user(p, c->slot, pk->gen, MIOR__SLOT_CACHE)) {
     p->user_taken--;
     p->cache[p->cache_len++] = c->slot;
   }
@@ -208,7 +218,7 @@ uint32_t mior__port_process(struct mior_port *p, uint32_t budget, uint32_t *deli
       else rx_complete(p, c, delivered);
     }
   }
-  if (*delivered && p->receiver.flush) p->receiver.flush(p->receiver.ctx, p);
+  if (*delivered && p->receiver.flush && !p->burst) p->receiver.flush(p->receiver.ctx, p);
   p->in_process = 0;
   return handled;
 }
@@ -219,6 +229,22 @@ int mior__port_submit(struct mior_port *p, int wait, int64_t timeout_us) {
   return p->ops->submit(p->io, wait, timeout_us);
 }
 
+void mior__port_take_returned(struct mior_port *p) {
+  uint64_t old = atomic_load_explicit(&p->ret_head, memory_order_relaxed);
+  if (MIOR_LIKELY((uint32_t)old == MIOR__NO_SLOT)) return;
+  /* Take the whole list, keeping the count.  Acquire: the links the pushers wrote are visible. */
+  while (!atomic_compare_exchange_weak_explicit(&p->ret_head, &old, (old & ~(uint64_t)UINT32_MAX) | MIOR__NO_SLOT,
+                                                memory_order_acquire, memory_order_relaxed)) {
+  }
+  for (uint32_t s = (uint32_t)old; s != MIOR__NO_SLOT;) {
+    uint32_t next = atomic_load_explicit(&p->ret_next[s], memory_order_relaxed);
+    cache_push(p, s);
+    s = next;
+  }
+}
+
+static int poll_bound(struct mior_port *p, uint32_t budget, int64_t timeout_us);
+
 int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
   if (!p) return mior__fail(-EINVAL, "mior_port_poll: NULL port");
   if (p->in_process)
@@ -226,8 +252,50 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
   int rc = ensure_bound(p);
   if (rc < 0) return rc;
   if (budget == 0) budget = p->batch;
-  uint32_t delivered = 0, handled;
+  return poll_bound(p, budget, timeout_us);
+}
 
+int mior_port_run_ready(mior_port *p, uint32_t budget) {
+  return mior_port_poll(p, budget, 0);
+}
+
+int mior_rx_burst(mior_port *p, mior_pkt *pkts, uint32_t max) {
+  if (!p || !pkts) return mior__fail(-EINVAL, "mior_rx_burst: NULL %s", p ? "pkts" : "port");
+  if (p->in_process)
+    return mior__fail(-EBUSY, "mior_rx_burst called from inside the receiver's callbacks");
+  int rc = ensure_bound(p);
+  if (rc < 0) return rc;
+  if (max == 0) return 0;
+  p->burst = pkts;
+  p->burst_n = 0;
+  rc = poll_bound(p, max, 0);
+  p->burst = NULL;
+  return rc;
+}
+
+int mior_port_event_handle(mior_port *p, mior_handle *out) {
+  if (!p || !out) return mior__fail(-EINVAL, "mior_port_event_handle: NULL argument");
+  if (!p->ops->event_open)
+    return mior__fail(-EOPNOTSUPP, "the %s backend has no event handle: drive the port with "
+                      "mior_port_poll (or mior_transport_start)", p->ops->name);
+  int rc = ensure_bound(p);
+  if (rc < 0) return rc;
+  rc = p->ops->event_open(p->io, out);
+  if (rc < 0) return rc;
+  if (!p->evt_on) {
+    p->evt_on = 1;
+    /* Work may be waiting already (a datagram that came before the handle): say so. */
+    p->ops->event_done(p->io, 1);
+  }
+  return 0;
+}
+
+static int poll_bound(struct mior_port *p, uint32_t budget, int64_t timeout_us) {
+  uint32_t delivered = 0, handled;
+  int rc;
+
+  if (p->evt_on) p->ops->event_clear(p->io);
+  mior__port_take_returned(p);
   rx_refill(p);
   /* Completions already in the ring cost no system call: take them first. */
   handled = mior__port_process(p, budget, &delivered);
@@ -279,6 +347,7 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
 out:
   p->last_rx = delivered;
   rx_refill(p);
+  if (p->evt_on) p->ops->event_done(p->io, delivered >= budget);
   return (int)delivered;
 }
 
@@ -325,6 +394,9 @@ static int dst_from_ip_header(const uint8_t *d, uint32_t len, mior_addr *out) {
 static int flush_bound(struct mior_port *p) {
   if (p->tx_pending == 0) return 0;
   int rc = mior__port_submit(p, 0, 0);
+  /* Outside a work call (which ends with event_done itself), completions a submit made in user
+   * space (the sockets backend's) must make the handle readable, or their slots wait unseen. */
+  if (p->evt_on && !p->in_process) p->ops->event_done(p->io, 0);
   return rc < 0 ? rc : 0;
 }
 
@@ -341,6 +413,28 @@ static int user_to_pool(struct mior_port *p, uint32_t slot, uint32_t gen) {
   atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
   mior_pool_release(p->pool, slot);
   return 1;
+}
+
+/* Per-send metadata the caller set: checked once here for every backend. */
+static int tx_meta_check(struct mior_port *p, const mior_pkt *pkt, uint32_t mflags) {
+  if (!p->datagrams)
+    return mior__fail(-EINVAL, "mior_tx_send: a source address or ECN per send needs a udp port");
+  if ((mflags & MIOR_PKT_ECN) && pkt->ecn > 3)
+    return mior__fail(-EINVAL, "mior_tx_send: ECN codepoint %u (0..3)", pkt->ecn);
+  if ((mflags & MIOR_PKT_LOCAL) && pkt->local.family != MIOR_AF_UNSPEC &&
+      (pkt->local.family == MIOR_AF_INET6) != (p->dst_family == MIOR_AF_INET6))
+    return mior__fail(-EINVAL, "mior_tx_send: source address of the other family than the socket");
+  return 0;
+}
+
+static inline int tx_queue(struct mior_port *p, uint32_t slot, uint32_t off, uint32_t len,
+                           const mior_addr *dst, uint32_t mflags, const mior_pkt *pkt) {
+  if (MIOR_LIKELY(!mflags)) return p->ops->tx_queue(p->io, slot, off, len, dst);
+  mior__pkt_meta m;
+  m.local = pkt->local;
+  m.ecn = pkt->ecn;
+  m.time_ns = 0;
+  return p->ops->tx_queue_meta(p->io, slot, off, len, dst, mflags, &m);
 }
 
 int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst) {
@@ -390,11 +484,21 @@ int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst
     rc = flush_bound(p);
     if (rc < 0) goto failed;
   }
-  rc = p->ops->tx_queue(p->io, slot, (uint32_t)(pkt->data - base), len, dst);
+  uint32_t mflags = pkt->flags & (MIOR_PKT_LOCAL | MIOR_PKT_ECN);
+  if (MIOR_UNLIKELY(mflags)) {
+    rc = tx_meta_check(p, pkt, mflags);
+    if (rc < 0) goto invalid;
+    if (!p->ops->tx_queue_meta) {
+      rc = mior__fail(-EOPNOTSUPP, "mior_tx_send: the %s backend cannot set a source address or "
+                      "ECN per send", p->ops->name);
+      goto failed;
+    }
+  }
+  rc = tx_queue(p, slot, (uint32_t)(pkt->data - base), len, dst, mflags, pkt);
   if (MIOR_UNLIKELY(rc == -EAGAIN)) {
     /* The submission queue filled up under us (receives share it): submit and try once more. */
     int frc = flush_bound(p);
-    rc = frc < 0 ? frc : p->ops->tx_queue(p->io, slot, (uint32_t)(pkt->data - base), len, dst);
+    rc = frc < 0 ? frc : tx_queue(p, slot, (uint32_t)(pkt->data - base), len, dst, mflags, pkt);
   }
   if (MIOR_UNLIKELY(rc < 0)) {
     /* A destination the socket cannot take is the caller's mistake; anything else is not. */
@@ -429,6 +533,59 @@ int mior_pkt_release(const mior_pkt *pkt) {
   return 0;
 }
 
+/* The per-packet step of mior_pkt_release_bulk: claim the slot for the bulk if this packet
+ * (generation) holds it.  A plain store, not a compare-and-swap: the caller promises that nobody
+ * else gives this packet back at the same time (pkt.h); a packet given twice in one bulk finds
+ * the slot CLAIMED and is refused. */
+static inline int bulk_claim(struct mior_port *p, const mior_pkt *pkt) {
+  if (pkt->slot >= p->region.buf_count || pkt->gen > MIOR__SLOT_GEN_MASK) return 0;
+  uint32_t held = (pkt->gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER;
+  if (mior__slot_word(p, pkt->slot) != held) return 0;
+  atomic_store_explicit(&p->slot_state[pkt->slot], (pkt->gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_CLAIMED,
+                        memory_order_relaxed);
+  return 1;
+}
+
+static void bulk_unclaim(const mior_pkt *pkts, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) mior__slot_set(pkts[i].port, pkts[i].slot, MIOR__SLOT_USER);
+}
+
+int mior_pkt_release_bulk(const mior_pkt *pkts, uint32_t n) {
+  if (n == 0) return 0;
+  if (!pkts) return mior__fail(-EINVAL, "mior_pkt_release_bulk: NULL pkts");
+  for (uint32_t i = 0; i < n; i++) {
+    if (!pkts[i].port || !bulk_claim(pkts[i].port, &pkts[i])) {
+      bulk_unclaim(pkts, i);
+      return mior__fail(-EINVAL, "mior_pkt_release_bulk: packet %u of %u is not held by the "
+                        "application (released or sent already, a stale copy, or given twice); "
+                        "none was released", i, n);
+    }
+  }
+  /* Every run of one port's packets goes on its return list in one compare-and-swap. */
+  for (uint32_t i = 0; i < n;) {
+    struct mior_port *p = pkts[i].port;
+    uint32_t first = pkts[i].slot, last = first, k = 1;
+    mior__slot_set(p, first, MIOR__SLOT_RETURNED);
+    while (i + k < n && pkts[i + k].port == p) {
+      uint32_t s = pkts[i + k].slot;
+      mior__slot_set(p, s, MIOR__SLOT_RETURNED);
+      atomic_store_explicit(&p->ret_next[last], s, memory_order_relaxed);
+      last = s;
+      k++;
+    }
+    uint64_t old = atomic_load_explicit(&p->ret_head, memory_order_relaxed);
+    uint64_t want;
+    do {
+      atomic_store_explicit(&p->ret_next[last], (uint32_t)old, memory_order_relaxed);
+      want = ((((old >> 32) + k) & UINT32_MAX) << 32) | first;
+      /* Release: the slot words and links above are visible to the thread that takes the list. */
+    } while (!atomic_compare_exchange_weak_explicit(&p->ret_head, &old, want, memory_order_release,
+                                                    memory_order_relaxed));
+    i += k;
+  }
+  return 0;
+}
+
 uint32_t mior_random_seq(mior_port *p) {
   if (!p) return 0;
   /* splitmix64: fast, full period, and seeded from the OS at open. */
@@ -449,7 +606,9 @@ mior_backend mior_port_backend(const mior_port *p) {
 }
 
 uint32_t mior__port_user_held(const struct mior_port *p) {
-  return p->user_taken - atomic_load_explicit(&((struct mior_port *)p)->user_released, memory_order_relaxed);
+  struct mior_port *mp = (struct mior_port *)p;
+  uint32_t bulk = (uint32_t)(atomic_load_explicit(&mp->ret_head, memory_order_relaxed) >> 32);
+  return p->user_taken - atomic_load_explicit(&mp->user_released, memory_order_relaxed) - bulk;
 }
 
 int mior_port_stats_get(const mior_port *p, mior_port_stats *out) {

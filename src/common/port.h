@@ -26,6 +26,8 @@ enum {
   MIOR__SLOT_RX,         /* given to the backend for receive */
   MIOR__SLOT_TX,         /* queued or in flight for send */
   MIOR__SLOT_USER,       /* kept by the receiver, or acquired for transmit and not yet sent */
+  MIOR__SLOT_RETURNED,   /* given back by mior_pkt_release_bulk: on the port's return list */
+  MIOR__SLOT_CLAIMED,    /* being given back by mior_pkt_release_bulk right now */
 };
 
 struct mior_transport;
@@ -61,6 +63,9 @@ struct mior_port {
   uint16_t dst_family;      /* MIOR_AF_INET/_INET6 of the socket (udp, ip), 0 for packet */
   int no_rx;
   mior__cqe *cqes;          /* reap buffer, batch entries */
+  mior_pkt *burst;          /* mior_rx_burst: received packets go here instead of to consume */
+  uint32_t burst_n;
+  int evt_on;               /* the event handle exists (mior_port_event_handle) */
   mior_receiver receiver;
   uint64_t rng;             /* mior_random_seq state */
   _Atomic uint64_t owner;   /* thread that drives the port, or MIOR__OWNER_* */
@@ -69,6 +74,13 @@ struct mior_port {
   uint32_t user_taken;      /* slots handed to the application (kept or acquired), minus those
                                it gave back through tx_send; driving thread only */
   atomic_uint user_released; /* slots given back by mior_pkt_release, from any thread */
+  /* mior_pkt_release_bulk's return list: a stack of slots linked through ret_next, pushed by any
+   * thread with one compare-and-swap per bulk, taken whole by the driving thread.  The word is
+   * (slots ever pushed, mod 2^32) << 32 | top slot (MIOR__NO_SLOT when empty): the count makes
+   * mior__port_user_held exact before the driving thread has taken them, and, growing with every
+   * push, keeps a push from succeeding against a head that was taken and rebuilt meanwhile. */
+  _Atomic uint64_t ret_head;
+  _Atomic uint32_t *ret_next;
   mior_port_stats stats;
 
   /* cold */
@@ -153,6 +165,8 @@ static inline int mior__slot_from_user(struct mior_port *p, uint32_t slot, uint3
 int mior__port_bind(struct mior_port *port, uint64_t self, uint64_t own);
 /* Reap and dispatch completions until none are ready or `budget` packets were delivered. */
 uint32_t mior__port_process(struct mior_port *port, uint32_t budget, uint32_t *delivered);
+/* Take the slots of mior_pkt_release_bulk's return list back into the cache (driving thread). */
+void mior__port_take_returned(struct mior_port *port);
 /* Submit what is queued (and wait, see the backend's submit). */
 int mior__port_submit(struct mior_port *port, int wait, int64_t timeout_us);
 
