@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +21,7 @@
 #include "common/tx_fifo.h"
 #include "common/internal.h"
 #include "common/socket.h"
+#include "linux/rx_meta.h"
 
 /* A queued send's own destination, per slot (a slot is queued once at a time). */
 struct tx_dst {
@@ -57,6 +60,15 @@ struct mior__io {
    * recvmmsg's failed try for a second (about 0.2 us, on a ping-pong's critical path at each end). */
   int spin_single;
   uint32_t rx_empty; /* recvmmsg calls in a row that found nothing */
+  /* Per-packet metadata: a control buffer per receive header (MIOR_OPT_RX_*, else NULL), and per
+   * slot for sends that carry a source address or ECN codepoint (made on the first one). */
+  uint8_t *rx_ctl;
+  uint8_t *tx_ctl;
+  socklen_t *tx_ctl_len;
+  /* The event handle: an epoll descriptor over the socket and an eventfd of our own, which says
+   * "work left" (completions queued here, a budget that ran out).  -1 until asked for. */
+  int epfd, evfd;
+  int ev_signalled;
 };
 
 static int sockets_supported(char *why, size_t len) {
@@ -76,12 +88,18 @@ static void sockets_close(struct mior__io *r) {
   free(r->rx_msgs);
   free(r->rx_iov);
   free(r->names_buf);
+  free(r->rx_ctl);
+  free(r->tx_ctl);
+  free(r->tx_ctl_len);
+  if (r->epfd >= 0) close(r->epfd);
+  if (r->evfd >= 0) close(r->evfd);
   free(r);
 }
 
 static int sockets_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features) {
   struct mior__io *r = calloc(1, sizeof *r);
   if (!r) return mior__fail(-ENOMEM, "out of memory");
+  r->epfd = r->evfd = -1;
   r->sock = cfg->sock;
   r->region = cfg->region;
   r->batch = cfg->opts->batch;
@@ -96,7 +114,9 @@ static int sockets_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t
   r->rx_msgs = calloc(r->batch, sizeof *r->rx_msgs);
   r->rx_iov = calloc(r->batch, sizeof *r->rx_iov);
   r->names_buf = calloc(r->batch, sizeof *r->names_buf);
-  if (!r->rx_slots || !r->txq.q || !r->dst || !r->cq.q || !r->msgs || !r->iov || !r->rx_msgs || !r->rx_iov ||
+  int meta = (cfg->opts->flags & MIOR__RX_META_OPTS) != 0;
+  if (meta) r->rx_ctl = calloc(r->batch, MIOR__RX_CMSG_SPACE);
+  if ((meta && !r->rx_ctl) || !r->rx_slots || !r->txq.q || !r->dst || !r->cq.q || !r->msgs || !r->iov || !r->rx_msgs || !r->rx_iov ||
       !r->names_buf) {
     sockets_close(r);
     return mior__fail(-ENOMEM, "out of memory");
@@ -137,7 +157,29 @@ static uint32_t sockets_rx_post(struct mior__io *r, const uint32_t *slots, uint3
 static int sockets_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                             const mior_addr *dst) {
   if (dst) r->dst[slot].len = mior__sockaddr_from(dst, &r->dst[slot].sa);
+  if (r->tx_ctl_len) r->tx_ctl_len[slot] = 0;
   return mior__tx_fifo_push(&r->txq, slot, off, len, dst != NULL);
+}
+
+/* A send with a source address or ECN codepoint: its control messages wait beside the slot, and
+ * has_dst says "this slot's header storage is in use" (with or without an address). */
+static int sockets_tx_queue_meta(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
+                                 const mior_addr *dst, uint32_t flags, const mior__pkt_meta *m) {
+  if (!r->tx_ctl) {
+    r->tx_ctl = malloc((size_t)r->region.buf_count * MIOR__TX_CMSG_SPACE);
+    r->tx_ctl_len = calloc(r->region.buf_count, sizeof *r->tx_ctl_len);
+    if (!r->tx_ctl || !r->tx_ctl_len) {
+      free(r->tx_ctl);
+      free(r->tx_ctl_len);
+      r->tx_ctl = NULL;
+      r->tx_ctl_len = NULL;
+      return mior__fail(-ENOMEM, "out of memory for send metadata");
+    }
+  }
+  r->dst[slot].len = dst ? mior__sockaddr_from(dst, &r->dst[slot].sa) : 0;
+  r->tx_ctl_len[slot] = mior__tx_cmsg_meta(r->tx_ctl + (size_t)slot * MIOR__TX_CMSG_SPACE,
+                                           MIOR__TX_CMSG_SPACE, r->sock->family, flags, m);
+  return mior__tx_fifo_push(&r->txq, slot, off, len, 1);
 }
 
 static void do_tx(struct mior__io *r) {
@@ -152,8 +194,14 @@ static void do_tx(struct mior__io *r) {
       h->msg_iov = &r->iov[i];
       h->msg_iovlen = 1;
       if (e->has_dst) {
-        h->msg_name = &r->dst[e->slot].sa;
-        h->msg_namelen = r->dst[e->slot].len;
+        if (r->dst[e->slot].len) {
+          h->msg_name = &r->dst[e->slot].sa;
+          h->msg_namelen = r->dst[e->slot].len;
+        }
+        if (r->tx_ctl_len && r->tx_ctl_len[e->slot]) {
+          h->msg_control = r->tx_ctl + (size_t)e->slot * MIOR__TX_CMSG_SPACE;
+          h->msg_controllen = r->tx_ctl_len[e->slot];
+        }
       }
     }
     int sent = sendmmsg(r->sock->fd, r->msgs, k, MSG_DONTWAIT);
@@ -195,6 +243,10 @@ static void do_rx(struct mior__io *r) {
           h->msg_name = &r->names_buf[i];
           h->msg_namelen = sizeof r->names_buf[i];
         }
+        if (r->rx_ctl) {
+          h->msg_control = r->rx_ctl + (size_t)i * MIOR__RX_CMSG_SPACE;
+          h->msg_controllen = MIOR__RX_CMSG_SPACE;
+        }
       }
       r->rx_prep_k = kfull;
       r->rx_prep_n = r->rx_len;
@@ -227,6 +279,7 @@ static void do_rx(struct mior__io *r) {
       c->res = (int32_t)len;
       if (r->names) mior__sockaddr_to(&r->names_buf[i].sa, r->rx_msgs[i].msg_hdr.msg_namelen, &c->src);
       else c->src.family = MIOR_AF_UNSPEC;
+      if (r->rx_ctl) mior__rx_cmsg_meta(&r->rx_msgs[i].msg_hdr, c);
       /* An empty datagram is delivered; zero bytes from nobody is a shut-down socket's end of
        * data, not a datagram. */
       if (len == 0 && (!r->names || r->rx_msgs[i].msg_hdr.msg_namelen == 0)) c->res = -EAGAIN;
@@ -295,6 +348,46 @@ static void sockets_counters(const struct mior__io *r, mior__backend_counters *o
   *out = r->cnt;
 }
 
+static int sockets_event_open(struct mior__io *r, mior_handle *out) {
+  if (r->epfd < 0) {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return mior__fail(-errno, "epoll_create1: %s", strerror(errno));
+    int ev = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (ev < 0) {
+      int err = errno;
+      close(ep);
+      return mior__fail(-err, "eventfd: %s", strerror(err));
+    }
+    /* Level-triggered inside: the socket keeps the descriptor readable while a datagram waits. */
+    struct epoll_event e1 = {.events = EPOLLIN, .data = {.u32 = 0}};
+    struct epoll_event e2 = {.events = EPOLLIN, .data = {.u32 = 1}};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, r->sock->fd, &e1) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e2) < 0) {
+      int err = errno;
+      close(ep);
+      close(ev);
+      return mior__fail(-err, "epoll_ctl: %s", strerror(err));
+    }
+    r->epfd = ep;
+    r->evfd = ev;
+  }
+  *out = r->epfd;
+  return 0;
+}
+
+/* Only this backend writes the eventfd, so it is read only when it was written. */
+static void sockets_event_clear(struct mior__io *r) {
+  if (!r->ev_signalled) return;
+  uint64_t v;
+  if (read(r->evfd, &v, sizeof v) < 0) { /* EAGAIN: nothing to clear */ }
+  r->ev_signalled = 0;
+}
+
+static void sockets_event_done(struct mior__io *r, int more) {
+  if (r->ev_signalled || !(more || r->cq.len || r->txq.len)) return;
+  uint64_t one = 1;
+  if (write(r->evfd, &one, sizeof one) == (ssize_t)sizeof one) r->ev_signalled = 1;
+}
+
 const mior__backend_ops mior__sockets_ops = {
     .id = MIOR_BACKEND_SOCKETS,
     .name = "sockets",
@@ -309,4 +402,9 @@ const mior__backend_ops mior__sockets_ops = {
     .outstanding = sockets_outstanding,
     .counters = sockets_counters,
     .close = sockets_close,
+    .event_open = sockets_event_open,
+    .event_clear = sockets_event_clear,
+    .event_done = sockets_event_done,
+    .tx_queue_meta = sockets_tx_queue_meta,
+    .rx_meta_opts = MIOR__RX_META_OPTS,
 };

@@ -7,6 +7,8 @@
  * the ring to the task that enables it, and that is usually not the thread that opened it.
  */
 #include <errno.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +150,9 @@ static void uring_close(struct mior__io *r) {
   free(r->gso_recs);
   free(r->gso_free);
   free(r->ret_slots);
+  free(r->rx_ctl);
+  free(r->tx_ctl);
+  if (r->evfd >= 0) close(r->evfd); /* the ring, gone, held it registered */
   free(r);
 }
 
@@ -155,6 +160,7 @@ static int uring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *
   const mior_options *o = cfg->opts;
   struct mior__io *r = calloc(1, sizeof *r);
   if (!r) return mior__fail(-ENOMEM, "out of memory");
+  r->evfd = -1;
   r->sock = cfg->sock;
   r->region = cfg->region;
   /* One way out: uring_close undoes whatever part of this was done. */
@@ -181,6 +187,13 @@ static int uring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *
     *features |= MIOR_FEAT_REG_BUFFERS;
   }
   r->names = r->sock->kind == MIOR__KIND_UDP;
+  if (o->flags & MIOR__RX_META_OPTS) {
+    r->rx_ctl = calloc(r->region.buf_count, MIOR__RX_CMSG_SPACE);
+    if (!r->rx_ctl) {
+      rc = mior__fail(-ENOMEM, "out of memory for receive metadata");
+      goto fail;
+    }
+  }
   r->rx_allow_max = o->batch < o->rx_depth ? o->batch : o->rx_depth;
   r->rx_allow = r->rx_allow_max; /* start ready for load; a quiet socket brings it down at once */
   mior__uring_gso_setup(r, o, features);
@@ -194,6 +207,8 @@ static int uring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *
     r->ms_msg.msg_namelen = r->names ? (r->sock->family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                                    : sizeof(struct sockaddr_in))
                                      : 0;
+    /* The kernel writes the control messages into the slot too, after the name. */
+    if (r->rx_ctl) r->ms_msg.msg_controllen = MIOR__RX_CMSG_SPACE;
   }
   *out = r;
   return 0;
@@ -264,6 +279,35 @@ static void uring_counters(const struct mior__io *r, mior__backend_counters *out
   *out = r->cnt;
 }
 
+/* An eventfd the kernel signals as it posts completions (io_uring_register_eventfd).  With
+ * DEFER_TASKRUN the completions are posted only at our next enter, but the kernel signals the
+ * eventfd when it queues their work for us, so the handle still wakes (test_event_handle). */
+static int uring_event_open(struct mior__io *r, mior_handle *out) {
+  if (r->evfd < 0) {
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) return mior__fail(-errno, "eventfd: %s", strerror(errno));
+    int rc = io_uring_register_eventfd(&r->ring, fd);
+    if (rc < 0) {
+      close(fd);
+      return mior__fail(rc, "io_uring_register_eventfd: %s", strerror(-rc));
+    }
+    r->evfd = fd;
+  }
+  *out = r->evfd;
+  return 0;
+}
+
+static void uring_event_clear(struct mior__io *r) {
+  uint64_t v;
+  if (read(r->evfd, &v, sizeof v) < 0) { /* EAGAIN: it was not signalled */ }
+}
+
+static void uring_event_done(struct mior__io *r, int more) {
+  if (!(more || io_uring_cq_ready(&r->ring) || r->done_len || r->ret_len)) return;
+  uint64_t one = 1;
+  if (write(r->evfd, &one, sizeof one) < 0) { /* the counter is full: readable anyway */ }
+}
+
 const mior__backend_ops mior__uring_ops = {
     .id = MIOR_BACKEND_URING,
     .name = "uring",
@@ -280,4 +324,9 @@ const mior__backend_ops mior__uring_ops = {
     .outstanding = uring_outstanding,
     .counters = uring_counters,
     .close = uring_close,
+    .event_open = uring_event_open,
+    .event_clear = uring_event_clear,
+    .event_done = uring_event_done,
+    .tx_queue_meta = mior__uring_tx_queue_meta,
+    .rx_meta_opts = MIOR__RX_META_OPTS,
 };

@@ -66,6 +66,10 @@ uint32_t mior__uring_rx_post(struct mior__io *r, const uint32_t *slots, uint32_t
       m->msg.msg_iov = &m->iov;
       m->msg.msg_iovlen = 1;
       m->sa.sa.sa_family = AF_UNSPEC; /* a datagram fills it in; an empty read of a shut socket not */
+      if (r->rx_ctl) {
+        m->msg.msg_control = r->rx_ctl + (size_t)slot * MIOR__RX_CMSG_SPACE;
+        m->msg.msg_controllen = MIOR__RX_CMSG_SPACE;
+      }
       /* MSG_TRUNC makes the result the datagram's real length, so truncation is visible. */
       io_uring_prep_recvmsg(sqe, r->file, &m->msg, MSG_TRUNC);
     } else {
@@ -153,6 +157,7 @@ uint32_t mior__uring_reap_posted(struct mior__io *r, const struct io_uring_cqe *
   if (r->names && cqe->res >= 0) {
     const struct slot_meta *m = &r->meta[slot];
     mior__sockaddr_to(&m->sa.sa, m->msg.msg_namelen, &c->src);
+    if (r->rx_ctl) mior__rx_cmsg_meta(&m->msg, c);
     /* Zero bytes from nobody: the socket was shut down, not an empty datagram. */
     if (cqe->res == 0 && c->src.family == MIOR_AF_UNSPEC) c->res = -EAGAIN;
   } else {
@@ -199,6 +204,15 @@ uint32_t mior__uring_reap_multishot(struct mior__io *r, const struct io_uring_cq
     c->res = (int32_t)io_uring_recvmsg_payload_length(o, cqe->res, &r->ms_msg);
     if (o->flags & MSG_TRUNC) c->flags = MIOR__CQE_TRUNC;
     mior__sockaddr_to(io_uring_recvmsg_name(o), o->namelen, &c->src);
+    if (r->rx_ctl && o->controllen) {
+      /* A view of the control messages the kernel wrote after the name (as liburing's
+       * io_uring_recvmsg_cmsg_firsthdr finds them), for the one parser both backends use. */
+      struct msghdr v;
+      memset(&v, 0, sizeof v);
+      v.msg_control = (uint8_t *)(o + 1) + r->ms_msg.msg_namelen;
+      v.msg_controllen = o->controllen;
+      mior__rx_cmsg_meta(&v, c);
+    }
     if (c->res == 0 && o->namelen == 0) c->res = -EAGAIN; /* a shut socket, no datagram */
     /* An empty datagram is delivered (c->res 0), but it also ended the multishot. */
     if (c->res == 0 && !(cqe->flags & IORING_CQE_F_MORE)) r->ms_zero_ends++;

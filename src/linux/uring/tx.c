@@ -51,6 +51,34 @@ int mior__uring_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32
   return mior__tx_fifo_push(&r->txq, slot, off, len, dst != NULL);
 }
 
+/* A send with a source address or ECN codepoint goes as a SENDMSG whose header and control
+ * messages wait in the slot's storage; has_dst keeps it out of GSO runs. */
+int mior__uring_tx_queue_meta(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
+                              const mior_addr *dst, uint32_t flags, const mior__pkt_meta *meta) {
+  if (r->txr) return mior__fail(-EOPNOTSUPP, "per-send metadata on a packet port");
+  if (!r->tx_ctl) {
+    r->tx_ctl = malloc((size_t)r->region.buf_count * MIOR__TX_CMSG_SPACE);
+    if (!r->tx_ctl) return mior__fail(-ENOMEM, "out of memory for send metadata");
+  }
+  struct slot_meta *m = &r->meta[slot];
+  m->iov.iov_base = mior_pool_region_slot(&r->region, slot) + off;
+  m->iov.iov_len = len;
+  memset(&m->msg, 0, sizeof m->msg);
+  if (dst) {
+    m->msg.msg_name = &m->sa;
+    m->msg.msg_namelen = mior__sockaddr_from(dst, &m->sa);
+  }
+  m->msg.msg_iov = &m->iov;
+  m->msg.msg_iovlen = 1;
+  uint8_t *ctl = r->tx_ctl + (size_t)slot * MIOR__TX_CMSG_SPACE;
+  socklen_t cl = mior__tx_cmsg_meta(ctl, MIOR__TX_CMSG_SPACE, r->sock->family, flags, meta);
+  if (cl) {
+    m->msg.msg_control = ctl;
+    m->msg.msg_controllen = cl;
+  }
+  return mior__tx_fifo_push(&r->txq, slot, off, len, 1);
+}
+
 /* How many pending sends from i on can go as one GSO send: equal lengths without a destination,
  * the last one possibly shorter, within the segment and byte limits.  0 if fewer than two. */
 static uint32_t gso_run(struct mior__io *r, uint32_t i) {

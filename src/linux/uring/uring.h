@@ -20,6 +20,7 @@
 #include "common/tx_fifo.h"
 #include "common/socket.h"
 #include "linux/uring/txring.h"
+#include "linux/rx_meta.h"
 
 /* user_data: op in the top byte, requested length (sends) in the next 24 bits, slot below. */
 enum { UD_RX = 1, UD_TX = 2, UD_MULTISHOT = 3, UD_CANCEL = 4, UD_GSO = 5, UD_KICK = 6, UD_RING_WAIT = 7 };
@@ -151,6 +152,12 @@ struct mior__io {
   uint32_t kick_skip;     /* kick completions handled early by kick_scan, for reap to pass over */
   int ring_wait;          /* the retry timer for a full ring is armed */
   struct __kernel_timespec ring_wait_ts;
+  /* per-packet metadata: control buffers per slot for posted receives (MIOR_OPT_RX_*, else NULL)
+   * and for sends that carry a source address or ECN codepoint (made on the first one) */
+  uint8_t *rx_ctl;
+  uint8_t *tx_ctl;
+  /* the event handle: an eventfd registered with the ring (-1 until asked for) */
+  int evfd;
 };
 
 static inline struct io_uring_sqe *mior__uring_sqe(struct mior__io *r) {
@@ -189,6 +196,8 @@ void mior__uring_rx_allow_update(struct mior__io *r, uint32_t nrx);
 void mior__uring_gso_setup(struct mior__io *r, const mior_options *o, uint32_t *features);
 int mior__uring_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                          const mior_addr *dst);
+int mior__uring_tx_queue_meta(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
+                              const mior_addr *dst, uint32_t flags, const mior__pkt_meta *m);
 void mior__uring_tx_prepare(struct mior__io *r);
 uint32_t mior__uring_reap_send(struct mior__io *r, const struct io_uring_cqe *cqe, mior__cqe *c);
 int mior__uring_gso_complete(struct mior__io *r, struct gso_rec *g, uint32_t idx, int32_t res,
