@@ -271,7 +271,9 @@ static uint32_t gso_on(const struct sender *s) {
  * only that size goes single from then on; if it was the first GSO send (the probe), GSO is
  * switched off for the port and the feature bit cleared. */
 static void mtu_change(void) {
-  netns_pair pair;
+  /* static: tt_pair_create keeps a pointer to it for the exit-time clean-up, which must not find
+   * a dead stack frame there (it crashed at exit once mior_pkt grew and the frame changed). */
+  static netns_pair pair;
   tt_pair_create(&pair, "tgso", 219);
   char cmd[128];
   static uint32_t lens[64];

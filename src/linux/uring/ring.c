@@ -7,6 +7,7 @@
  * the ring to the task that enables it, and that is usually not the thread that opened it.
  */
 #include <errno.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -60,7 +61,10 @@ static int setup_ring(struct mior__io *r, const mior_options *o, uint32_t *featu
     tries[n++] = IORING_SETUP_SQPOLL;
   } else {
     if (!(o->flags & MIOR_OPT_NO_DEFER_TASKRUN))
-      tries[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+      /* TASKRUN_FLAG: the kernel flags pending task work in the SQ ring, which the event handle
+       * reads (uring_event_done) to know that work arrived that its eventfd signal announced
+       * before a clear. */
+      tries[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     tries[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     tries[n++] = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     tries[n++] = 0;
@@ -153,6 +157,7 @@ static void uring_close(struct mior__io *r) {
   free(r->rx_ctl);
   free(r->tx_ctl);
   if (r->evfd >= 0) close(r->evfd); /* the ring, gone, held it registered */
+  if (r->epfd >= 0) close(r->epfd);
   free(r);
 }
 
@@ -160,7 +165,7 @@ static int uring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *
   const mior_options *o = cfg->opts;
   struct mior__io *r = calloc(1, sizeof *r);
   if (!r) return mior__fail(-ENOMEM, "out of memory");
-  r->evfd = -1;
+  r->evfd = r->epfd = -1;
   r->sock = cfg->sock;
   r->region = cfg->region;
   /* One way out: uring_close undoes whatever part of this was done. */
@@ -279,9 +284,13 @@ static void uring_counters(const struct mior__io *r, mior__backend_counters *out
   *out = r->cnt;
 }
 
-/* An eventfd the kernel signals as it posts completions (io_uring_register_eventfd).  With
- * DEFER_TASKRUN the completions are posted only at our next enter, but the kernel signals the
- * eventfd when it queues their work for us, so the handle still wakes (test_event_handle). */
+/* An eventfd the kernel signals as it posts completions (io_uring_register_eventfd) and, on a
+ * DEFER_TASKRUN ring, when it queues completion work for our next enter (before it posts them).
+ * Our own enters post completions too, which signals it: so the clear happens at the end of a
+ * work call (event_done), not before it, followed by a look at what is pending: completions in
+ * the CQ ring, and the IORING_SQ_TASKRUN flag the kernel sets before it signals queued work.
+ * Work that arrives after the clear signals the eventfd again; work that arrived before it is
+ * seen by the look.  So the handle is readable after a work call exactly when work is ready. */
 static int uring_event_open(struct mior__io *r, mior_handle *out) {
   if (r->evfd < 0) {
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -292,18 +301,49 @@ static int uring_event_open(struct mior__io *r, mior_handle *out) {
       return mior__fail(rc, "io_uring_register_eventfd: %s", strerror(-rc));
     }
     r->evfd = fd;
+    /* Without DEFER_TASKRUN (COOP_TASKRUN) the kernel queues a completion as task work for this
+     * thread without waking it or signalling the eventfd: a thread asleep in epoll would never
+     * see it.  The socket's own readiness wakes it then (the datagram stays in the socket until
+     * that work runs, which the wake-up itself does): the handle is an epoll descriptor over both. */
+    if (!r->defer_taskrun && !r->sqpoll) {
+      int ep = epoll_create1(EPOLL_CLOEXEC);
+      struct epoll_event e1 = {.events = EPOLLIN, .data = {.u32 = 0}};
+      struct epoll_event e2 = {.events = EPOLLIN, .data = {.u32 = 1}};
+      if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, r->evfd, &e1) < 0 ||
+          epoll_ctl(ep, EPOLL_CTL_ADD, r->sock->fd, &e2) < 0) {
+        int err = errno;
+        if (ep >= 0) close(ep);
+        return mior__fail(-err, "epoll for the event handle: %s", strerror(err));
+      }
+      r->epfd = ep;
+    }
   }
-  *out = r->evfd;
+  *out = r->epfd >= 0 ? r->epfd : r->evfd;
   return 0;
 }
 
 static void uring_event_clear(struct mior__io *r) {
-  uint64_t v;
-  if (read(r->evfd, &v, sizeof v) < 0) { /* EAGAIN: it was not signalled */ }
+  (void)r; /* done at the end of the work call: see above */
 }
 
 static void uring_event_done(struct mior__io *r, int more) {
-  if (!(more || io_uring_cq_ready(&r->ring) || r->done_len || r->ret_len)) return;
+  /* Receives re-posted at the end of the work call are only SQEs yet: a loop that waits on the
+   * handle makes no enter until it wakes, so they go to the kernel now, or nothing could wake it. */
+  if (io_uring_sq_ready(&r->ring)) mior__uring_submit_now(r, 0);
+  uint64_t v;
+  if (read(r->evfd, &v, sizeof v) < 0) { /* EAGAIN: it was not signalled */ }
+  /* The read is a full barrier: the flag and the CQ tail are read after the clear.  Work the
+   * kernel queued that may bring no packet (a multishot receive requeued, a posted receive's
+   * poll) is run here, once, so that it does not wake the loop for nothing. */
+  if (!more && (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_TASKRUN) && r->defer_taskrun &&
+      !io_uring_cq_ready(&r->ring)) {
+    mior__uring_submit_now(r, 1);
+    if (read(r->evfd, &v, sizeof v) < 0) { /* cleared again: the enter may have signalled */ }
+  }
+  unsigned kflags = IO_URING_READ_ONCE(*r->ring.sq.kflags);
+  if (!(more || io_uring_cq_ready(&r->ring) || r->done_len || r->ret_len || r->txq.len ||
+        (kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))))
+    return;
   uint64_t one = 1;
   if (write(r->evfd, &one, sizeof one) < 0) { /* the counter is full: readable anyway */ }
 }

@@ -158,6 +158,7 @@ struct mior__io {
   uint8_t *tx_ctl;
   /* the event handle: an eventfd registered with the ring (-1 until asked for) */
   int evfd;
+  int epfd;               /* without DEFER_TASKRUN: epoll over evfd and the socket (the handle) */
 };
 
 static inline struct io_uring_sqe *mior__uring_sqe(struct mior__io *r) {
