@@ -86,6 +86,8 @@ base_pkgs=(build-essential cmake pkg-config liburing-dev libnuma-dev iproute2 et
 # the kernel's RSTs in ip mode; libFuzzer comes with clang's runtime package.
 test_pkgs=(gcc-mingw-w64-x86-64 wine64 tcpdump libpcap-dev liblwip-dev clang libclang-rt-14-dev
            curl nftables netcat-openbsd iputils-ping python3)
+# examples/dns_responder is driven by dig and dnsperf, examples/uv_echo runs in libuv's loop.
+test_pkgs+=(dnsutils dnsperf libuv1-dev)
 
 ensure_packages() {
   local missing=() p
