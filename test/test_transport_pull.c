@@ -269,10 +269,56 @@ static void body_thread(const tt_variant *v) {
   tt_rx_free(&r);
 }
 
+/* The event handle and per-packet metadata: available on the Linux backends, refused with
+ * -EOPNOTSUPP and a reason (nothing opened) on the Windows ones. */
+static void body_support(const tt_variant *v) {
+  int has = v->backend == MIOR_BACKEND_URING || v->backend == MIOR_BACKEND_SOCKETS;
+  mior_options o = tt_vopts(v);
+  mior_transport *t = NULL;
+  tt_open_udp_self(v, "127.0.0.1", &o, NULL, &t);
+  mior_port *p = mior_transport_port(t, 0);
+  mior_handle h = -1;
+  int rc = mior_port_event_handle(p, &h);
+  if (has) {
+    CHECK_OK(rc);
+    CHECK_OK(mior_port_run_ready(p, 0));
+  } else {
+    CHECK_ERR(rc, -EOPNOTSUPP);
+    CHECK(strstr(mior_last_error(), "event handle") != NULL);
+    CHECK_EQ(mior_port_run_ready(p, 0), 0); /* the work call itself works everywhere */
+  }
+  /* A send with metadata: refused as unsupported where the backend cannot, nothing sent. */
+  mior_pkt pk;
+  REQUIRE_OK(mior_tx_acquire(p, &pk));
+  pk.flags = MIOR_PKT_ECN;
+  pk.ecn = 2;
+  mior_addr self = tt_local(t);
+  rc = mior_tx_send(p, &pk, 4, v->connected ? NULL : &self);
+  if (has) CHECK_OK(rc);
+  else CHECK_ERR(rc, -EOPNOTSUPP);
+  TT_CHECK_POOL_RETURNED(t);
+  CHECK_EQ(mior_transport_close(t), 0);
+  mior_options om = tt_vopts(v);
+  om.flags |= MIOR_OPT_RX_PKTINFO | MIOR_OPT_RX_ECN;
+  t = NULL;
+  char ep[64];
+  snprintf(ep, sizeof ep, "udp://127.0.0.1:0");
+  if (v->connected) om.peer = "127.0.0.1:9";
+  rc = mior_transport_open(&t, ep, &om, NULL);
+  if (has) {
+    CHECK_OK(rc);
+  } else {
+    CHECK_ERR(rc, -EOPNOTSUPP);
+    CHECK(t == NULL);
+  }
+  if (t) CHECK_EQ(mior_transport_close(t), 0);
+}
+
 static const tt_test tests[] = {
     {"pull and callback deliver the same packets", body_same, TT_AS_IS},
     {"bulk release is all or nothing", body_bulk_rules, TT_AS_IS},
     {"bulk release from another thread", body_thread, TT_AS_IS},
+    {"event handle and metadata where the backend has them", body_support, TT_AS_IS},
 };
 
 int main(void) {
