@@ -270,9 +270,15 @@ static void body_thread(const tt_variant *v) {
 }
 
 /* The event handle and per-packet metadata: available on the Linux backends, refused with
- * -EOPNOTSUPP and a reason (nothing opened) on the Windows ones. */
+ * -EOPNOTSUPP and a reason (nothing opened) on the Windows ones (Winsock, IoRing). */
+#ifdef _WIN32
+static const int linux_backends = 0;
+#else
+static const int linux_backends = 1;
+#endif
+
 static void body_support(const tt_variant *v) {
-  int has = v->backend == MIOR_BACKEND_URING || v->backend == MIOR_BACKEND_SOCKETS;
+  int has = linux_backends;
   mior_options o = tt_vopts(v);
   mior_transport *t = NULL;
   tt_open_udp_self(v, "127.0.0.1", &o, NULL, &t);

@@ -15,10 +15,8 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
   if (meta && cfg_in->ep->kind != MIOR__KIND_UDP)
     return mior__fail(-EINVAL, "MIOR_OPT_RX_PKTINFO/ECN/TIMESTAMP: udp ports only");
   if (meta & ~ops->rx_meta_opts)
-    return mior__fail(-EOPNOTSUPP, "the %s backend cannot deliver %s%s%s per packet", ops->name,
-                      (meta & ~ops->rx_meta_opts & MIOR_OPT_RX_PKTINFO) ? "local addresses " : "",
-                      (meta & ~ops->rx_meta_opts & MIOR_OPT_RX_ECN) ? "ECN codepoints " : "",
-                      (meta & ~ops->rx_meta_opts & MIOR_OPT_RX_TIMESTAMP) ? "receive timestamps " : "");
+    return mior__fail(-EOPNOTSUPP, "the %s backend here cannot deliver per-packet metadata "
+                      "(MIOR_OPT_RX_* 0x%x): Linux backends only", ops->name, meta & ~ops->rx_meta_opts);
   struct mior_port *p = calloc(1, sizeof *p);
   if (!p) return mior__fail(-ENOMEM, "out of memory for a port");
   int rc;
