@@ -43,7 +43,8 @@ MIOR_API int mior_addr_format(const mior_addr *addr, char *buf, size_t len);
  * capacity `cap`; the caller writes the packet and passes it to mior_tx_send (which takes the slot
  * back, also on error) or returns it unused with mior_pkt_release.
  *
- * Fields are public and read-only except data[0..cap) (the bytes) and len (before tx_send). */
+ * Fields are public and read-only except data[0..cap) (the bytes), len, and, before
+ * mior_tx_send, flags, local and ecn (per-send metadata, below). */
 typedef struct mior_pkt {
   uint8_t *data;           /* first byte of the packet */
   uint32_t len;            /* bytes of packet (0 is a valid, empty UDP datagram) */

@@ -355,6 +355,9 @@ int mior_tx_acquire(mior_port *p, mior_pkt *pkt) {
   if (!p || !pkt) return mior__fail(-EINVAL, "mior_tx_acquire: NULL %s", p ? "pkt" : "port");
   int rc = ensure_bound(p);
   if (MIOR_UNLIKELY(rc < 0)) return rc;
+  /* Slots given back in bulk wait on the return list until a poll; a transmitter that does not
+   * poll takes them here before it asks the pool. */
+  if (MIOR_UNLIKELY(p->cache_len == 0)) mior__port_take_returned(p);
   if (MIOR_UNLIKELY(p->tx_pending + p->tx_inflight >= p->tx_limit) ||
       MIOR_UNLIKELY(p->cache_len == 0 && cache_fill(p, p->batch) == 0)) {
     p->stats.tx_backpressure++;
