@@ -33,6 +33,7 @@ one() { # one NAME CMD...: start the server, run dnsperf RUNS times, print the m
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
   pid=""
+  grep -h "kernel" "$tmp/srv" >&2 || true
   local mq ml
   mq=$(printf '%s\n' "${qs[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p")
   ml=$(printf '%s\n' "${lat[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p")

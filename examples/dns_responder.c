@@ -188,6 +188,13 @@ int main(int argc, char **argv) {
          (unsigned long long)cnt.refused, (unsigned long long)cnt.formerr,
          (unsigned long long)cnt.notimp, (unsigned long long)cnt.truncated,
          (unsigned long long)cnt.dropped);
+  unsigned long long kdrops = 0;
+  for (int i = 0; i < neps; i++) {
+    mior_port_stats st;
+    if (mior_port_stats_get(ports[i], &st) == 0) kdrops += st.rx_drop_kernel;
+  }
+  printf("dns_responder: dropped by the kernel before mior read them (receive buffer full): %llu\n",
+         kdrops);
 out:
   for (int i = 0; i < neps; i++) {
     if (!t[i]) continue;
