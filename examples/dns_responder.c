@@ -12,7 +12,7 @@
  *                     several addresses)
  *
  * Every endpoint is its own transport; one thread waits on all their event handles in one epoll
- * set (edge-triggered), and for each port that is ready takes packets with mior_rx_burst, writes
+ * set (level-triggered), and for each port that is ready takes packets with mior_rx_burst, writes
  * each answer over its query in the same slot and sends it back with mior_tx_send to the
  * query's source.  The packet keeps the local address the query arrived on (MIOR_OPT_RX_PKTINFO),
  * so the answer leaves from that address.  Queries to drop are given back in one
@@ -149,8 +149,9 @@ int main(int argc, char **argv) {
       fprintf(stderr, "\ndns_responder: event handle: %s (%s)\n", mior_strerror(rc), mior_last_error());
       goto out;
     }
-    /* Edge-triggered is enough: a work call leaves the handle readable while work is left. */
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data = {.u32 = (uint32_t)i}};
+    /* Level-triggered, which every backend's handle supports (transport.h): one burst per
+     * wake-up is enough, as a work call leaves the handle readable while work is left. */
+    struct epoll_event ev = {.events = EPOLLIN, .data = {.u32 = (uint32_t)i}};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, (int)h, &ev) < 0) {
       perror("epoll_ctl");
       rc = -errno;

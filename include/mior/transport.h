@@ -206,9 +206,15 @@ typedef intptr_t mior_handle;
  * mior_port_poll) first clears the handle, then does the ready work, and if it stopped with work
  * left (its budget ran out, or completions are waiting in user space) makes the handle readable
  * again before it returns.  Anything that arrives after the clear makes it readable.  So after a
- * work call returns, the handle is readable whenever work is ready: it works with level-triggered
- * and edge-triggered (EPOLLET) waiting alike, no wake-up is lost, and a wake-up may be spurious
- * (the work call then returns 0).  Wait for readability only (EPOLLIN / UV_READABLE).
+ * work call returns, the handle is readable whenever work is ready: no wake-up is lost, and a
+ * wake-up may be spurious (the work call then returns 0).  Wait for readability only (EPOLLIN /
+ * UV_READABLE), level-triggered.  Edge-triggered (EPOLLET) waiting works where the handle is an
+ * eventfd (io_uring with DEFER_TASKRUN, the default on Linux 6.1+), not where it is an epoll
+ * descriptor (sockets; io_uring without DEFER_TASKRUN): an edge-triggered epoll over another
+ * epoll descriptor was seen to miss wake-ups (test_event_handle, under ASan's timing).
+ * One exception: when the application holds every slot the port could receive into, the port
+ * cannot take what waits, and giving packets back (mior_pkt_release*, from any thread) does not
+ * make the handle readable: after releasing such a backlog, make one work call yourself.
  *
  * Returns 0 and *out, or -EINVAL, -EBUSY (not the driving thread), -EOPNOTSUPP where the backend
  * has none (Winsock, ioring: the reason in mior_last_error()), or the system's error. */

@@ -69,6 +69,10 @@ struct mior__io {
    * "work left" (completions queued here, a budget that ran out).  -1 until asked for. */
   int epfd, evfd;
   int ev_signalled;
+  /* The last do_rx may have left datagrams in the socket (it ran out of posted slots or of
+   * completion room, or read one at a time): with the handle open, the next work call must come
+   * without a new datagram's wake-up, which an edge-triggered waiter would not get. */
+  int rx_more;
 };
 
 static int sockets_supported(char *why, size_t len) {
@@ -228,6 +232,7 @@ static void do_tx(struct mior__io *r) {
 }
 
 static void do_rx(struct mior__io *r) {
+  r->rx_more = 1; /* until a recvmmsg shows the socket drained */
   while (r->rx_len > 0 && r->cq.len + r->batch <= r->cq.cap) {
     uint32_t kfull = r->rx_len < r->batch ? r->rx_len : r->batch;
     if (r->rx_prep_k != kfull || r->rx_prep_n != r->rx_len) {
@@ -260,6 +265,7 @@ static void do_rx(struct mior__io *r) {
       /* Nothing was received, so the kernel wrote nothing back: the headers stay valid. */
       if (got < 0 && errno != EAGAIN && errno != EINTR) cq_error(r, MIOR__OP_RX, errno);
       if (r->rx_empty < 2) r->rx_empty++;
+      r->rx_more = 0;
       return;
     }
     r->rx_empty = 0;
@@ -285,6 +291,7 @@ static void do_rx(struct mior__io *r) {
       if (len == 0 && (!r->names || r->rx_msgs[i].msg_hdr.msg_namelen == 0)) c->res = -EAGAIN;
     }
     r->rx_len -= (uint32_t)got;
+    if (!single && (uint32_t)got < k) r->rx_more = 0; /* drained the socket */
     if (single || (uint32_t)got < k) return; /* deliver at once, or drained the socket */
   }
 }
@@ -382,8 +389,10 @@ static void sockets_event_clear(struct mior__io *r) {
   r->ev_signalled = 0;
 }
 
+/* Written every time work is left, also when it was written before: each write is a new edge
+ * for an edge-triggered waiter, which one left pending from an earlier write is not. */
 static void sockets_event_done(struct mior__io *r, int more) {
-  if (r->ev_signalled || !(more || r->cq.len || r->txq.len)) return;
+  if (!(more || r->cq.len || r->txq.len || (r->rx_more && r->rx_len))) return;
   uint64_t one = 1;
   if (write(r->evfd, &one, sizeof one) == (ssize_t)sizeof one) r->ev_signalled = 1;
 }
