@@ -49,5 +49,27 @@ foreach(d LIBDIR INCLUDEDIR)
     set(MIOR_PC_${d} "\${prefix}/${CMAKE_INSTALL_${d}}")
   endif()
 endforeach()
+# The shared library's directory is recorded in the programs pkg-config links (RUNPATH), so a
+# program built against any prefix runs without LD_LIBRARY_PATH or ldconfig.
+set(MIOR_STATIC_ARCHIVE libmior.a)
+if(WIN32)
+  set(MIOR_PC_RPATH "")
+  set(MIOR_STATIC_ARCHIVE libmior_static.a) # libmior.a is mior.dll's import library there
+else()
+  set(MIOR_PC_RPATH "-Wl,-rpath,\${libdir} ")
+endif()
 configure_file(${CMAKE_CURRENT_LIST_DIR}/mior.pc.in ${PROJECT_BINARY_DIR}/mior.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/mior.pc DESTINATION ${MIOR_PC_DIR})
+configure_file(${CMAKE_CURRENT_LIST_DIR}/mior-static.pc.in ${PROJECT_BINARY_DIR}/mior-static.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/mior.pc ${PROJECT_BINARY_DIR}/mior-static.pc
+  DESTINATION ${MIOR_PC_DIR})
+
+# Installed into a directory the dynamic loader searches (/usr/local/lib, /usr/lib...) by root,
+# the loader's cache is refreshed, as a distribution package's postinst does: otherwise a program
+# linked with -lmior fails with "libmior.so.0: cannot open shared object file" until someone
+# runs ldconfig.  Not for DESTDIR staging or other prefixes (those get RUNPATH from pkg-config,
+# and CMake consumers from CMake).  -DMIOR_INSTALL_LDCONFIG=OFF turns it off.
+option(MIOR_INSTALL_LDCONFIG "Run ldconfig after installing into a system library directory" ON)
+if(MIOR_INSTALL_LDCONFIG AND NOT WIN32)
+  install(CODE "set(MIOR_LDCONFIG_LIBDIR \"${CMAKE_INSTALL_LIBDIR}\")")
+  install(SCRIPT ${CMAKE_CURRENT_LIST_DIR}/install_ldconfig.cmake)
+endif()

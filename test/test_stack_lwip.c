@@ -6,9 +6,13 @@
  *   - 200 sequential TCP connections, each echoed exactly, closed, and none left open;
  *   - 64 MiB through the echo both ways, compared byte for byte; the same transfer and
  *     connection count through the kernel alone (an echo thread in ns b) as the baseline;
+ *   - 64 MiB one way at a time, as iperf3 measures: into lwIP's discard service and out of its
+ *     source service (checked byte for byte), MB/s each way;
  *   - the same 64 MiB with every received frame copied (MIOR_LWIP_COPY_RX), to compare;
  *   - connections and bulk again over the sockets backend (recvmmsg/sendmmsg);
  *   - a client that resets its connection midway: lwIP frees it, no slot stays held;
+ *   - a lone IPv4 first fragment and an out-of-order TCP segment (raw socket in ns a): lwIP
+ *     queues both, but neither holds a slot of the port (issue 15: one fragment made stop fail);
  *   - at the end every slot is back: lwIP holds none, user_held is 0, mior_lwip_stop (which
  *     closes the transport) returns 0.
  */
@@ -21,11 +25,16 @@
 
 #ifdef MIOR_HAVE_LWIP
 #include "lwip/etharp.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/tcp.h"
 #include "lwip/tcpip.h"
+#include <mior/proto/checksum.h>
 #include "mior_lwip.h"
 #endif
 
 #define ECHO_PORT 7
+#define DISCARD_PORT 9
+#define SOURCE_PORT 19
 #define KERNEL_ECHO_PORT 7007
 #define CONNS 200
 #define BULK (64u << 20)
@@ -251,6 +260,62 @@ static double bulk_body(const char *ip, int port) {
   return (got == BULK && !bad) ? BULK / 1e6 / dt : 0;
 }
 
+/* BULK bytes into lwIP's discard service; MB/s, or 0 on failure.  Timed until lwIP, having
+ * read everything and seen our FIN, closes in turn. */
+static double sink_body(const char *ip, int port) {
+  mior_lwip_service_stats before, after;
+  mior_lwip_service_stats_get(&before);
+  int s = connect_to(ip, port);
+  if (s < 0) {
+    TEST_FAIL_AT("discard connection to %s:%d: %s", ip, port, strerror(errno));
+    return 0;
+  }
+  static uint8_t buf[1 << 16];
+  double t0 = now_s();
+  int rc = 0;
+  for (size_t off = 0; off < BULK && rc == 0; off += sizeof buf) rc = write_all(s, buf, sizeof buf);
+  shutdown(s, SHUT_WR);
+  char c;
+  ssize_t r;
+  while ((r = recv(s, &c, 1, 0)) < 0 && errno == EINTR) atomic_fetch_add(&eintr_seen, 1);
+  double dt = now_s() - t0;
+  close(s);
+  mior_lwip_service_stats_get(&after);
+  CHECK_EQ(rc, 0);
+  CHECK_EQ(r, 0);
+  CHECK_EQ(after.bytes_discarded - before.bytes_discarded, BULK);
+  return rc == 0 && r == 0 ? BULK / 1e6 / dt : 0;
+}
+
+/* Read lwIP's source service to its end (BULK bytes, o % 251 at offset o); MB/s, or 0. */
+static double source_body(const char *ip, int port) {
+  int s = connect_to(ip, port);
+  if (s < 0) {
+    TEST_FAIL_AT("source connection to %s:%d: %s", ip, port, strerror(errno));
+    return 0;
+  }
+  static uint8_t buf[1 << 16];
+  double t0 = now_s();
+  uint64_t got = 0;
+  int bad = 0;
+  for (;;) {
+    ssize_t r = recv(s, buf, sizeof buf, 0);
+    if (r < 0 && errno == EINTR) {
+      atomic_fetch_add(&eintr_seen, 1);
+      continue;
+    }
+    if (r <= 0) break;
+    for (ssize_t i = 0; i < r && !bad; i++)
+      if (buf[i] != (uint8_t)((got + (uint64_t)i) % 251u)) bad = 1;
+    got += (uint64_t)r;
+  }
+  double dt = now_s() - t0;
+  close(s);
+  CHECK(!bad);
+  CHECK_EQ(got, BULK);
+  return got == BULK && !bad ? BULK / 1e6 / dt : 0;
+}
+
 /* --- lwIP side ------------------------------------------------------------------------------ */
 
 static mior_lwip *start_lwip(uint32_t flags, mior_backend backend) {
@@ -357,6 +422,101 @@ static void test_reset(mior_lwip *l) {
   CHECK_EQ(after.open, 0);
 }
 
+/* Send one IPv4 packet (header included; the kernel fills in the header checksum) from ns a. */
+static void raw_send_from_a(const uint8_t *pkt, size_t len) {
+  int r = tt_socket_in(pair.fd_a, AF_INET, SOCK_RAW, IPPROTO_RAW);
+  REQUIRE(r >= 0);
+  struct sockaddr_in to = {.sin_family = AF_INET};
+  inet_pton(AF_INET, lwip_ip, &to.sin_addr);
+  CHECK_EQ(sendto(r, pkt, len, 0, (struct sockaddr *)&to, sizeof to), (ssize_t)len);
+  close(r);
+}
+
+static void ip4_header(uint8_t *h, uint16_t total, uint16_t frag, uint8_t proto) {
+  memset(h, 0, 20);
+  h[0] = 0x45;
+  h[2] = (uint8_t)(total >> 8), h[3] = (uint8_t)total;
+  h[4] = 0x15, h[5] = 0x15;
+  h[6] = (uint8_t)(frag >> 8), h[7] = (uint8_t)frag;
+  h[8] = 64;
+  h[9] = proto;
+  inet_pton(AF_INET, pair.ip_a, h + 12);
+  inet_pton(AF_INET, lwip_ip, h + 16);
+}
+
+/* Wait (bounded) until lwIP holds no slot; the count of frames copied instead of lent must have
+ * grown by want. */
+static void expect_unlent(mior_lwip *l, uint64_t before, uint64_t want, const char *what) {
+  mior_lwip_stats st;
+  int64_t end = tt_now_ms() + 2000;
+  do {
+    mior_lwip_stats_get(l, &st);
+    if (st.rx_unlent >= before + want && st.held == 0) break;
+    usleep(10000);
+  } while (tt_now_ms() < end);
+  if (st.held != 0 || st.rx_unlent != before + want)
+    TEST_FAIL_AT("%s: lwIP holds %u slot(s), frames copied instead of lent %llu (want %llu)", what,
+                 st.held, (unsigned long long)(st.rx_unlent - before), (unsigned long long)want);
+}
+
+/* Frames a peer can make lwIP queue for long must not hold the port's slots. */
+static void test_lingering(mior_lwip *l) {
+  mior_lwip_stats st0;
+  mior_lwip_stats_get(l, &st0);
+
+  tt_phase = "lone first fragment";
+  uint8_t frag[20 + 800];
+  ip4_header(frag, sizeof frag, 0x2000 /* MF, offset 0 */, 17);
+  memset(frag + 20, 0xab, 800);
+  raw_send_from_a(frag, sizeof frag);
+  expect_unlent(l, st0.rx_unlent, 1, "fragment");
+
+  tt_phase = "out-of-order segment";
+  int s = connect_to(lwip_ip, ECHO_PORT);
+  REQUIRE(s >= 0);
+  struct sockaddr_in me;
+  socklen_t ml = sizeof me;
+  REQUIRE(getsockname(s, (struct sockaddr *)&me, &ml) == 0);
+  u32_t rcv_nxt = 0, snd_nxt = 0;
+  int found = 0;
+  int64_t end = tt_now_ms() + 2000;
+  while (!found && tt_now_ms() < end) { /* the pcb exists once lwIP saw the handshake's ACK */
+    LOCK_TCPIP_CORE();
+    for (struct tcp_pcb *pcb = tcp_active_pcbs; pcb; pcb = pcb->next)
+      if (pcb->remote_port == ntohs(me.sin_port) && pcb->state == ESTABLISHED) {
+        rcv_nxt = pcb->rcv_nxt, snd_nxt = pcb->snd_nxt, found = 1;
+      }
+    UNLOCK_TCPIP_CORE();
+    if (!found) usleep(5000);
+  }
+  REQUIRE(found);
+  uint8_t seg[20 + 20 + 100];
+  ip4_header(seg, sizeof seg, 0, 6);
+  uint8_t *th = seg + 20;
+  memset(th, 0, 20);
+  memcpy(th, &me.sin_port, 2);
+  th[2] = 0, th[3] = ECHO_PORT;
+  uint32_t seq = htonl(rcv_nxt + 5000), ack = htonl(snd_nxt);
+  memcpy(th + 4, &seq, 4);
+  memcpy(th + 8, &ack, 4);
+  th[12] = 5 << 4;
+  th[13] = 0x18; /* PSH|ACK */
+  th[14] = 0xff, th[15] = 0xff;
+  memset(th + 20, 0xcd, 100);
+  uint16_t c = mior_csum_fold(mior_csum_partial(th, 120, mior_csum_pseudo_ipv4(seg + 12, seg + 16, 6, 120)));
+  memcpy(th + 16, &c, 2); /* "as stored": see mior/proto/checksum.h */
+  raw_send_from_a(seg, sizeof seg);
+  expect_unlent(l, st0.rx_unlent, 2, "out-of-order segment");
+  int queued = 0;
+  LOCK_TCPIP_CORE();
+  for (struct tcp_pcb *pcb = tcp_active_pcbs; pcb; pcb = pcb->next)
+    if (pcb->remote_port == ntohs(me.sin_port)) queued = pcb->ooseq != NULL;
+  UNLOCK_TCPIP_CORE();
+  CHECK(queued); /* lwIP did queue it: the copy is what it holds */
+  close(s);
+  wait_quiet(l, 5000);
+}
+
 static void run(void) {
   snprintf(lwip_ip, sizeof lwip_ip, "10.77.%d.3", 213);
   /* The kernel in ns a must put real checksums in its veth frames (see mior_lwip.h). */
@@ -385,6 +545,8 @@ static void run(void) {
 
   mior_lwip *l = start_lwip(0, MIOR_BACKEND_AUTO);
   REQUIRE_OK(mior_lwip_echo_listen(ECHO_PORT));
+  REQUIRE_OK(mior_lwip_discard_listen(DISCARD_PORT));
+  REQUIRE_OK(mior_lwip_source_listen(SOURCE_PORT, BULK));
   mior_port_stats bs;
   CHECK_OK(mior_lwip_port_stats(l, &bs));
   printf("  lwIP %s on packet://%s, backend %s\n", lwip_ip, pair.if_b, mior_backend_name(bs.backend));
@@ -410,7 +572,16 @@ static void run(void) {
          (unsigned long long)st.rx_copied, (unsigned long long)st.tx_frames,
          (unsigned long long)st.tx_nomem, st.held_high);
 
+  tt_phase = "one way: into lwIP";
+  double l_in = sink_body(lwip_ip, DISCARD_PORT);
+  tt_phase = "one way: out of lwIP";
+  double l_out = source_body(lwip_ip, SOURCE_PORT);
+  wait_quiet(l, 5000);
+
   test_reset(l);
+  test_lingering(l);
+  printf("  lone fragment and out-of-order segment: queued by lwIP as copies, no slot held: %s\n",
+         test_failures ? "FAILED" : "ok");
   stop_lwip(l);
 
   /* The same transfer with every frame copied into PBUF_RAM. */
@@ -422,12 +593,14 @@ static void run(void) {
   stop_lwip(l);
 
   /* The portable backend underneath (recvmmsg/sendmmsg), where the system has it. */
-  double s_rate = 0, s_bulk = 0;
+  double s_rate = 0, s_bulk = 0, s_in = 0, s_out = 0;
   if (mior_backend_supported(MIOR_BACKEND_SOCKETS) == 1) {
     l = start_lwip(0, MIOR_BACKEND_SOCKETS);
     tt_phase = "sockets backend";
     s_rate = conns_body(lwip_ip, ECHO_PORT);
     s_bulk = bulk_body(lwip_ip, ECHO_PORT);
+    s_in = sink_body(lwip_ip, DISCARD_PORT);
+    s_out = source_body(lwip_ip, SOURCE_PORT);
     stop_lwip(l);
   }
 
@@ -436,6 +609,9 @@ static void run(void) {
          CONNS, l_rate, k_rate);
   printf("  bulk echo (%u MiB each way): lwIP on mior zero-copy %.1f MB/s, copy %.1f MB/s; "
          "kernel %.1f MB/s\n", BULK >> 20, l_bulk, c_bulk, k_bulk);
+  printf("  one way (%u MiB, like iperf3 -R and not): into lwIP %.1f MB/s, out of lwIP %.1f MB/s "
+         "(%s); sockets backend %.1f / %.1f MB/s\n", BULK >> 20, l_in, l_out,
+         mior_backend_name(bs.backend), s_in, s_out);
   printf("  client calls interrupted (EINTR, retried): %d\n", atomic_load(&eintr_seen));
 }
 #endif

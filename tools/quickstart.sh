@@ -88,6 +88,8 @@ test_pkgs=(gcc-mingw-w64-x86-64 wine64 tcpdump libpcap-dev liblwip-dev clang lib
            curl nftables netcat-openbsd iputils-ping python3)
 # examples/dns_responder is driven by dig and dnsperf, examples/uv_echo runs in libuv's loop.
 test_pkgs+=(dnsutils dnsperf libuv1-dev)
+# Stock load clients the tests point at mior: sockperf (mior-perf server), ab (mior-stack), iperf3.
+test_pkgs+=(sockperf apache2-utils iperf3)
 
 ensure_packages() {
   local missing=() p
@@ -215,7 +217,7 @@ run_test() {
     return 1
   }
   "$top/test/consumer/run.sh" "$tmp/prefix" "$tmp/consumer"
-  stage_end "CMake (shared, static, C++) and pkg-config (shared, static)"
+  stage_end "CMake (shared, static, C++, lwip) and pkg-config (shared, static, lwip), examples"
 
   stage_begin asan "ASan + UBSan build and CTest suite ($build-asan)"
   configure_build "$build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMIOR_WERROR=ON -DMIOR_SANITIZE=ON
@@ -245,8 +247,10 @@ run_test() {
   stage_end "$(tail -n +2 "$fuzz_dir/summary.txt" | awk '{printf "%s %s exec/s; ", $1, $4}')"
 
   stage_begin mingw "mingw-w64 cross build ($build-mingw) and portable tests under Wine"
+  # MIOR_TEST_IORING_EMU: also build the IoRing emulation (test/win_ioring_emu; follows Microsoft's
+  # documentation, not Windows) and rerun the ioring bodies against it (the *.ioring_emu_* tests).
   configure_build "$build-mingw" -DCMAKE_TOOLCHAIN_FILE="$top/cmake/mingw-w64-x86_64.cmake" \
-    -DCMAKE_BUILD_TYPE=Release -DMIOR_WERROR=ON
+    -DCMAKE_BUILD_TYPE=Release -DMIOR_WERROR=ON -DMIOR_TEST_IORING_EMU=ON
   # A private Wine prefix, and one persistent wineserver for the whole run so each test starts in
   # milliseconds instead of seconds.  Order matters (each step was seen to hang tests without it):
   # set the prefix up and let that finish completely (wineserver -w: wineboot leaves work running

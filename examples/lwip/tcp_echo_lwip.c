@@ -1,9 +1,10 @@
 /* TCP echo served by lwIP on a mior port.
  *
- *   tcp_echo_lwip IFNAME ADDRESS [PORT] [SECONDS]
+ *   tcp_echo_lwip [--backend B] IFNAME ADDRESS [PORT] [SECONDS]
  *
  * lwIP takes ADDRESS (an IPv4 address the kernel on IFNAME does NOT have) on packet://IFNAME,
- * answers ARP and ping for it, and echoes TCP on PORT (default 7).  Try it in a namespace pair:
+ * answers ARP and ping for it, and echoes TCP on PORT (default 7).  B is uring, sockets or auto
+ * (the default); it prints the backend and the features it chose.  Try it in a namespace pair:
  *
  *   ip netns add a; ip netns add b
  *   ip link add va netns a type veth peer name vb netns b
@@ -20,6 +21,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,8 +32,20 @@ static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
 int main(int argc, char **argv) {
+  mior_options po;
+  mior_options_init(&po);
+  if (argc > 2 && strcmp(argv[1], "--backend") == 0) {
+    if (mior_backend_parse(argv[2], &po.backend) < 0) {
+      fprintf(stderr, "%s\n", mior_last_error());
+      return 2;
+    }
+    argv[2] = argv[0];
+    argv += 2;
+    argc -= 2;
+  }
   if (argc < 3) {
-    fprintf(stderr, "usage: %s IFNAME ADDRESS [PORT] [SECONDS]\n", argv[0]);
+    fprintf(stderr, "usage: %s [--backend uring|sockets|auto] IFNAME ADDRESS [PORT] [SECONDS]\n",
+            argv[0]);
     return 2;
   }
   char endpoint[64];
@@ -52,6 +66,7 @@ int main(int argc, char **argv) {
   mior_lwip_options_init(&o);
   o.endpoint = endpoint;
   o.ip = argv[2];
+  o.port = &po;
   o.netif_default = 1;
   mior_lwip *l;
   int rc = mior_lwip_start(&l, &o);
@@ -65,8 +80,12 @@ int main(int argc, char **argv) {
     mior_lwip_stop(l);
     return 1;
   }
-  printf("lwIP %s on %s: TCP echo on port %d%s\n", argv[2], endpoint, port,
-         seconds ? "" : " (Ctrl-C stops)");
+  mior_port_stats ps;
+  char feats[256] = "";
+  mior_lwip_port_stats(l, &ps);
+  mior_features_format(ps.features, feats, sizeof feats);
+  printf("lwIP %s on %s, backend %s [%s]: TCP echo on port %d%s\n", argv[2], endpoint,
+         mior_backend_name(ps.backend), feats, port, seconds ? "" : " (Ctrl-C stops)");
   fflush(stdout);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);

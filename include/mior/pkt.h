@@ -51,16 +51,21 @@ typedef struct mior_pkt {
   uint32_t cap;            /* bytes that may be written at data */
   struct mior_port *port;  /* owning port (private) */
   uint32_t slot;           /* pool slot index (private) */
-  uint32_t flags;          /* MIOR_PKT_*: which of the metadata fields below hold a value */
+  uint32_t flags;          /* MIOR_PKT_*: how the packet arrived, and which of the metadata
+                              fields below hold a value */
   mior_addr src;           /* udp kind: sender's address; otherwise family MIOR_AF_UNSPEC */
   uint32_t gen;            /* the slot's generation when it was handed out (private): a stale
                               copy, whose slot has since gone to someone else, is refused */
-  uint32_t reserved_;
+  uint32_t seg;            /* private: 1 + this packet's index among the packets of one
+                              coalesced buffer (MIOR_PKT_COALESCED), which share a slot; 0 for a
+                              packet that has its slot to itself */
   /* Per-packet metadata (udp ports).  Each is opt-in per port (MIOR_OPT_RX_*), costs nothing
    * when off, and is valid only when its MIOR_PKT_* flag is set in `flags`.  The same fields
    * drive a send: set the flag and the field on the packet before mior_tx_send.  A received
    * packet sent back in place (an echo, a reply written over the query) keeps its flags, so the
-   * reply leaves from the address the query arrived on, with the codepoint it carried. */
+   * reply leaves from the address the query arrived on, with the codepoint it carried.  The
+   * packets split from one coalesced buffer (UDP GRO) came in as one kernel receive and all
+   * carry that receive's metadata (and its src). */
   mior_addr local;         /* MIOR_PKT_LOCAL.  Receive (MIOR_OPT_RX_PKTINFO): the local address
                               the datagram was sent to (port 0; scope_id the interface it came in
                               on, for link-local IPv6).  Send: the source address to send from
@@ -75,9 +80,13 @@ typedef struct mior_pkt {
 } mior_pkt;
 
 /* mior_pkt.flags */
-#define MIOR_PKT_LOCAL 0x1u     /* local holds a value */
-#define MIOR_PKT_TIMESTAMP 0x2u /* rx_time_ns holds a value */
-#define MIOR_PKT_ECN 0x4u       /* ecn holds a value */
+#define MIOR_PKT_COALESCED 0x1u /* arrived in one coalesced buffer with others (UDP GRO) and shares
+                                   its slot with them: the slot goes back when the last of them is
+                                   done.  Sending such a packet (mior_tx_send) copies it into a
+                                   slot of its own. */
+#define MIOR_PKT_LOCAL 0x2u     /* local holds a value */
+#define MIOR_PKT_TIMESTAMP 0x4u /* rx_time_ns holds a value */
+#define MIOR_PKT_ECN 0x8u       /* ecn holds a value */
 
 /* A datagram longer than a slot is never delivered cut: it is dropped and counted in
  * mior_port_stats.rx_drop_truncated. */

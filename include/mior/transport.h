@@ -42,7 +42,9 @@ typedef struct mior_transport mior_transport;
 typedef struct mior_port mior_port;
 
 typedef enum mior_backend {
-  MIOR_BACKEND_AUTO = 0,    /* the best available: uring (Linux) / ioring (Windows), else sockets */
+  MIOR_BACKEND_AUTO = 0,    /* the best available: uring (Linux) / ioring (Windows), else sockets
+                               (also when the preferred one refuses the socket at open with
+                               -EOPNOTSUPP, e.g. ioring without a peer) */
   MIOR_BACKEND_URING = 1,   /* Linux io_uring */
   MIOR_BACKEND_SOCKETS = 2, /* recvmmsg/sendmmsg (Linux), overlapped Winsock (Windows) */
   MIOR_BACKEND_IORING = 3,  /* Windows IoRing */
@@ -63,28 +65,40 @@ MIOR_API int mior_backend_supported(mior_backend b);
 #define MIOR_OPT_MLOCK 0x10u                 /* lock the pool in memory */
 #define MIOR_OPT_NO_RX 0x20u                 /* transmit only: post no receives */
 #define MIOR_OPT_NO_DEFER_TASKRUN 0x40u      /* uring: do not use SINGLE_ISSUER|DEFER_TASKRUN */
-#define MIOR_OPT_UDP_GSO 0x80u               /* uring udp with a peer: send runs of equal-size
-                                                datagrams as one UDP GSO send (UDP_SEGMENT): several
-                                                times the packet rate, but an unpaced sender can
-                                                then bury a receiver; see docs/TUNING.md */
+#define MIOR_OPT_UDP_GSO 0x80u               /* Linux: no effect, UDP GSO is the default there
+                                                (MIOR_OPT_NO_UDP_GSO turns it off).  Sockets on
+                                                Windows: runs of equal-size sends to the peer go
+                                                out with USO (UDP_SEND_MSG_SIZE,
+                                                MIOR_FEAT_WINSOCK_USO) where the stack has it:
+                                                several times the packet rate, but an unpaced
+                                                sender can then bury a receiver; see
+                                                docs/TUNING.md */
 #define MIOR_OPT_NO_TX_RING 0x100u           /* uring packet: send one SEND per frame instead of
                                                 through an AF_PACKET TX ring (PACKET_TX_RING);
                                                 see docs/TUNING.md */
+#define MIOR_OPT_NO_UDP_GSO 0x200u           /* udp: do not send runs of equal-size datagrams to
+                                                one destination as one UDP GSO send */
+#define MIOR_OPT_NO_UDP_GRO 0x400u           /* udp: do not ask the kernel for coalesced receives
+                                                (UDP_GRO); also keeps the 2 KiB default slot */
 /* Per-packet receive metadata (udp ports; mior_pkt's MIOR_PKT_* fields).  Off, they cost nothing;
- * on, the kernel writes a control message per datagram (with io_uring multishot receive it goes
+ * on, the kernel writes a control message per receive (with io_uring multishot receive it goes
  * into the slot, after the sender's address: up to 64 bytes less room for the datagram).  A
- * backend that cannot deliver one refuses the open with -EOPNOTSUPP (Winsock, ioring). */
-#define MIOR_OPT_RX_PKTINFO 0x200u           /* the local address each datagram arrived on */
-#define MIOR_OPT_RX_ECN 0x400u               /* the ECN codepoint of each datagram */
-#define MIOR_OPT_RX_TIMESTAMP 0x800u         /* kernel software receive timestamps (CLOCK_REALTIME) */
+ * coalesced receive (UDP GRO) has one set, carried by every packet split from it.  A backend that
+ * cannot deliver one refuses the open with -EOPNOTSUPP (Winsock, ioring). */
+#define MIOR_OPT_RX_PKTINFO 0x800u           /* the local address each datagram arrived on */
+#define MIOR_OPT_RX_ECN 0x1000u              /* the ECN codepoint of each datagram */
+#define MIOR_OPT_RX_TIMESTAMP 0x2000u        /* kernel software receive timestamps (CLOCK_REALTIME) */
 
 typedef struct mior_options {
   size_t sz;             /* sizeof(mior_options); set by mior_options_init */
   mior_backend backend;  /* default MIOR_BACKEND_AUTO */
   uint32_t sq_entries;   /* submission queue entries; default 2048 */
   uint32_t cq_entries;   /* completion queue entries; default 2048 (at least sq_entries) */
-  uint32_t buf_count;    /* pool slots per port; default 4096 */
-  uint32_t buf_size;     /* bytes per slot; default 2048.  A received packet must fit: with
+  uint32_t buf_count;    /* pool slots per port; default 4096 (256 with UDP GRO, see buf_size) */
+  uint32_t buf_size;     /* bytes per slot; default 2048, or 65536 on a udp port with UDP GRO
+                            (one slot holds one coalesced buffer; buf_count then defaults to
+                            256).  With GRO on, a slot smaller than 64 KiB keeps GRO off.
+                            A received packet must fit: with
                             io_uring multishot receive on a udp port the kernel also writes a
                             header and the sender's address into the slot (32 bytes IPv4, 44
                             IPv6), so the largest datagram is buf_size - 32 (- 44); larger ones
@@ -105,7 +119,9 @@ typedef struct mior_options {
                             packets, the next blocking wait asks for several too, for at most this
                             long, so one wake-up serves a batch instead of one packet.  A quiet
                             port (one packet per wake-up, e.g. ping-pong) always wakes at once.
-                            Default 50; 0 = off.  io_uring only. */
+                            Default 0 (off): under load it delays a server's replies
+                            (p50 16 -> 38 us at 50, docs/TUNING.md); a bulk receiver may set
+                            it (about 50) for ~12 % more packets.  io_uring only. */
 } mior_options;
 
 /* Fill *opts with the defaults, sz included.  sz lets the struct grow: a program built against an
@@ -173,7 +189,8 @@ MIOR_API uint32_t mior_transport_queues(const mior_transport *t);
 MIOR_API mior_port *mior_transport_port(const mior_transport *t, uint32_t i);
 
 /* Run the port on the calling thread: reap completions, deliver up to `budget` received packets
- * (0 = the batch size), submit queued sends, re-arm receives.  If there is nothing to do, spin up
+ * (0 = the batch size; a coalesced buffer (MIOR_PKT_COALESCED) is delivered whole, so up to 63
+ * more), submit queued sends, re-arm receives.  If there is nothing to do, spin up
  * to busy_poll_us, then wait up to timeout_us (0 = do not wait, negative = wait indefinitely).
  * Returns the number of packets delivered (>= 0) or a negative errno. */
 MIOR_API int mior_port_poll(mior_port *port, uint32_t budget, int64_t timeout_us);
@@ -240,6 +257,14 @@ MIOR_API int mior_port_run_ready(mior_port *port, uint32_t budget);
 MIOR_API int mior_tx_acquire(mior_port *port, mior_pkt *pkt);
 MIOR_API int mior_tx_send(mior_port *port, mior_pkt *pkt, uint32_t len, const mior_addr *dst);
 MIOR_API int mior_tx_flush(mior_port *port);
+/* Send n datagrams (2..64) to one destination as one UDP GSO send, for senders that know their
+ * segment size (QUIC): pkts[0..n) are acquired slots, lens[i] their lengths, all equal except the
+ * last, which may be shorter, and none zero.  Where GSO is off or refused they go as n single
+ * sends; either way each completes (tx_packets) as its own datagram.  As mior_tx_send: every slot
+ * is the port's from here, also on error; -EINVAL (nothing sent) for lengths that break the rule
+ * above or a port that is not udp. */
+MIOR_API int mior_tx_send_segments(mior_port *port, mior_pkt *pkts, const uint32_t *lens, uint32_t n,
+                                   const mior_addr *dst);
 
 /* A random 32-bit value from a per-port generator seeded from the OS: TCP initial sequence
  * numbers, IP ids. */
@@ -262,12 +287,21 @@ MIOR_API mior_backend mior_port_backend(const mior_port *port);
 #define MIOR_FEAT_FALLBACK 0x100u      /* AUTO fell back from the preferred backend */
 #define MIOR_FEAT_TX_WINSOCK 0x200u    /* ioring: sends go through Winsock (IoRing before version 3
                                           has no WRITE); receives stay on the ring */
-#define MIOR_FEAT_UDP_GSO 0x400u       /* uring: runs of equal-size sends to the connected peer go
-                                          out as one UDP GSO send (cleared if the kernel refuses) */
+#define MIOR_FEAT_UDP_GSO 0x400u       /* udp: runs of equal-size sends to one destination go out
+                                          as one UDP GSO send (cleared if the kernel refuses) */
 #define MIOR_FEAT_TX_RING 0x800u       /* uring packet: sends are copied into an AF_PACKET TX ring
                                           and sent by one kick per batch (absent: one SEND per
                                           frame, by MIOR_OPT_NO_TX_RING or because the kernel or
                                           the link would not have a ring) */
+#define MIOR_FEAT_IORING_EMULATION 0x1000u /* ioring: the IoRing reports IORING_FEATURE_UM_EMULATION
+                                          (a user-mode emulation, not the kernel's rings; mior's
+                                          own test emulation says so too) */
+#define MIOR_FEAT_WINSOCK_USO 0x2000u  /* sockets on Windows, udp with a peer and MIOR_OPT_UDP_GSO:
+                                          runs of equal-size sends go out as one UDP send
+                                          segmentation (UDP_SEND_MSG_SIZE) send; absent where the
+                                          stack does not have it (Wine, Windows before 10 2004) */
+#define MIOR_FEAT_UDP_GRO 0x4000u      /* udp: the kernel hands over coalesced receives (UDP_GRO),
+                                          split by the port into packets (MIOR_PKT_COALESCED) */
 
 /* Write the names of the features set in `features`, comma separated. */
 MIOR_API int mior_features_format(uint32_t features, char *buf, size_t len);
@@ -318,6 +352,10 @@ typedef struct mior_port_stats {
                                         0 before start, after stop, or after it stopped on an error
                                         (transport: the number of ports whose thread runs) */
   int32_t thread_error;              /* the negative errno the port's thread stopped on, or 0 */
+  uint64_t rx_coalesced;             /* coalesced receive buffers (UDP GRO) split into packets */
+  uint64_t tx_gso_sends;             /* UDP GSO sends the kernel completed (each several datagrams) */
+  uint64_t offload_refused;          /* times the kernel refused UDP GSO or GRO and the port fell
+                                        back (to single sends, or to plain receives) */
 } mior_port_stats;
 
 /* The counters are written by the port's driving thread without locks.  Read them on that

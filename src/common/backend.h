@@ -49,6 +49,8 @@ typedef struct mior__backend_counters {
   uint64_t tx_errors;    /* send failures only the backend sees: TX-ring kicks, refused frames */
   uint32_t features_on;  /* MIOR_FEAT_* the backend turned on since open (e.g. Winsock sends) */
   uint32_t features_off; /* ... and off (GSO refused, multishot receive left) */
+  uint64_t gso_sends;    /* UDP GSO sends the kernel completed */
+  uint64_t offload_refused; /* UDP GSO sends the kernel refused, each sent again one by one */
 } mior__backend_counters;
 
 /* What a port asks of its backend at open. */
@@ -95,7 +97,10 @@ typedef struct mior__cqe {
   uint32_t off;    /* rx: offset of the packet data inside the slot */
   uint32_t flags;  /* rx: MIOR_PKT_*, and MIOR__CQE_TRUNC; tx: MIOR__CQE_COPIED */
   mior_addr src;   /* rx udp: sender */
-  mior__pkt_meta meta; /* rx: what flags' MIOR_PKT_* bits say (the rest is not written) */
+  uint32_t seg;    /* rx: a coalesced buffer (UDP GRO) of datagrams of this size each (the last
+                      may be shorter), which the front end splits; 0: one datagram */
+  mior__pkt_meta meta; /* rx: what flags' MIOR_PKT_* bits say (the rest is not written); for a
+                          coalesced buffer, the one receive's, given to every packet split off */
 } mior__cqe;
 
 struct mior__io;

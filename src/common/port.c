@@ -126,10 +126,107 @@ static void count_error(struct mior_port *p, int res, int rx) {
   }
 }
 
-static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t *delivered) {
+/* The metadata of the kernel receive a packet came from (flags say which fields hold it). */
+static inline void pkt_meta_from(mior_pkt *pk, const mior__cqe *c) {
+  if (MIOR_UNLIKELY(c->flags & MIOR__PKT_META_MASK)) {
+    pk->local = c->meta.local;
+    pk->rx_time_ns = c->meta.time_ns;
+    pk->ecn = c->meta.ecn;
+  }
+}
+
+/* Deliver the packets of the coalesced buffer in c from packet p->split_next - 1 on: to consume,
+ * or into mior_rx_burst's array while it has room.  Returns 1 when the buffer is done, 0 when the
+ * array filled first: the rest stay with the port (their bits stay set in slot_share, so the slot
+ * cannot go back) and the next mior_rx_burst or poll delivers them, before anything newer. */
+static int split_deliver(struct mior_port *p, const mior__cqe *c, uint32_t *delivered, uint32_t budget) {
+  uint32_t total = (uint32_t)c->res, seg = c->seg;
+  uint32_t n = (total + seg - 1u) / seg;
+  uint8_t *base = mior_pool_region_slot(&p->region, c->slot) + c->off;
+  mior_pkt pkt_local;
+  for (uint32_t i = p->split_next - 1u; i < n; i++) {
+    mior_pkt *pk = &pkt_local;
+    if (p->burst) {
+      if (*delivered >= budget) {
+        p->split_next = i + 1u;
+        return 0;
+      }
+      pk = &p->burst[p->burst_n++];
+    } else if (!p->receiver.consume) {
+      /* Nobody to give the rest to (a pull port polled, or closing): they are done here. */
+      uint64_t rest = ~(((uint64_t)1 << i) - 1u) & (n >= 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1u);
+      if (mior__slot_unshare(p, c->slot, rest) == 1 &&
+          mior__slot_from_user(p, c->slot, p->split_gen, MIOR__SLOT_CACHE))
+        p->cache[p->cache_len++] = c->slot;
+      *delivered += n - i;
+      break;
+    }
+    uint32_t off = i * seg;
+    pk->data = base + off;
+    pk->len = total - off < seg ? total - off : seg;
+    pk->cap = pk->len; /* the next datagram follows: this packet may not grow */
+    pk->port = p;
+    pk->slot = c->slot;
+    pk->flags = c->flags | MIOR_PKT_COALESCED;
+    pk->src = c->src;
+    pk->gen = p->split_gen;
+    pk->seg = i + 1u;
+    pkt_meta_from(pk, c); /* one kernel receive: every packet split from it has its metadata */
+    p->user_taken++;
+    (*delivered)++;
+    if (p->burst) continue; /* the caller's now, until it releases or sends it */
+    int verdict = p->receiver.consume(p->receiver.ctx, p, pk);
+    if (verdict == MIOR_KEEP) {
+      if (mior__slot_share_held(p, c->slot, pk->gen, pk->seg)) p->stats.rx_kept++;
+      continue;
+    }
+    /* Still held (not sent, not released): done with it.  The last one done takes the slot back
+     * to the cache; a release from another thread can only make this one not the last. */
+    if (!mior__slot_share_held(p, c->slot, pk->gen, pk->seg)) continue;
+    int last = mior__slot_unshare(p, c->slot, (uint64_t)1 << i);
+    if (last < 0) continue;
+    p->user_taken--;
+    if (last && mior__slot_from_user(p, c->slot, pk->gen, MIOR__SLOT_CACHE)) p->cache[p->cache_len++] = c->slot;
+  }
+  p->split_next = 0;
+  return 1;
+}
+
+/* A coalesced buffer (UDP GRO): datagrams of c->seg bytes back to back in one slot, the last
+ * possibly shorter.  Each becomes its own packet pointing into the slot, without a copy; they
+ * share the slot (mior__slot_share), which comes back when the last of them is done, kept ones
+ * included.  To consume the whole buffer is delivered in this poll, even past its budget: the
+ * kernel consumed it as one.  mior_rx_burst takes what fits its array (split_deliver). */
+static int rx_split(struct mior_port *p, const mior__cqe *c, uint32_t *delivered, uint32_t budget) {
+  uint32_t total = (uint32_t)c->res, seg = c->seg;
+  uint32_t n = (total + seg - 1u) / seg;
+  p->stats.rx_coalesced++;
+  if (MIOR_UNLIKELY(n > MIOR__SLOT_MAX_SHARE)) {
+    /* More datagrams than a slot can track (the kernel coalesces at most 64): count and drop. */
+    p->stats.rx_errors++;
+    cache_push(p, c->slot);
+    return 1;
+  }
+  p->stats.rx_packets += n;
+  p->stats.rx_bytes += total;
+  if (!p->receiver.consume && !p->burst) {
+    *delivered += n;
+    cache_push(p, c->slot);
+    return 1;
+  }
+  mior__slot_share(p, c->slot, n);
+  p->split_gen = mior__slot_to_user(p, c->slot);
+  p->split_next = 1;
+  return split_deliver(p, c, delivered, budget);
+}
+
+/* Returns 1 when the completion is done, 0 when mior_rx_burst's array filled in the middle of a
+ * coalesced buffer (the completion stays first in line for the next call). */
+static inline int rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t *delivered, uint32_t budget) {
+  if (MIOR_UNLIKELY(p->split_next)) return split_deliver(p, c, delivered, budget);
   if (c->slot == MIOR__NO_SLOT) {
     count_error(p, c->res, 1);
-    return;
+    return 1;
   }
   p->rx_posted--;
   /* A packet that was already received when the port stops or closes is still delivered (quiesce
@@ -139,14 +236,16 @@ static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t
     else if (c->flags & MIOR__CQE_TRUNC) p->stats.rx_drop_truncated++;
     else p->stats.rx_errors++; /* an empty read on a kind without datagrams */
     cache_push(p, c->slot);
-    return;
+    return 1;
   }
+  p->rx_done++;
+  if (c->seg && (uint32_t)c->res > c->seg) return rx_split(p, c, delivered, budget);
   p->stats.rx_packets++;
   p->stats.rx_bytes += (uint64_t)c->res;
   (*delivered)++;
   if (!p->receiver.consume && !p->burst) {
     cache_push(p, c->slot);
-    return;
+    return 1;
   }
   /* One delivery path: mior_rx_burst's packets are built here as consume's are. */
   mior_pkt pkt_local, *pk = p->burst ? &p->burst[p->burst_n] : &pkt_local;
@@ -157,25 +256,21 @@ static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t
   pk->slot = c->slot;
   pk->flags = c->flags;
   pk->src = c->src;
-  pk->reserved_ = 0;
-  if (MIOR_UNLIKELY(c->flags & MIOR__PKT_META_MASK)) {
-    pk->local = c->meta.local;
-    pk->rx_time_ns = c->meta.time_ns;
-    pk->ecn = c->meta.ecn;
-  }
+  pk->seg = 0;
+  pkt_meta_from(pk, c);
   /* During consume the slot is the receiver's, like a kept packet: it may send it (echo in
    * place) or release it, and then the slot is no longer its own whatever consume returns. */
   pk->gen = mior__slot_to_user(p, c->slot);
   p->user_taken++;
   if (p->burst) {
     p->burst_n++; /* the caller's now, until it releases or sends it */
-    return;
+    return 1;
   }
   int verdict = p->receiver.consume(p->receiver.ctx, p, pk);
   if (verdict == MIOR_KEEP) {
     if (mior__slot_word(p, c->slot) == ((pk->gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER))
       p->stats.rx_kept++;
-    return;
+    return 1;
   }
   /* Still this packet's slot (not sent, not released, so not handed out again): back to the
    * cache.  The compare-and-swap loses only to a release from another thread. */
@@ -183,6 +278,7 @@ static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t
     p->user_taken--;
     p->cache[p->cache_len++] = c->slot;
   }
+  return 1;
 }
 
 static inline void tx_complete(struct mior_port *p, const mior__cqe *c) {
@@ -200,23 +296,31 @@ static inline void tx_complete(struct mior_port *p, const mior__cqe *c) {
 }
 
 /* Reap and dispatch completions until none are ready or `budget` packets were delivered.  Returns
- * the number of completions handled; *delivered counts packets given to the receiver. */
+ * the number of completions handled (those left from the last call included); *delivered counts
+ * packets given to the receiver.  Completions reaped but not yet dispatched (mior_rx_burst's
+ * array filled) wait in cqes[cq_pos..cq_len) and go first next time, so none is lost or
+ * reordered. */
 uint32_t mior__port_process(struct mior_port *p, uint32_t budget, uint32_t *delivered) {
-  uint32_t handled = 0;
+  uint32_t handled = p->cq_len - p->cq_pos;
   *delivered = 0;
   p->in_process = 1;
-  while (*delivered < budget) {
-    /* Never take more completions than the budget has room for, so poll keeps its promise. */
-    uint32_t room = budget - *delivered;
-    uint32_t n = p->ops->reap(p->io, p->cqes, room < p->batch ? room : p->batch);
-    if (n == 0) break;
-    p->stats.completions += n;
-    handled += n;
-    for (uint32_t i = 0; i < n; i++) {
-      const mior__cqe *c = &p->cqes[i];
-      if (c->op == MIOR__OP_TX) tx_complete(p, c);
-      else rx_complete(p, c, delivered);
+  for (;;) {
+    if (p->cq_pos == p->cq_len) {
+      if (*delivered >= budget) break;
+      /* Never take more completions than the budget has room for, so poll keeps its promise. */
+      uint32_t room = budget - *delivered;
+      uint32_t n = p->ops->reap(p->io, p->cqes, room < p->batch ? room : p->batch);
+      if (n == 0) break;
+      p->stats.completions += n;
+      handled += n;
+      p->cq_pos = 0;
+      p->cq_len = n;
     }
+    const mior__cqe *c = &p->cqes[p->cq_pos];
+    if (c->op == MIOR__OP_TX) tx_complete(p, c);
+    else if (p->burst && *delivered >= budget) break; /* the array is full */
+    else if (!rx_complete(p, c, delivered, budget)) break;
+    p->cq_pos++;
   }
   if (*delivered && p->receiver.flush && !p->burst) p->receiver.flush(p->receiver.ctx, p);
   p->in_process = 0;
@@ -296,6 +400,7 @@ static int poll_bound(struct mior_port *p, uint32_t budget, int64_t timeout_us) 
 
   if (p->evt_on) p->ops->event_clear(p->io);
   mior__port_take_returned(p);
+  p->rx_done = 0;
   rx_refill(p);
   /* Completions already in the ring cost no system call: take them first. */
   handled = mior__port_process(p, budget, &delivered);
@@ -313,7 +418,10 @@ static int poll_bound(struct mior_port *p, uint32_t budget, int64_t timeout_us) 
 
   /* Under load a wake-up per packet costs the sender an inter-processor wake each time; asking
    * for half of what the last wake-up brought (for at most coalesce_us) lets one wake-up carry a
-   * batch.  One packet per wake-up means the port is quiet and must not be delayed. */
+   * batch.  One packet per wake-up means the port is quiet and must not be delayed.  Counted in
+   * completions, which is what a wait counts: a coalesced buffer (UDP GRO) is one, however many
+   * packets it carried, and asking for several after one such buffer would only wait out the
+   * timeout. */
   uint32_t want = 1;
   int64_t wait_us = timeout_us;
   if (p->coalesce_us && p->last_rx >= 4) {
@@ -345,9 +453,12 @@ static int poll_bound(struct mior_port *p, uint32_t budget, int64_t timeout_us) 
   if (rc < 0) return rc;
   mior__port_process(p, budget, &delivered);
 out:
-  p->last_rx = delivered;
+  p->last_rx = p->rx_done;
+  p->rx_done = 0;
   rx_refill(p);
-  if (p->evt_on) p->ops->event_done(p->io, delivered >= budget);
+  /* Work is left when the budget ran out, or completions wait undispatched (the rest of a
+   * coalesced buffer that did not fit mior_rx_burst's array): the handle stays readable. */
+  if (p->evt_on) p->ops->event_done(p->io, delivered >= budget || p->cq_pos < p->cq_len);
   return (int)delivered;
 }
 
@@ -372,7 +483,7 @@ int mior_tx_acquire(mior_port *p, mior_pkt *pkt) {
   pkt->port = p;
   pkt->slot = slot;
   pkt->flags = 0;
-  pkt->reserved_ = 0;
+  pkt->seg = 0;
   memset(&pkt->src, 0, sizeof pkt->src);
   return 0;
 }
@@ -440,11 +551,69 @@ static inline int tx_queue(struct mior_port *p, uint32_t slot, uint32_t off, uin
   return p->ops->tx_queue_meta(p->io, slot, off, len, dst, mflags, &m);
 }
 
+/* A packet of a coalesced slot is done (released, or sent as a copy): 1 if it was still held.
+ * The last one done moves the slot: to the cache on the driving thread, else to the pool. */
+static int shared_done(struct mior_port *p, const mior_pkt *pkt, int driving) {
+  if (!mior__slot_share_held(p, pkt->slot, pkt->gen, pkt->seg)) return 0;
+  int last = mior__slot_unshare(p, pkt->slot, (uint64_t)1 << (pkt->seg - 1u));
+  if (last < 0) return 0;
+  if (last) {
+    if (!driving) {
+      if (mior__slot_from_user(p, pkt->slot, pkt->gen, MIOR__SLOT_POOL)) mior_pool_release(p->pool, pkt->slot);
+    } else if (mior__slot_from_user(p, pkt->slot, pkt->gen, MIOR__SLOT_CACHE)) {
+      p->cache[p->cache_len++] = pkt->slot;
+    }
+  }
+  return 1;
+}
+
+/* Send a packet of a coalesced slot: its neighbours still hold the rest of the slot, which a send
+ * from the slot would tie up until the send completes, so the bytes go into a slot of their own
+ * (the one copy on this path).  The packet is done either way. */
+static int tx_send_shared(struct mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst) {
+  int rc = ensure_bound(p);
+  if (MIOR_UNLIKELY(rc < 0)) {
+    if (shared_done(p, pkt, 0)) atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
+    return rc;
+  }
+  if (!mior__slot_share_held(p, pkt->slot, pkt->gen, pkt->seg)) {
+    p->stats.tx_invalid++;
+    return mior__fail(-EINVAL, "mior_tx_send: packet %u of slot %u is not held by the application (sent or "
+                      "released already, or a stale copy)", pkt->seg, pkt->slot);
+  }
+  uint8_t *base = mior_pool_region_slot(&p->region, pkt->slot);
+  if (pkt->data < base || len > p->region.buf_size || len > (uint32_t)(base + p->region.buf_size - pkt->data)) {
+    shared_done(p, pkt, 1);
+    p->user_taken--;
+    p->stats.tx_invalid++;
+    return mior__fail(-EINVAL, "mior_tx_send: length %u does not fit the slot", len);
+  }
+  if (p->cache_len == 0 && cache_fill(p, p->batch) == 0) {
+    shared_done(p, pkt, 1);
+    p->user_taken--;
+    p->stats.tx_errors++;
+    return mior__fail(-ENOBUFS, "mior_tx_send: no free slot to copy a coalesced packet into");
+  }
+  mior_pkt copy = *pkt;
+  copy.slot = p->cache[--p->cache_len];
+  copy.gen = mior__slot_to_user(p, copy.slot);
+  p->user_taken++;
+  copy.data = mior_pool_region_slot(&p->region, copy.slot);
+  copy.cap = p->region.buf_size;
+  copy.flags = pkt->flags & ~MIOR_PKT_COALESCED; /* per-send metadata the caller set goes along */
+  copy.seg = 0;
+  memcpy(copy.data, pkt->data, len);
+  shared_done(p, pkt, 1);
+  p->user_taken--;
+  return mior_tx_send(p, &copy, len, dst);
+}
+
 int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst) {
   if (!p || !pkt) return mior__fail(-EINVAL, "mior_tx_send: NULL %s", p ? "pkt" : "port");
   uint32_t slot = pkt->slot;
   if (pkt->port != p || slot >= p->region.buf_count)
     return mior__fail(-EINVAL, "mior_tx_send: packet is not a slot of this port");
+  if (MIOR_UNLIKELY(pkt->seg)) return tx_send_shared(p, pkt, len, dst);
   int rc = ensure_bound(p);
   if (MIOR_UNLIKELY(rc < 0)) {
     /* Not sent.  The rule "after mior_tx_send the slot is the port's" holds here too: it goes
@@ -525,11 +694,44 @@ give_back:
   return rc;
 }
 
+int mior_tx_send_segments(mior_port *p, mior_pkt *pkts, const uint32_t *lens, uint32_t n,
+                          const mior_addr *dst) {
+  if (!p || !pkts || !lens) return mior__fail(-EINVAL, "mior_tx_send_segments: NULL argument");
+  int bad = n < 2 || n > 64 || !p->datagrams;
+  for (uint32_t i = 0; i < n && !bad; i++)
+    if (lens[i] == 0 || lens[i] > lens[0] || (i + 1 < n && lens[i] != lens[0])) bad = 1;
+  int rc = bad ? 0 : ensure_bound(p);
+  if (bad || rc < 0) {
+    /* Nothing is sent, and every slot is the port's, as after mior_tx_send. */
+    for (uint32_t i = 0; i < n && n <= 1024; i++)
+      if (pkts[i].port == p) mior_pkt_release(&pkts[i]);
+    if (rc < 0) return rc;
+    p->stats.tx_invalid += n;
+    return mior__fail(-EINVAL, "mior_tx_send_segments: %u datagrams: need 2..64 on a udp port, all of "
+                      "one length but the last, which may be shorter, none empty", n);
+  }
+  /* One submit carries the whole run, so the backend sees it as one GSO send. */
+  if (p->tx_pending && p->tx_pending + n > p->batch) flush_bound(p);
+  int first = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    rc = mior_tx_send(p, &pkts[i], lens[i], dst);
+    if (rc < 0 && first == 0) first = rc;
+  }
+  return first;
+}
+
 int mior_pkt_release(const mior_pkt *pkt) {
   if (!pkt || !pkt->port) return mior__fail(-EINVAL, "mior_pkt_release: NULL packet");
   struct mior_port *p = pkt->port;
   if (pkt->slot >= p->region.buf_count)
     return mior__fail(-EINVAL, "mior_pkt_release: slot %u out of range", pkt->slot);
+  if (pkt->seg) {
+    if (!shared_done(p, pkt, 0))
+      return mior__fail(-EINVAL, "mior_pkt_release: packet %u of slot %u is not held by the application "
+                        "(released or sent already, or a stale copy of a packet)", pkt->seg, pkt->slot);
+    atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
+    return 0;
+  }
   if (!user_to_pool(p, pkt->slot, pkt->gen))
     return mior__fail(-EINVAL, "mior_pkt_release: slot %u is not held by the application "
                       "(released or sent already, or a stale copy of a packet)", pkt->slot);
@@ -539,9 +741,12 @@ int mior_pkt_release(const mior_pkt *pkt) {
 /* The per-packet step of mior_pkt_release_bulk: claim the slot for the bulk if this packet
  * (generation) holds it.  A plain store, not a compare-and-swap: the caller promises that nobody
  * else gives this packet back at the same time (pkt.h); a packet given twice in one bulk finds
- * the slot CLAIMED and is refused. */
+ * the slot CLAIMED and is refused.  A packet of a coalesced slot (seg) is only checked here: the
+ * slot's other packets may be given back by other threads meanwhile, so its bit is cleared in the
+ * second pass, where it cannot be taken back. */
 static inline int bulk_claim(struct mior_port *p, const mior_pkt *pkt) {
   if (pkt->slot >= p->region.buf_count || pkt->gen > MIOR__SLOT_GEN_MASK) return 0;
+  if (pkt->seg) return mior__slot_share_held(p, pkt->slot, pkt->gen, pkt->seg);
   uint32_t held = (pkt->gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER;
   if (mior__slot_word(p, pkt->slot) != held) return 0;
   atomic_store_explicit(&p->slot_state[pkt->slot], (pkt->gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_CLAIMED,
@@ -550,42 +755,103 @@ static inline int bulk_claim(struct mior_port *p, const mior_pkt *pkt) {
 }
 
 static void bulk_unclaim(const mior_pkt *pkts, uint32_t n) {
-  for (uint32_t i = 0; i < n; i++) mior__slot_set(pkts[i].port, pkts[i].slot, MIOR__SLOT_USER);
+  for (uint32_t i = 0; i < n; i++)
+    if (!pkts[i].seg) mior__slot_set(pkts[i].port, pkts[i].slot, MIOR__SLOT_USER);
+}
+
+static inline int same_shared_slot(const mior_pkt *a, const mior_pkt *b) {
+  return a->seg && b->seg && a->port == b->port && a->slot == b->slot && a->gen == b->gen;
+}
+
+/* Clear the bits of a run of one coalesced slot's packets: one atomic for the run.  Returns how
+ * many packets were given back; *last is set if they were the slot's last (the caller then owns
+ * the slot).  A packet given twice in one bulk, in two runs, fails the run's step: then its
+ * packets go one by one and *dup counts the refused ones. */
+static uint32_t bulk_unshare(struct mior_port *p, uint32_t slot, uint64_t bits, int *last, uint32_t *dup) {
+  int r = mior__slot_unshare(p, slot, bits);
+  uint32_t done = 0;
+  if (r >= 0) {
+    *last = r;
+    for (uint64_t b = bits; b; b &= b - 1u) done++;
+    return done;
+  }
+  *last = 0;
+  for (uint64_t b = bits; b; b &= b - 1u) {
+    r = mior__slot_unshare(p, slot, b & (~b + 1u));
+    if (r < 0) {
+      (*dup)++;
+      continue;
+    }
+    done++;
+    if (r) *last = 1;
+  }
+  return done;
 }
 
 int mior_pkt_release_bulk(const mior_pkt *pkts, uint32_t n) {
   if (n == 0) return 0;
   if (!pkts) return mior__fail(-EINVAL, "mior_pkt_release_bulk: NULL pkts");
+  uint64_t run_bits = 0; /* bits seen in the current run of one coalesced slot's packets */
   for (uint32_t i = 0; i < n; i++) {
-    if (!pkts[i].port || !bulk_claim(pkts[i].port, &pkts[i])) {
+    int ok = pkts[i].port && bulk_claim(pkts[i].port, &pkts[i]);
+    if (ok && pkts[i].seg) {
+      uint64_t bit = (uint64_t)1 << (pkts[i].seg - 1u);
+      if (i == 0 || !same_shared_slot(&pkts[i - 1], &pkts[i])) run_bits = 0;
+      ok = !(run_bits & bit);
+      run_bits |= bit;
+    }
+    if (!ok) {
       bulk_unclaim(pkts, i);
       return mior__fail(-EINVAL, "mior_pkt_release_bulk: packet %u of %u is not held by the "
                         "application (released or sent already, a stale copy, or given twice); "
                         "none was released", i, n);
     }
   }
-  /* Every run of one port's packets goes on its return list in one compare-and-swap. */
+  /* Every run of one port's packets goes on its return list in one compare-and-swap, which also
+   * counts the packets of coalesced slots that stay out because their neighbours are still held. */
+  uint32_t dup = 0;
   for (uint32_t i = 0; i < n;) {
     struct mior_port *p = pkts[i].port;
-    uint32_t first = pkts[i].slot, last = first, k = 1;
-    mior__slot_set(p, first, MIOR__SLOT_RETURNED);
-    while (i + k < n && pkts[i + k].port == p) {
-      uint32_t s = pkts[i + k].slot;
+    uint32_t first = MIOR__NO_SLOT, last = MIOR__NO_SLOT, k = 0, extra = 0;
+    while (i < n && pkts[i].port == p) {
+      uint32_t s = pkts[i].slot;
+      if (pkts[i].seg) {
+        uint64_t bits = 0;
+        uint32_t j = i;
+        do {
+          bits |= (uint64_t)1 << (pkts[j].seg - 1u);
+          j++;
+        } while (j < n && same_shared_slot(&pkts[j - 1], &pkts[j]));
+        i = j;
+        int was_last;
+        uint32_t done = bulk_unshare(p, s, bits, &was_last, &dup);
+        extra += done - (uint32_t)was_last; /* the slot itself, if it goes, counts one */
+        if (!was_last) continue;
+      } else {
+        i++;
+      }
       mior__slot_set(p, s, MIOR__SLOT_RETURNED);
-      atomic_store_explicit(&p->ret_next[last], s, memory_order_relaxed);
+      if (first == MIOR__NO_SLOT) first = s;
+      else atomic_store_explicit(&p->ret_next[last], s, memory_order_relaxed);
       last = s;
       k++;
+    }
+    if (k == 0) {
+      if (extra) atomic_fetch_add_explicit(&p->user_released, extra, memory_order_relaxed);
+      continue;
     }
     uint64_t old = atomic_load_explicit(&p->ret_head, memory_order_relaxed);
     uint64_t want;
     do {
       atomic_store_explicit(&p->ret_next[last], (uint32_t)old, memory_order_relaxed);
-      want = ((((old >> 32) + k) & UINT32_MAX) << 32) | first;
+      want = ((((old >> 32) + k + extra) & UINT32_MAX) << 32) | first;
       /* Release: the slot words and links above are visible to the thread that takes the list. */
     } while (!atomic_compare_exchange_weak_explicit(&p->ret_head, &old, want, memory_order_release,
                                                     memory_order_relaxed));
-    i += k;
   }
+  if (dup)
+    return mior__fail(-EINVAL, "mior_pkt_release_bulk: %u packet(s) of a coalesced slot given twice; "
+                      "the others were released", dup);
   return 0;
 }
 
@@ -626,6 +892,8 @@ int mior_port_stats_get(const mior_port *p, mior_port_stats *out) {
     out->tx_packets += c.tx_packets;
     out->tx_bytes += c.tx_bytes;
     out->tx_errors += c.tx_errors;
+    out->tx_gso_sends += c.gso_sends;
+    out->offload_refused += c.offload_refused;
     out->features = (out->features | c.features_on) & ~c.features_off;
   }
   mior_pool_stats ps;

@@ -44,6 +44,8 @@ struct mior_port {
   struct mior__io *io;       /* the backend's state for this port (its ring, or its sockets machinery) */
   mior_pool_region region;
   _Atomic uint32_t *slot_state;  /* (generation << 4) | MIOR__SLOT_* */
+  _Atomic uint64_t *slot_share;  /* per slot: a coalesced buffer's packets still held (bit i:
+                                    packet i), see mior__slot_share; 0 for an unshared slot */
   uint32_t *cache;          /* LIFO of free slots owned by this port */
   uint32_t cache_len;
   uint32_t rx_posted;       /* slots the backend holds for receive */
@@ -54,7 +56,9 @@ struct mior_port {
   uint32_t batch;
   uint32_t busy_poll_us;
   uint32_t coalesce_us;
-  uint32_t last_rx;         /* packets delivered by the last poll: the load estimate for coalescing */
+  uint32_t last_rx;         /* receive completions of the last poll: the load estimate for
+                               coalescing (a coalesced buffer is one, however many packets) */
+  uint32_t rx_done;         /* receive completions carrying data in this poll */
   uint32_t sq_limit;        /* most sends queued before a submit is forced */
   int addr_from_packet;     /* ip kind without a peer: destination taken from the IP header */
   int datagrams;            /* udp kind: a zero-length packet is a valid datagram */
@@ -63,6 +67,11 @@ struct mior_port {
   uint16_t dst_family;      /* MIOR_AF_INET/_INET6 of the socket (udp, ip), 0 for packet */
   int no_rx;
   mior__cqe *cqes;          /* reap buffer, batch entries */
+  uint32_t cq_pos, cq_len;  /* cqes[cq_pos..cq_len): reaped, not yet dispatched (mior_rx_burst's
+                               array filled first); they go first at the next call */
+  uint32_t split_next;      /* cqes[cq_pos] is a coalesced buffer partly delivered: 1 + the index
+                               of its next packet; 0 otherwise */
+  uint32_t split_gen;       /* that buffer's slot generation */
   mior_pkt *burst;          /* mior_rx_burst: received packets go here instead of to consume */
   uint32_t burst_n;
   int evt_on;               /* the event handle exists (mior_port_event_handle) */
@@ -157,6 +166,44 @@ static inline int mior__slot_from_user(struct mior_port *p, uint32_t slot, uint3
   return atomic_compare_exchange_strong_explicit(&p->slot_state[slot], &expect,
                                                  (gen << MIOR__SLOT_STATE_BITS) | st,
                                                  memory_order_acq_rel, memory_order_relaxed);
+}
+
+/* --- coalesced slots (UDP GRO) ------------------------------------------------------------------
+ *
+ * One received slot may hold a coalesced buffer that the port splits into up to 64 packets, each
+ * pointing into the slot (no copy).  The slot goes to the application once, under one generation
+ * (mior__slot_to_user), and slot_share[slot] has one bit per packet still held.  Whoever finishes
+ * a packet (the end of consume, mior_pkt_release on any thread, mior_tx_send) clears its bit with
+ * mior__slot_unshare; only the one that clears the last bit moves the slot on, with the usual
+ * compare-and-swap on its word.  mior_pkt_release_bulk clears the bits of a run of one slot's
+ * packets in one step (one atomic per slot, not per packet).  Packets of a buffer not yet
+ * delivered (mior_rx_burst's array was full) keep their bits set: the slot waits for them too. */
+#define MIOR__SLOT_MAX_SHARE 64u
+
+/* Hand n (2..64) packets of a slot the driving thread is about to give to the application. */
+static inline void mior__slot_share(struct mior_port *p, uint32_t slot, uint32_t n) {
+  uint64_t bits = n >= 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1u;
+  atomic_store_explicit(&p->slot_share[slot], bits, memory_order_relaxed);
+}
+
+/* Packets `bits` (bit i: packet i) of a shared slot are done.  Returns 1 if they were the last
+ * ones held (the caller now moves the slot), 0 if others are still held, -1 if one of them was
+ * not held (released twice): then nothing changed. */
+static inline int mior__slot_unshare(struct mior_port *p, uint32_t slot, uint64_t bits) {
+  uint64_t old = atomic_load_explicit(&p->slot_share[slot], memory_order_relaxed);
+  do {
+    if ((old & bits) != bits) return -1;
+  } while (!atomic_compare_exchange_weak_explicit(&p->slot_share[slot], &old, old & ~bits,
+                                                  memory_order_acq_rel, memory_order_relaxed));
+  return (old & ~bits) == 0;
+}
+
+/* 1 if packet `seg` (1-based, mior_pkt.seg) of generation gen of a shared slot is still held. */
+static inline int mior__slot_share_held(const struct mior_port *p, uint32_t slot, uint32_t gen, uint32_t seg) {
+  if (seg == 0 || seg > MIOR__SLOT_MAX_SHARE) return 0;
+  if (mior__slot_word(p, slot) != ((gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER)) return 0;
+  uint64_t bit = (uint64_t)1 << (seg - 1u);
+  return (atomic_load_explicit(&((struct mior_port *)p)->slot_share[slot], memory_order_acquire) & bit) != 0;
 }
 
 /* --- shared by port.c (the data path) and port_life.c (open, shutdown, close) ----------------- */

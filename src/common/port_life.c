@@ -32,10 +32,11 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
   mior_pool_region_get(p->pool, &p->region);
 
   p->slot_state = calloc(p->region.buf_count, sizeof *p->slot_state);
+  p->slot_share = calloc(p->region.buf_count, sizeof *p->slot_share);
   p->cache = malloc((size_t)p->region.buf_count * sizeof *p->cache);
   p->cqes = malloc((size_t)o->batch * sizeof *p->cqes);
   p->ret_next = malloc((size_t)p->region.buf_count * sizeof *p->ret_next);
-  if (!p->slot_state || !p->cache || !p->cqes || !p->ret_next) {
+  if (!p->slot_state || !p->slot_share || !p->cache || !p->cqes || !p->ret_next) {
     rc = mior__fail(-ENOMEM, "out of memory for port state");
     goto out_pool;
   }
@@ -67,6 +68,7 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
   if (!(ops->flags & MIOR__BACKEND_NO_SOCKET)) {
     rc = mior__socket_open(&p->sock, &cfg);
     if (rc < 0) goto out_pool;
+    if (p->sock.offload_refused) p->stats.offload_refused++;
   }
   uint32_t features = 0;
   rc = ops->open(&p->io, &cfg, &features);
@@ -82,6 +84,7 @@ out_pool:
   free(p->cqes);
   free(p->cache);
   free((void *)p->slot_state);
+  free((void *)p->slot_share);
   mior_pool_destroy(p->pool, NULL);
 out_port:
   free(p);
@@ -173,6 +176,7 @@ int mior__port_close(struct mior_port *p, uint32_t outstanding) {
   free(p->cqes);
   free(p->cache);
   free((void *)p->slot_state);
+  free((void *)p->slot_share);
   free(p);
   if (held) return mior__fail(-EBUSY, "%u packet(s) still held by the application at close", held);
   if (rc == -EBUSY)

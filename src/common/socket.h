@@ -20,6 +20,11 @@ typedef union mior__sockaddr {
   struct sockaddr_in6 in6;
 } mior__sockaddr;
 
+/* The default pool of a udp port with UDP GRO: one slot per coalesced buffer (the kernel
+ * coalesces up to 64 datagrams and 64 KiB), 256 of them (why: docs/ARCHITECTURE.md). */
+#define MIOR__GRO_BUF_SIZE 65536u
+#define MIOR__GRO_BUF_COUNT 256u
+
 /* Open, configure and bind the socket a port needs.  Returns 0 or -errno with a message that
  * names what failed (and, for EPERM, the privilege needed).  On failure s is closed. */
 int mior__socket_open(mior__sock *s, const mior__io_cfg *cfg);

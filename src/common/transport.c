@@ -17,15 +17,16 @@ void mior_options_init(mior_options *o) {
   o->backend = MIOR_BACKEND_AUTO;
   o->sq_entries = 2048;
   o->cq_entries = 2048;
-  o->buf_count = MIOR_POOL_DEFAULT_BUF_COUNT;
-  o->buf_size = MIOR_POOL_DEFAULT_BUF_SIZE;
+  /* buf_count and buf_size 0: chosen at open for the endpoint's kind (options_resolve). */
+  o->buf_count = 0;
+  o->buf_size = 0;
   o->queues = 1;
   o->rx_depth = 0; /* buf_count / 2, filled in at open */
   o->batch = 64;
   o->busy_poll_us = 0;
   o->cpu = -1;
   o->numa_node = -1;
-  o->coalesce_us = 50;
+  o->coalesce_us = 0; /* measured: docs/TUNING.md, "Receive coalescing" */
 }
 
 static const char *const backend_names[] = {"auto", "uring", "sockets", "ioring"};
@@ -69,7 +70,8 @@ int mior_backend_supported(mior_backend b) {
 static const char *const feature_names[] = {
     "registered-buffers", "registered-file", "multishot-rx", "single-issuer", "defer-taskrun",
     "coop-taskrun",       "sqpoll",          "mmsg-batch",   "fallback",      "winsock-tx",
-    "udp-gso",            "tx-ring",
+    "udp-gso",            "tx-ring",         "ioring-emulation", "udp-uso",
+    "udp-gro",
 };
 
 int mior_features_format(uint32_t features, char *buf, size_t len) {
@@ -123,6 +125,14 @@ static int options_resolve(mior_options *o, const mior_options *user, const mior
   o->rcvbuf = OPTS_GET(user, rcvbuf, o->rcvbuf);
   o->peer = OPTS_GET(user, peer, o->peer);
   o->coalesce_us = OPTS_GET(user, coalesce_us, o->coalesce_us);
+  /* Slots: on a udp port with UDP GRO one slot holds one coalesced buffer, up to 64 KiB (the
+   * kernel truncates, and so loses, what does not fit), so the default slot is 64 KiB and fewer of
+   * them; elsewhere 2 KiB.  Why this layout: docs/ARCHITECTURE.md ("Coalesced receive"). */
+  int gro = ep->kind == MIOR__KIND_UDP && MIOR__SOCK_HAS_GRO &&
+            !(o->flags & (MIOR_OPT_NO_UDP_GRO | MIOR_OPT_NO_RX)); /* a sender only keeps small slots */
+  if (o->buf_size == 0) o->buf_size = gro ? MIOR__GRO_BUF_SIZE : MIOR_POOL_DEFAULT_BUF_SIZE;
+  if (o->buf_count == 0)
+    o->buf_count = gro && o->buf_size >= MIOR__GRO_BUF_SIZE ? MIOR__GRO_BUF_COUNT : MIOR_POOL_DEFAULT_BUF_COUNT;
   if ((unsigned)o->backend > MIOR_BACKEND_IORING)
     return mior__fail(-EINVAL, "unknown backend %d", (int)o->backend);
   if (o->sq_entries > 32768 || o->cq_entries > 65536 || o->cq_entries < o->sq_entries)
@@ -145,7 +155,7 @@ static int options_resolve(mior_options *o, const mior_options *user, const mior
                       o->rx_depth, o->buf_count);
   const uint32_t known = MIOR_OPT_NO_REGISTERED_BUFFERS | MIOR_OPT_NO_MULTISHOT | MIOR_OPT_SQPOLL |
                          MIOR_OPT_HUGEPAGES | MIOR_OPT_MLOCK | MIOR_OPT_NO_RX | MIOR_OPT_NO_DEFER_TASKRUN |
-                         MIOR_OPT_UDP_GSO | MIOR_OPT_NO_TX_RING |
+                         MIOR_OPT_UDP_GSO | MIOR_OPT_NO_TX_RING | MIOR_OPT_NO_UDP_GSO | MIOR_OPT_NO_UDP_GRO |
                          MIOR_OPT_RX_PKTINFO | MIOR_OPT_RX_ECN | MIOR_OPT_RX_TIMESTAMP;
   if (o->flags & ~known) return mior__fail(-EINVAL, "unknown option flags 0x%x", o->flags & ~known);
   if (o->sndbuf < 0 || o->rcvbuf < 0) return mior__fail(-EINVAL, "negative socket buffer size");
@@ -186,6 +196,18 @@ static int choose_backend(const mior_options *o, const mior__backend_ops **out, 
   if (!mior__backends[0])
     return mior__fail(-EOPNOTSUPP, "this build has no packet backend for this operating system yet");
   return mior__fail(-EOPNOTSUPP, "no packet backend can run here (%s)", reason);
+}
+
+/* The first backend after cur, in order of preference, that says it can run here; or NULL. */
+static const mior__backend_ops *next_supported(const mior__backend_ops *cur) {
+  const mior__backend_ops *const *b = mior__backends;
+  while (*b && *b != cur) b++;
+  if (!*b) return NULL;
+  for (b++; *b; b++) {
+    char why[160];
+    if ((*b)->supported(why, sizeof why)) return *b;
+  }
+  return NULL;
 }
 
 static void port_thread(void *arg) {
@@ -268,6 +290,24 @@ int mior_transport_open(mior_transport **out, const char *endpoint, const mior_o
   for (uint32_t i = 0; i < t->queues; i++) {
     cfg.queue = i;
     rc = mior__port_open(&t->ports[i], t, i, ops, &cfg);
+    if (rc == -EOPNOTSUPP && i == 0 && t->opts.backend == MIOR_BACKEND_AUTO) {
+      /* AUTO: a backend that can run here may still refuse this socket at open (IoRing: a READ
+       * the system refuses on it, or an unconnected UDP socket); the next one takes it, and the
+       * refusal becomes the fallback reason. */
+      const mior__backend_ops *next = next_supported(ops);
+      if (next) {
+        if (!reason[0]) {
+          const char *err = mior_last_error();
+          size_t nl = strlen(ops->name);
+          if (strncmp(err, ops->name, nl) == 0 && strncmp(err + nl, ": ", 2) == 0) err += nl + 2;
+          snprintf(reason, sizeof reason, "%s: %s", ops->name, err);
+          extra = MIOR_FEAT_FALLBACK;
+        }
+        ops = next;
+        mior__clear_error();
+        rc = mior__port_open(&t->ports[i], t, i, ops, &cfg);
+      }
+    }
     if (rc < 0) goto fail;
     t->ports[i]->stats.features |= extra;
     memcpy(t->ports[i]->stats.fallback_reason, reason, sizeof reason);
@@ -431,6 +471,9 @@ int mior_transport_stats_get(const mior_transport *t, mior_port_stats *out) {
     out->pool_high_water += s.pool_high_water;
     out->user_held += s.user_held;
     out->tx_in_flight += s.tx_in_flight;
+    out->rx_coalesced += s.rx_coalesced;
+    out->tx_gso_sends += s.tx_gso_sends;
+    out->offload_refused += s.offload_refused;
     out->thread_running += s.thread_running;
     if (out->thread_error == 0) out->thread_error = s.thread_error;
   }

@@ -11,6 +11,11 @@ typedef struct mior__sock {
   int family;       /* AF_INET, AF_INET6 or AF_PACKET */
   enum mior__kind kind;
   int connected;    /* has a default destination (connected, or a bound packet socket) */
+  int gro;          /* udp: UDP_GRO is on (receives may be coalesced buffers) */
+  int offload_refused; /* udp: the kernel refused UDP_GRO at open */
 } mior__sock;
+
+/* UDP GRO (Linux 5.0+): udp ports default to slots that hold a coalesced buffer. */
+#define MIOR__SOCK_HAS_GRO 1
 
 #endif

@@ -1,8 +1,10 @@
 /* Per-packet metadata on Linux, for both backends (sockets and io_uring): the socket options
- * that ask for it, the one parser of a received datagram's control messages, and the control
+ * that ask for it, the one parser of a receive's control messages (metadata and UDP GRO's
+ * segment size), and the control
  * messages of a send that sets its source address or ECN codepoint.  See mior_pkt in pkt.h. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <time.h>
 
@@ -39,8 +41,13 @@ static void local4(mior__cqe *c, const struct in_addr *a) {
 void mior__rx_cmsg_meta(const struct msghdr *msg, mior__cqe *c) {
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
     const void *d = CMSG_DATA(cm);
+    if (cm->cmsg_len < CMSG_LEN(0)) break; /* a cleared buffer: nothing (more) written */
     size_t dlen = cm->cmsg_len - CMSG_LEN(0);
-    if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO && dlen >= sizeof(struct in_pktinfo)) {
+    if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO && dlen >= sizeof(int)) {
+      int seg;
+      memcpy(&seg, d, sizeof seg);
+      if (seg > 0) c->seg = (uint32_t)seg;
+    } else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO && dlen >= sizeof(struct in_pktinfo)) {
       struct in_pktinfo pi;
       memcpy(&pi, d, sizeof pi);
       local4(c, &pi.ipi_addr); /* the header's destination, not the route's source */

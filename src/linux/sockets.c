@@ -9,6 +9,7 @@
  * Every slot handed in comes back through that queue exactly once.
  */
 #include <errno.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -29,6 +30,18 @@ struct tx_dst {
   socklen_t len;
 };
 
+/* UDP GSO (UDP_SEGMENT): at most this many datagrams in one send (UDP_MAX_SEGMENTS before 6.9),
+ * and at most this many bytes, so that a mior GRO receiver's 64 KiB slot holds the send whole
+ * (see src/linux/uring/uring.h). */
+#define GSO_MAX_SEGS 64u
+#define GSO_MAX_BYTES (65536u - 256u)
+
+/* Control message room for one UDP_SEGMENT value (a GSO send). */
+union ctl_buf {
+  char buf[CMSG_SPACE(sizeof(int))];
+  struct cmsghdr align;
+};
+
 struct mior__io {
   mior__sock *sock;    /* the port's socket (the port opened it; close may close it) */
   mior_pool_region region;
@@ -44,9 +57,16 @@ struct mior__io {
   int tx_blocked;   /* last sendmmsg hit EAGAIN: wait for POLLOUT */
   /* completions waiting to be reaped (a FIFO) */
   mior__cq_fifo cq;  /* completions ready for reap */
-  /* scratch for one sendmmsg */
+  /* scratch for one sendmmsg: up to batch messages, each one datagram or one GSO send of up to
+   * GSO_MAX_SEGS (its datagram count in msg_cnt, its segment size in gso_ctl) */
   struct mmsghdr *msgs;
   struct iovec *iov;
+  uint32_t *msg_cnt;
+  union ctl_buf *gso_ctl;
+  int gso;              /* UDP GSO on (udp, not MIOR_OPT_NO_UDP_GSO, not refused) */
+  int gso_confirmed;    /* a GSO send went out: a later EINVAL is about one segment size */
+  uint32_t gso_max_seg; /* largest segment the path takes */
+  int gro;              /* receive with UDP GRO: a coalesced buffer's segment size comes in rx_ctl */
   /* recvmmsg's headers, kept apart: a busy-polling port calls recvmmsg on an empty socket over
    * and over, and rebuilding a batch of headers each time cost more than the call (11% of a
    * busy ping-pong's profile).  They are rebuilt only when the posted slots change: a receive,
@@ -60,9 +80,12 @@ struct mior__io {
    * recvmmsg's failed try for a second (about 0.2 us, on a ping-pong's critical path at each end). */
   int spin_single;
   uint32_t rx_empty; /* recvmmsg calls in a row that found nothing */
-  /* Per-packet metadata: a control buffer per receive header (MIOR_OPT_RX_*, else NULL), and per
-   * slot for sends that carry a source address or ECN codepoint (made on the first one). */
+  /* Control buffers: one per receive header, rx_ctl_space bytes each, for the metadata asked for
+   * (MIOR_OPT_RX_*) and UDP GRO's segment size (NULL with neither), read by the one parser
+   * (mior__rx_cmsg_meta); and per slot for sends that carry a source address or ECN codepoint
+   * (made on the first one). */
   uint8_t *rx_ctl;
+  uint32_t rx_ctl_space;
   uint8_t *tx_ctl;
   socklen_t *tx_ctl_len;
   /* The event handle: an epoll descriptor over the socket and an eventfd of our own, which says
@@ -89,6 +112,8 @@ static void sockets_close(struct mior__io *r) {
   mior__cq_free(&r->cq);
   free(r->msgs);
   free(r->iov);
+  free(r->msg_cnt);
+  free(r->gso_ctl);
   free(r->rx_msgs);
   free(r->rx_iov);
   free(r->names_buf);
@@ -114,19 +139,41 @@ static int sockets_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t
   r->dst = malloc((size_t)r->region.buf_count * sizeof *r->dst);
   mior__cq_init(&r->cq, r->region.buf_count);
   r->msgs = calloc(r->batch, sizeof *r->msgs);
-  r->iov = calloc(r->batch, sizeof *r->iov);
+  r->iov = calloc((size_t)r->batch * GSO_MAX_SEGS, sizeof *r->iov);
+  r->msg_cnt = calloc(r->batch, sizeof *r->msg_cnt);
+  r->gso_ctl = calloc(r->batch, sizeof *r->gso_ctl);
   r->rx_msgs = calloc(r->batch, sizeof *r->rx_msgs);
   r->rx_iov = calloc(r->batch, sizeof *r->rx_iov);
   r->names_buf = calloc(r->batch, sizeof *r->names_buf);
-  int meta = (cfg->opts->flags & MIOR__RX_META_OPTS) != 0;
-  if (meta) r->rx_ctl = calloc(r->batch, MIOR__RX_CMSG_SPACE);
-  if ((meta && !r->rx_ctl) || !r->rx_slots || !r->txq.q || !r->dst || !r->cq.q || !r->msgs || !r->iov || !r->rx_msgs || !r->rx_iov ||
-      !r->names_buf) {
+  r->rx_ctl_space = mior__rx_cmsg_space(cfg->opts->flags, r->sock->gro);
+  if (r->rx_ctl_space) r->rx_ctl = calloc(r->batch, r->rx_ctl_space);
+  if ((r->rx_ctl_space && !r->rx_ctl) || !r->rx_slots || !r->txq.q || !r->dst || !r->cq.q || !r->msgs || !r->iov ||
+      !r->rx_msgs || !r->rx_iov || !r->names_buf || !r->msg_cnt || !r->gso_ctl) {
     sockets_close(r);
     return mior__fail(-ENOMEM, "out of memory");
   }
   r->names = r->sock->kind == MIOR__KIND_UDP;
   *features |= MIOR_FEAT_BATCH_SYSCALL;
+  if (r->sock->gro) {
+    r->gro = 1;
+    *features |= MIOR_FEAT_UDP_GRO;
+  }
+  /* GSO as in the io_uring backend (src/linux/uring/tx.c, gso_setup): segments within the path
+   * MTU of a connected socket, or an Ethernet MTU's without one. */
+  if (r->sock->kind == MIOR__KIND_UDP && !(cfg->opts->flags & MIOR_OPT_NO_UDP_GSO)) {
+    int v6 = r->sock->family == AF_INET6, mtu = 0;
+    socklen_t ml = sizeof mtu;
+    uint32_t hdr = (v6 ? 40u : 20u) + 8u;
+    if (r->sock->connected &&
+        getsockopt(r->sock->fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &ml) == 0 &&
+        (uint32_t)mtu > hdr)
+      r->gso_max_seg = (uint32_t)mtu - hdr;
+    else
+      r->gso_max_seg = 1500u - hdr;
+    if (r->gso_max_seg > GSO_MAX_BYTES) r->gso_max_seg = GSO_MAX_BYTES;
+    r->gso = 1;
+    *features |= MIOR_FEAT_UDP_GSO;
+  }
   *out = r;
   return 0;
 }
@@ -186,17 +233,56 @@ static int sockets_tx_queue_meta(struct mior__io *r, uint32_t slot, uint32_t off
   return mior__tx_fifo_push(&r->txq, slot, off, len, 1);
 }
 
+/* 1 if two queued sends go to the same place (both to the connected peer, or one address). */
+static int same_dst(const struct mior__io *r, const mior__tx_rec *a, const mior__tx_rec *b) {
+  if (a->has_dst != b->has_dst) return 0;
+  if (!a->has_dst) return 1;
+  /* A send with its own control messages (source address, ECN) goes alone. */
+  if (r->tx_ctl_len && (r->tx_ctl_len[a->slot] || r->tx_ctl_len[b->slot])) return 0;
+  const struct tx_dst *x = &r->dst[a->slot], *y = &r->dst[b->slot];
+  return x->len == y->len && memcmp(&x->sa, &y->sa, x->len) == 0;
+}
+
+/* How many queued sends from i on go as one message: a GSO run (equal lengths to one
+ * destination, the last possibly shorter, within the limits), or 1. */
+static uint32_t gso_run(struct mior__io *r, uint32_t i) {
+  const mior__tx_rec *first = mior__tx_fifo_at(&r->txq, i);
+  uint32_t seg = first->len;
+  if (!r->gso || seg == 0 || seg > r->gso_max_seg) return 1;
+  if (r->tx_ctl_len && first->has_dst && r->tx_ctl_len[first->slot]) return 1;
+  uint32_t n = 1, total = seg;
+  while (i + n < r->txq.len && n < GSO_MAX_SEGS) {
+    const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i + n);
+    if (e->len == 0 || e->len > seg || total + e->len > GSO_MAX_BYTES || !same_dst(r, first, e)) break;
+    total += e->len;
+    n++;
+    if (e->len < seg) break; /* a shorter datagram can only end a GSO send */
+  }
+  return n;
+}
+
+/* Errors that say the kernel or the route will not take a GSO send as built (see the io_uring
+ * backend's gso_refused), rather than errors its datagrams would meet as single sends. */
+static int gso_refused(int err) {
+  return err == EINVAL || err == EIO || err == EOPNOTSUPP || err == EMSGSIZE;
+}
+
 static void do_tx(struct mior__io *r) {
   while (r->txq.len > 0) {
-    uint32_t k = r->txq.len < r->batch ? r->txq.len : r->batch;
-    for (uint32_t i = 0; i < k; i++) {
-      const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i);
-      r->iov[i].iov_base = mior_pool_region_slot(&r->region, e->slot) + e->off;
-      r->iov[i].iov_len = e->len;
-      struct msghdr *h = &r->msgs[i].msg_hdr;
+    uint32_t k = 0, used = 0;
+    while (k < r->batch && used < r->txq.len) {
+      uint32_t n = gso_run(r, used);
+      struct iovec *iov = &r->iov[(size_t)k * GSO_MAX_SEGS];
+      for (uint32_t j = 0; j < n; j++) {
+        const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, used + j);
+        iov[j].iov_base = mior_pool_region_slot(&r->region, e->slot) + e->off;
+        iov[j].iov_len = e->len;
+      }
+      const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, used);
+      struct msghdr *h = &r->msgs[k].msg_hdr;
       memset(h, 0, sizeof *h);
-      h->msg_iov = &r->iov[i];
-      h->msg_iovlen = 1;
+      h->msg_iov = iov;
+      h->msg_iovlen = n;
       if (e->has_dst) {
         if (r->dst[e->slot].len) {
           h->msg_name = &r->dst[e->slot].sa;
@@ -207,6 +293,19 @@ static void do_tx(struct mior__io *r) {
           h->msg_controllen = r->tx_ctl_len[e->slot];
         }
       }
+      if (n > 1) {
+        h->msg_control = r->gso_ctl[k].buf;
+        h->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+        struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t seg16 = (uint16_t)e->len;
+        memcpy(CMSG_DATA(cm), &seg16, sizeof seg16);
+      }
+      r->msg_cnt[k] = n;
+      used += n;
+      k++;
     }
     int sent = sendmmsg(r->sock->fd, r->msgs, k, MSG_DONTWAIT);
     r->cnt.submits++;
@@ -215,17 +314,42 @@ static void do_tx(struct mior__io *r) {
       r->tx_blocked = err == EAGAIN;
       return;
     }
-    /* A hard error is the first message's: complete it as failed and go on with the rest. */
-    uint32_t done = sent < 0 ? 1 : (uint32_t)sent;
-    for (uint32_t i = 0; i < done; i++) {
-      const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, 0);
-      mior__cqe *c = mior__cq_push_slot(&r->cq);
-      c->op = MIOR__OP_TX;
-      c->slot = e->slot;
-      c->res = sent < 0 ? -err : (int32_t)r->msgs[i].msg_len;
-      c->off = e->len;
-      c->flags = 0;
-      mior__tx_fifo_pop(&r->txq, 1);
+    if (sent < 0 && r->msg_cnt[0] > 1 && gso_refused(err)) {
+      /* The kernel refused the GSO send (no UDP GSO, no checksum offload on the route: EIO, as
+       * Tailscale sees it; or a segment the path will not take).  Nothing went out: the same
+       * datagrams go again, one by one from now on, or only smaller segments as GSO once GSO
+       * has worked. */
+      r->cnt.offload_refused++;
+      uint32_t seg = (uint32_t)r->iov[0].iov_len;
+      if (r->gso_confirmed && err != EIO && err != EOPNOTSUPP && seg > 1) {
+        if (r->gso_max_seg >= seg) r->gso_max_seg = seg - 1;
+      } else {
+        r->gso = 0;
+        r->cnt.features_off |= MIOR_FEAT_UDP_GSO;
+      }
+      continue;
+    }
+    /* A hard error is the first message's first datagram's (what a single send would have
+     * reported and consumed): complete it as failed and go on with the rest. */
+    uint32_t msgs_done = sent < 0 ? 1 : (uint32_t)sent;
+    for (uint32_t i = 0; i < msgs_done; i++) {
+      uint32_t n = sent < 0 ? 1 : r->msg_cnt[i];
+      if (sent >= 0 && n > 1) {
+        r->cnt.gso_sends++;
+        r->gso_confirmed = 1;
+      }
+      for (uint32_t j = 0; j < n; j++) {
+        const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, 0);
+        mior__cqe *c = mior__cq_push_slot(&r->cq);
+        c->op = MIOR__OP_TX;
+        c->slot = e->slot;
+        /* The kernel sends a GSO send whole or not at all. */
+        c->res = sent < 0 ? -err : (n > 1 ? (int32_t)e->len : (int32_t)r->msgs[i].msg_len);
+        c->off = e->len;
+        c->flags = 0;
+        c->seg = 0;
+        mior__tx_fifo_pop(&r->txq, 1);
+      }
     }
     r->tx_blocked = 0;
   }
@@ -249,8 +373,8 @@ static void do_rx(struct mior__io *r) {
           h->msg_namelen = sizeof r->names_buf[i];
         }
         if (r->rx_ctl) {
-          h->msg_control = r->rx_ctl + (size_t)i * MIOR__RX_CMSG_SPACE;
-          h->msg_controllen = MIOR__RX_CMSG_SPACE;
+          h->msg_control = r->rx_ctl + (size_t)i * r->rx_ctl_space;
+          h->msg_controllen = r->rx_ctl_space;
         }
       }
       r->rx_prep_k = kfull;
@@ -276,6 +400,7 @@ static void do_rx(struct mior__io *r) {
       c->slot = r->rx_slots[r->rx_len - 1 - (uint32_t)i];
       c->off = 0;
       c->flags = 0;
+      c->seg = 0;
       uint32_t len = r->rx_msgs[i].msg_len;
       /* With MSG_TRUNC the length is the datagram's real one, so a cut is visible. */
       if (len > r->region.buf_size || (r->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
@@ -285,7 +410,7 @@ static void do_rx(struct mior__io *r) {
       c->res = (int32_t)len;
       if (r->names) mior__sockaddr_to(&r->names_buf[i].sa, r->rx_msgs[i].msg_hdr.msg_namelen, &c->src);
       else c->src.family = MIOR_AF_UNSPEC;
-      if (r->rx_ctl) mior__rx_cmsg_meta(&r->rx_msgs[i].msg_hdr, c);
+      if (r->rx_ctl) mior__rx_cmsg_meta(&r->rx_msgs[i].msg_hdr, c); /* metadata, GRO segment size */
       /* An empty datagram is delivered; zero bytes from nobody is a shut-down socket's end of
        * data, not a datagram. */
       if (len == 0 && (!r->names || r->rx_msgs[i].msg_hdr.msg_namelen == 0)) c->res = -EAGAIN;

@@ -1,5 +1,6 @@
 /* Run-time resolution of the IoRing API and the plan's IsIoRingSupported: see ioring_api.h. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <windows.h>
 
@@ -45,6 +46,36 @@ static mior__ioring_api api;
 static int api_ok;
 static char api_why[200];
 static INIT_ONCE api_once = INIT_ONCE_STATIC_INIT;
+/* Where the entry points come from, for the messages: "kernelbase.dll", or the test emulation. */
+static char api_module[64] = "kernelbase.dll";
+
+#ifdef MIOR_IORING_TEST_HOOK
+/* Test builds only (MIOR_TEST_IORING_EMU): MIOR_TEST_IORING_DLL names a DLL that stands in for
+ * kernelbase.dll's IoRing entry points -- the IoRing emulation in test/win_ioring_emu, which
+ * follows Microsoft's documentation and is not Windows.  Loaded, it also lifts the build-number
+ * gate, since the emulation runs on any Windows (and under Wine).  NULL when the variable is unset
+ * or empty; a DLL that does not load is an error with the reason, not a silent fallback. */
+static HMODULE test_module(int *failed) {
+  const char *name = getenv("MIOR_TEST_IORING_DLL");
+  *failed = 0;
+  if (!name || !*name) return NULL;
+  HMODULE m = LoadLibraryA(name);
+  if (!m) {
+    snprintf(api_why, sizeof api_why, "test hook: cannot load %s (Windows error %lu)", name,
+             (unsigned long)GetLastError());
+    *failed = 1;
+    return NULL;
+  }
+  snprintf(api_module, sizeof api_module, "the IoRing emulation");
+  return m;
+}
+#else
+/* Release builds have no way to load anything but the system's own entry points. */
+static HMODULE test_module(int *failed) {
+  *failed = 0;
+  return NULL;
+}
+#endif
 
 /* GetVersionEx reports what the program's manifest claims, not the system: ask ntdll. */
 static DWORD windows_build(void) {
@@ -82,13 +113,13 @@ static int resolve_entry_points(HMODULE k) {
   }
   /* Short enough for the front end's reason buffers (mior_port_stats.fallback_reason is 96). */
   if (nmissing == sizeof required / sizeof required[0]) {
-    snprintf(api_why, sizeof api_why, "IoRing entry points not found in kernelbase.dll (build %lu; needs 22000+)",
-             (unsigned long)api.build);
+    snprintf(api_why, sizeof api_why, "IoRing entry points not found in %s (build %lu; needs 22000+)",
+             api_module, (unsigned long)api.build);
     return -1;
   }
   if (nmissing) {
-    snprintf(api_why, sizeof api_why, "IoRing entry point %s not found in kernelbase.dll (build %lu)",
-             first_missing, (unsigned long)api.build);
+    snprintf(api_why, sizeof api_why, "IoRing entry point %s not found in %s (build %lu)",
+             first_missing, api_module, (unsigned long)api.build);
     return -1;
   }
   api.QueryIoRingCapabilities = (HRESULT(WINAPI *)(IORING_CAPABILITIES *))fns[0];
@@ -117,10 +148,11 @@ static int resolve_entry_points(HMODULE k) {
 
 /* The build, the capabilities and the version the rings are created at; whether WRITE works.
  * 0, or -1 with the reason in api_why. */
-static int check_capabilities(const char *need) {
+static int check_capabilities(const char *need, int emulated) {
   /* The entry points exist from build 22000 on; a smaller build number with them present would
-   * be a compatibility shim lying about one or the other, so trust neither. */
-  if (api.build != 0 && api.build < 22000) {
+   * be a compatibility shim lying about one or the other, so trust neither (except the test
+   * emulation, which is such a shim on purpose). */
+  if (!emulated && api.build != 0 && api.build < 22000) {
     snprintf(api_why, sizeof api_why, "%s: IoRing needs build 22000 (Windows 11) or later", need);
     return -1;
   }
@@ -167,13 +199,17 @@ static BOOL CALLBACK probe(PINIT_ONCE once, PVOID param, PVOID *ctx) {
   char need[40];
   snprintf(need, sizeof need, "Windows build %lu", (unsigned long)api.build);
 
-  HMODULE k = GetModuleHandleW(L"kernelbase.dll");
+  int hook_failed;
+  HMODULE k = test_module(&hook_failed);
+  if (hook_failed) return TRUE;
+  int emulated = k != NULL;
+  if (!k) k = GetModuleHandleW(L"kernelbase.dll");
   if (!k) k = LoadLibraryExW(L"kernelbase.dll", NULL, LOAD_LIBRARY_SEARCH_SYSTEM32);
   if (!k) {
     snprintf(api_why, sizeof api_why, "kernelbase.dll not found (%s)", need);
     return TRUE;
   }
-  if (resolve_entry_points(k) < 0 || check_capabilities(need) < 0) return TRUE;
+  if (resolve_entry_points(k) < 0 || check_capabilities(need, emulated) < 0) return TRUE;
   api_ok = 1;
   return TRUE;
 }

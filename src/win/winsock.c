@@ -14,6 +14,14 @@
  * trip through the port.  Documented Winsock rule used throughout: a call that fails with anything
  * but WSA_IO_PENDING started nothing and queues no completion, so its slot completes here too.
  *
+ * UDP send segmentation (USO, Windows' UDP_SEND_MSG_SIZE, as msquic uses it): with MIOR_OPT_UDP_GSO
+ * on a connected UDP socket whose stack answers the option, a run of equal-size sends without a
+ * destination goes out as one WSASendMsg gathering the slots, segmented by the stack at that size;
+ * the run's first slot carries the OVERLAPPED and its completion returns every slot of the run.  A
+ * stack that refuses a segmented send turns USO off for the port, and the run goes again one by
+ * one.  Where the option is unknown (Wine, Windows before 10 2004) sends stay single, the feature
+ * is absent, and that is the whole difference.
+ *
  * Every slot handed in comes back exactly once: from the port, from a synchronous result, or as
  * -ECANCELED from cancel().  close() closes the socket (which aborts what is pending) and waits,
  * bounded, for the aborted operations to come out of the port before freeing their OVERLAPPEDs.
@@ -24,6 +32,7 @@
 #include <string.h>
 #include <winsock2.h>
 #include <ws2tcpip.h>
+#include <mswsock.h> /* WSACMSGHDR and the WSA_CMSG_* macros (ws2def.h in the Windows SDK) */
 #include <windows.h>
 
 #include "common/cq_fifo.h"
@@ -33,7 +42,27 @@
 #include "win/error.h"
 #include "common/socket.h"
 
-enum { OP_IDLE = 0, OP_QUEUED = 1, OP_PENDING = 2 };
+enum { OP_IDLE = 0, OP_QUEUED = 1, OP_PENDING = 2, OP_IN_RUN = 3 };
+
+/* Windows' UDP offload options (ws2ipdef.h in newer SDKs; mingw-w64 10 has none), IPPROTO_UDP. */
+#ifndef UDP_SEND_MSG_SIZE
+#define UDP_SEND_MSG_SIZE 2
+#endif
+
+/* A USO send: at most this many datagrams, and no more bytes than one UDP datagram can carry. */
+#define USO_MAX_SEGS 64u
+#define USO_MAX_BYTES 65000u
+
+typedef struct uso_run {
+  WSAMSG msg;
+  WSABUF wb[USO_MAX_SEGS];
+  uint32_t slots[USO_MAX_SEGS];
+  uint32_t n;
+  union {
+    char buf[WSA_CMSG_SPACE(sizeof(DWORD))];
+    WSACMSGHDR align;
+  } cmsg;
+} uso_run;
 
 struct op {
   OVERLAPPED ov; /* first: a completion's LPOVERLAPPED is the op */
@@ -45,6 +74,7 @@ struct op {
   uint8_t kind;      /* MIOR__OP_RX or MIOR__OP_TX */
   uint8_t state;     /* OP_* */
   uint8_t has_dst;
+  uso_run *run;      /* tx: the USO run this op heads, or NULL */
 };
 
 struct mior__io {
@@ -61,7 +91,13 @@ struct mior__io {
   mior__cq_fifo cq;  /* completions ready for reap */
   OVERLAPPED_ENTRY *entries;
   ULONG entries_cap;
+  int uso;              /* USO on: runs of equal-size connected sends go as one */
+  uso_run *runs;        /* USO_RUNS records ... */
+  uint32_t *runs_free;  /* ... and the free ones */
+  uint32_t runs_nfree;
 };
+
+#define USO_RUNS 64u
 
 static int winsock_supported(char *why, size_t len) {
   int rc = mior__socket_startup();
@@ -86,6 +122,7 @@ static void complete_rx(struct mior__io *r, uint32_t slot, int32_t res, int trun
   c->slot = slot;
   c->res = res;
   c->off = 0;
+  c->seg = 0; /* never a coalesced buffer: no receive coalescing on Windows yet */
   c->flags = truncated ? MIOR__CQE_TRUNC : 0;
   if (res > 0 && r->names) mior__sockaddr_to(&op->addr.sa, op->addrlen, &c->src);
   else memset(&c->src, 0, sizeof c->src);
@@ -100,6 +137,35 @@ static void complete_tx(struct mior__io *r, uint32_t slot, int32_t res) {
   c->slot = slot;
   c->res = res;
   c->off = op->len;
+}
+
+/* A run's completion: every slot gets its own length, or the run's error.  A stack that refuses
+ * segmented sends (the option accepted at open, the send refused) turns USO off and the run goes
+ * again as single sends, at the head of the queue, in order. */
+static void complete_run(struct mior__io *r, uint32_t head, int32_t res) {
+  struct op *op = &r->ops[head];
+  uso_run *run = op->run;
+  op->run = NULL;
+  r->runs_free[r->runs_nfree++] = (uint32_t)(run - r->runs);
+  if (res == -EINVAL || res == -EOPNOTSUPP || res == -ENOPROTOOPT || res == -EMSGSIZE) {
+    r->uso = 0;
+    r->cnt.features_off |= MIOR_FEAT_WINSOCK_USO;
+    mior__tx_rec recs[USO_MAX_SEGS];
+    for (uint32_t k = 0; k < run->n; k++) {
+      struct op *o = &r->ops[run->slots[k]];
+      o->state = OP_QUEUED;
+      recs[k].slot = run->slots[k];
+      recs[k].off = o->off;
+      recs[k].len = o->len;
+      recs[k].has_dst = 0;
+    }
+    mior__tx_fifo_insert(&r->txq, 0, recs, run->n);
+    return;
+  }
+  for (uint32_t k = 0; k < run->n; k++) {
+    uint32_t slot = run->slots[k];
+    complete_tx(r, slot, res < 0 ? res : (int32_t)r->ops[slot].len);
+  }
 }
 
 /* Post one overlapped receive into slot.  Completes it here when Winsock says at once what
@@ -130,6 +196,75 @@ static void issue_rx(struct mior__io *r, uint32_t slot) {
   /* A datagram longer than the slot: the slot holds its first buf_size bytes. */
   if (err == WSAEMSGSIZE) complete_rx(r, slot, (int32_t)r->region.buf_size, 1);
   else complete_rx(r, slot, mior__win_errno(err), 0);
+}
+
+/* How many queued sends from the head can go as one USO send: equal lengths, no destination, the
+ * last possibly shorter.  0 if fewer than two. */
+static uint32_t uso_run_len(struct mior__io *r) {
+  if (!r->uso || r->runs_nfree == 0) return 0;
+  const mior__tx_rec *first = mior__tx_fifo_at(&r->txq, 0);
+  uint32_t seg = first->len;
+  if (first->has_dst || seg == 0 || seg > USO_MAX_BYTES / 2) return 0;
+  uint32_t n = 1, total = seg;
+  while (n < r->txq.len && n < USO_MAX_SEGS) {
+    const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, n);
+    if (e->has_dst || e->len == 0 || e->len > seg || total + e->len > USO_MAX_BYTES) break;
+    total += e->len;
+    n++;
+    if (e->len < seg) break; /* a shorter datagram can only end a run */
+  }
+  return n >= 2 ? n : 0;
+}
+
+/* Issue the first n queued sends as one USO WSASendMsg (and take them off the queue). */
+static void issue_run(struct mior__io *r, uint32_t n) {
+  uso_run *run = &r->runs[r->runs_free[--r->runs_nfree]];
+  uint32_t head = mior__tx_fifo_at(&r->txq, 0)->slot;
+  DWORD seg = mior__tx_fifo_at(&r->txq, 0)->len;
+  for (uint32_t k = 0; k < n; k++) {
+    const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, k);
+    struct op *o = &r->ops[e->slot];
+    run->slots[k] = e->slot;
+    run->wb[k].buf = (CHAR *)mior_pool_region_slot(&r->region, e->slot) + o->off;
+    run->wb[k].len = o->len;
+    o->state = OP_IN_RUN;
+  }
+  run->n = n;
+  mior__tx_fifo_pop(&r->txq, n);
+  memset(&run->msg, 0, sizeof run->msg);
+  run->msg.lpBuffers = run->wb;
+  run->msg.dwBufferCount = n;
+  run->msg.Control.buf = run->cmsg.buf;
+  run->msg.Control.len = sizeof run->cmsg.buf;
+  memset(run->cmsg.buf, 0, sizeof run->cmsg.buf);
+  WSACMSGHDR *cm = WSA_CMSG_FIRSTHDR(&run->msg);
+  cm->cmsg_level = IPPROTO_UDP;
+  cm->cmsg_type = UDP_SEND_MSG_SIZE;
+  cm->cmsg_len = WSA_CMSG_LEN(sizeof(DWORD));
+  memcpy(WSA_CMSG_DATA(cm), &seg, sizeof seg);
+  struct op *op = &r->ops[head];
+  memset(&op->ov, 0, sizeof op->ov);
+  op->run = run;
+  op->state = OP_PENDING;
+  DWORD bytes = 0;
+  int rc = WSASendMsg(r->sock->fd, &run->msg, 0, &bytes, &op->ov, NULL);
+  r->cnt.submits++;
+  if (rc == 0) {
+    if (r->skip_on_success) {
+      op->state = OP_IDLE;
+      complete_run(r, head, (int32_t)bytes);
+    } else {
+      r->pending++;
+    }
+    return;
+  }
+  DWORD err = (DWORD)WSAGetLastError();
+  if (err == WSA_IO_PENDING) {
+    r->pending++;
+    return;
+  }
+  op->state = OP_IDLE;
+  complete_run(r, head, mior__win_errno(err));
 }
 
 static void issue_tx(struct mior__io *r, uint32_t slot) {
@@ -181,8 +316,14 @@ static void from_port(struct mior__io *r, const OVERLAPPED_ENTRY *e) {
       res = mior__win_errno(err);
     }
   }
-  if (op->kind == MIOR__OP_RX) complete_rx(r, slot, res, truncated);
-  else complete_tx(r, slot, res);
+  if (op->kind == MIOR__OP_RX) {
+    complete_rx(r, slot, res, truncated);
+  } else if (op->run) {
+    op->state = OP_IDLE;
+    complete_run(r, slot, res);
+  } else {
+    complete_tx(r, slot, res);
+  }
 }
 
 /* Take what the port has, waiting up to ms (0: do not wait). */
@@ -213,6 +354,8 @@ static void winsock_close(struct mior__io *r) {
     return;
   }
   if (r->iocp) CloseHandle(r->iocp);
+  free(r->runs);
+  free(r->runs_free);
   free(r->ops);
   mior__tx_fifo_free(&r->txq);
   mior__cq_free(&r->cq);
@@ -227,6 +370,22 @@ static int can_skip_port(SOCKET s) {
   int len = (int)sizeof info;
   if (getsockopt(s, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&info, &len) != 0) return 0;
   return (info.dwServiceFlags1 & XP1_IFS_HANDLES) != 0;
+}
+
+/* USO when asked (MIOR_OPT_UDP_GSO), for a connected UDP socket, where the stack knows
+ * UDP_SEND_MSG_SIZE (Windows 10 2004 and later; Wine 8 refuses it, so there sends stay single). */
+static void uso_setup(struct mior__io *r, const mior__io_cfg *cfg, uint32_t *features) {
+  if (r->sock->kind != MIOR__KIND_UDP || !r->sock->connected || !(cfg->opts->flags & MIOR_OPT_UDP_GSO)) return;
+  DWORD v = 0;
+  int len = (int)sizeof v;
+  if (getsockopt(r->sock->fd, IPPROTO_UDP, UDP_SEND_MSG_SIZE, (char *)&v, &len) != 0) return;
+  r->runs = calloc(USO_RUNS, sizeof *r->runs);
+  r->runs_free = malloc(USO_RUNS * sizeof *r->runs_free);
+  if (!r->runs || !r->runs_free) return; /* single sends work without it */
+  for (uint32_t i = 0; i < USO_RUNS; i++) r->runs_free[i] = USO_RUNS - 1 - i;
+  r->runs_nfree = USO_RUNS;
+  r->uso = 1;
+  *features |= MIOR_FEAT_WINSOCK_USO;
 }
 
 static int winsock_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features) {
@@ -259,7 +418,7 @@ static int winsock_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t
       SetFileCompletionNotificationModes((HANDLE)r->sock->fd, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS |
                                                                 FILE_SKIP_SET_EVENT_ON_HANDLE))
     r->skip_on_success = 1;
-  (void)features;
+  uso_setup(r, cfg, features);
   *out = r;
   return 0;
 }
@@ -291,6 +450,11 @@ static int winsock_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uin
 
 static int winsock_submit(struct mior__io *r, int wait, int64_t timeout_us) {
   while (r->txq.len > 0) {
+    uint32_t n = uso_run_len(r);
+    if (n) {
+      issue_run(r, n);
+      continue;
+    }
     uint32_t slot = mior__tx_fifo_at(&r->txq, 0)->slot;
     mior__tx_fifo_pop(&r->txq, 1);
     issue_tx(r, slot);

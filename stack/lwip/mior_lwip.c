@@ -15,6 +15,8 @@
 #include "lwip/etharp.h"
 #include "lwip/ip.h"
 #include "lwip/pbuf.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/tcp.h"
 #include "lwip/tcpip.h"
 #include "netif/ethernet.h"
 
@@ -78,6 +80,7 @@ struct mior_lwip {
   atomic_uint held, held_high;
   atomic_uint_least64_t rx_frames, rx_zero_copy, rx_copied, rx_dropped;
   atomic_uint_least64_t tx_frames, tx_deferred, tx_nomem;
+  atomic_uint_least64_t tw_reused, tw_kept, rx_unlent;
 };
 
 static pthread_once_t tcpip_once = PTHREAD_ONCE_INIT;
@@ -119,6 +122,108 @@ static struct pbuf *rx_copy(mior_lwip *l, const mior_pkt *pkt) {
   return p;
 }
 
+/* What the adapter looks at in a received frame, under the core lock, before lwIP does. */
+typedef struct frame_view {
+  int ip4;                /* an IPv4 packet */
+  int fragment;           /* ... a fragment of one (MF set or a nonzero offset) */
+  int tcp;                /* ... a whole TCP segment, with the fields below */
+  uint32_t src, dst;      /* network order, as lwIP keeps addresses */
+  u16_t sport, dport;
+  u32_t seq;
+  uint8_t flags;
+  uint32_t payload;       /* TCP payload bytes */
+} frame_view;
+
+static void frame_parse(const mior_lwip *l, const struct pbuf *p, frame_view *v) {
+  memset(v, 0, sizeof *v);
+  const uint8_t *f = p->payload;
+  uint32_t n = p->len, off = 0;
+  if (l->kind == KIND_ETHERNET) {
+    if (n < 14 || f[12] != 0x08 || f[13] != 0x00) return;
+    off = 14;
+  }
+  if (n < off + 20) return;
+  const uint8_t *ip = f + off;
+  uint32_t ihl = (ip[0] & 15u) * 4, total = (uint32_t)ip[2] << 8 | ip[3];
+  if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl || n < off + total) return;
+  v->ip4 = 1;
+  v->fragment = ((ip[6] & 0x3f) | ip[7]) != 0;
+  if (v->fragment || ip[9] != 6 || total < ihl + 20) return;
+  const uint8_t *th = ip + ihl;
+  uint32_t doff = (uint32_t)(th[12] >> 4) * 4;
+  if (doff < 20 || total < ihl + doff) return;
+  v->tcp = 1;
+  memcpy(&v->src, ip + 12, 4);
+  memcpy(&v->dst, ip + 16, 4);
+  v->sport = (u16_t)(th[0] << 8 | th[1]);
+  v->dport = (u16_t)(th[2] << 8 | th[3]);
+  v->seq = (u32_t)th[4] << 24 | (u32_t)th[5] << 16 | (u32_t)th[6] << 8 | th[7];
+  v->flags = th[13];
+  v->payload = total - ihl - doff;
+}
+
+/* The pcb of a list whose connection the segment belongs to, or NULL. */
+static struct tcp_pcb *pcb_find(struct tcp_pcb *list, const frame_view *v) {
+  for (struct tcp_pcb *pcb = list; pcb; pcb = pcb->next)
+    if (pcb->local_port == v->dport && pcb->remote_port == v->sport && IP_IS_V4(&pcb->remote_ip) &&
+        ip4_addr_get_u32(ip_2_ip4(&pcb->remote_ip)) == v->src &&
+        ip4_addr_get_u32(ip_2_ip4(&pcb->local_ip)) == v->dst)
+      return pcb;
+  return NULL;
+}
+
+/* A SYN for the 4-tuple of a connection lwIP keeps in TIME_WAIT.  lwIP 2.1 answers it with an
+ * ACK for the old connection and ignores the peer's RST, so the peer's connect stalls until
+ * TIME_WAIT ends (2 minutes): every load test of a server that closes first (HTTP with
+ * Connection: close) meets it once the client's ephemeral ports come round.  RFC 1122 4.2.2.13
+ * (and RFC 6191 for peers without timestamps) lets a server accept such a SYN when its sequence
+ * number is beyond the old connection's last one; RFC 6528 sequence numbers (Linux, Windows,
+ * BSD) grow with time for the same 4-tuple, so a reused port passes.  Then the TIME_WAIT pcb is
+ * dropped (tcp_abort frees a TIME_WAIT pcb silently) and lwIP's listener takes the SYN as a new
+ * connection.  A SYN that does not pass is left to lwIP.  Called with the core lock held. */
+static void tw_reuse(mior_lwip *l, const frame_view *v) {
+  if (!v->tcp || (v->flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN) return;
+  struct tcp_pcb *pcb = pcb_find(tcp_tw_pcbs, v);
+  if (!pcb) return;
+  if (TCP_SEQ_GT(v->seq, pcb->rcv_nxt)) {
+    tcp_abort(pcb);
+    add64(&l->tw_reused, 1);
+  } else {
+    add64(&l->tw_kept, 1);
+  }
+}
+
+/* Frames lwIP would keep for an unbounded time whatever the application does: an IPv4 fragment
+ * (its reassembly queue holds it until the datagram completes or IP_REASS_MAXAGE, ~15 s, ends)
+ * and a TCP segment with data that is not the next expected (the out-of-order queue holds it
+ * until the gap fills or the connection ends).  Any peer can send those, so lending them the
+ * port's slots would let a peer hold the pool hostage; they are copied instead.  Called with the
+ * core lock held, just before the frame goes in, so rcv_nxt is current. */
+static int lingers(const frame_view *v) {
+  if (v->fragment) return 1;
+  if (!v->tcp || !v->payload) return 0;
+  struct tcp_pcb *pcb = pcb_find(tcp_active_pcbs, v);
+  return pcb && v->seq != pcb->rcv_nxt;
+}
+
+/* Replace a lent frame by a PBUF_RAM copy (the slot goes back to the port); p itself if the
+ * copy cannot be made. */
+static struct pbuf *unlend(mior_lwip *l, struct pbuf *p) {
+  struct pbuf *c = pbuf_alloc(PBUF_RAW, p->len, PBUF_RAM);
+  if (!c) return p;
+  pbuf_take(c, p->payload, p->len);
+  pbuf_free(p); /* rx_pbuf_free: releases the slot */
+  atomic_fetch_sub_explicit(&l->rx_zero_copy, 1, memory_order_relaxed);
+  add64(&l->rx_copied, 1);
+  add64(&l->rx_unlent, 1);
+  return c;
+}
+
+static int is_lent(const struct pbuf *p) {
+  return (p->flags & PBUF_FLAG_IS_CUSTOM) &&
+         ((const struct pbuf_custom *)(const void *)p)->custom_free_function == rx_pbuf_free;
+}
+
 /* Feed the frames gathered so far to lwIP: one hold of the core lock for all of them.  lwIP's
  * answers are transmitted from inside, by linkoutput, on this (the driving) thread. */
 static void feed(mior_lwip *l) {
@@ -129,7 +234,14 @@ static void feed(mior_lwip *l) {
   int gone = !l->netif_ready || atomic_load_explicit(&l->stopping, memory_order_acquire);
   for (uint32_t i = 0; i < l->nbatch; i++) {
     /* On error lwIP did not take the pbuf: free it here (this releases a kept slot). */
-    if (gone || l->netif.input(l->batch[i], &l->netif) != ERR_OK) pbuf_free(l->batch[i]);
+    struct pbuf *p = l->batch[i];
+    if (!gone) {
+      frame_view v;
+      frame_parse(l, p, &v);
+      if (tcp_tw_pcbs) tw_reuse(l, &v);
+      if (is_lent(p) && lingers(&v)) p = unlend(l, p);
+    }
+    if (gone || l->netif.input(p, &l->netif) != ERR_OK) pbuf_free(p);
   }
   UNLOCK_TCPIP_CORE();
   add64(&l->rx_frames, l->nbatch);
@@ -392,8 +504,9 @@ int mior_lwip_start(mior_lwip **out, const mior_lwip_options *user) {
    * transport then reads them by the same rule as a caller's own.  queues is forced to one even
    * where that sz does not cover it, since one is also the default. */
   mior_options_init(&l->popts);
+  /* buf_count 0 is the kind's default, chosen at open: 4096 for the link's packet:// port. */
   l->max_held = o->max_held ? o->max_held
-                            : OPTS_GET_NZ(o->port, buf_count, l->popts.buf_count) / 4;
+                            : OPTS_GET_NZ(o->port, buf_count, MIOR_POOL_DEFAULT_BUF_COUNT) / 4;
   if (o->port) {
     size_t n = o->port->sz < sizeof l->popts ? o->port->sz : sizeof l->popts;
     memcpy(&l->popts, o->port, n);
@@ -469,6 +582,9 @@ int mior_lwip_stats_get(mior_lwip *l, mior_lwip_stats *s) {
   s->tx_frames = atomic_load(&l->tx_frames);
   s->tx_deferred = atomic_load(&l->tx_deferred);
   s->tx_nomem = atomic_load(&l->tx_nomem);
+  s->tw_reused = atomic_load(&l->tw_reused);
+  s->tw_kept = atomic_load(&l->tw_kept);
+  s->rx_unlent = atomic_load(&l->rx_unlent);
   s->held = atomic_load(&l->held);
   s->held_high = atomic_load(&l->held_high);
   return 0;
@@ -531,4 +647,25 @@ int mior_lwip_stop(mior_lwip *l) {
   free(l->q);
   free(l);
   return rc;
+}
+
+uint32_t mior_lwip_holders(mior_lwip *l, char *buf, size_t len) {
+  if (!l) return 0;
+  uint32_t held = atomic_load(&l->held), conns = 0, refused = 0, ooseq = 0;
+  LOCK_TCPIP_CORE();
+  for (struct tcp_pcb *pcb = tcp_active_pcbs; pcb; pcb = pcb->next) {
+    conns++;
+    if (pcb->refused_data) refused++;
+#if TCP_QUEUE_OOSEQ
+    if (pcb->ooseq) ooseq++;
+#endif
+  }
+  UNLOCK_TCPIP_CORE();
+  if (buf && len)
+    snprintf(buf, len,
+             "%u received slot(s) still held: %u TCP connection(s) open in lwIP (%u with data "
+             "refused by the application, %u with out-of-order data); the rest is data handed to "
+             "the application and not yet freed",
+             held, conns, refused, ooseq);
+  return held;
 }

@@ -18,9 +18,12 @@
  * nothing is dropped silently.
  *
  * Receive buffers: by default a received frame is handed to lwIP without a copy, as a custom pbuf
- * over the mior slot, released (mior_pkt_release) when lwIP frees the pbuf.  lwIP may keep pbufs
- * for a long time (out-of-order queue, unread data); once `max_held` slots are held, further frames
- * are copied into PBUF_RAM so the port can always receive.  MIOR_LWIP_COPY_RX copies every frame.
+ * over the mior slot, released (mior_pkt_release) when lwIP frees the pbuf.  Frames a peer alone
+ * could make lwIP keep for long are copied instead: IPv4 fragments (the reassembly queue) and TCP
+ * data that is not the next expected (the out-of-order queue); see rx_unlent.  What remains held
+ * is data the application has not read yet (or keeps); once `max_held` slots are held, further
+ * frames are copied into PBUF_RAM so the port can always receive.  MIOR_LWIP_COPY_RX copies every
+ * frame.
  *
  * Callbacks of lwIP's raw API run on the driver thread (input) or on lwIP's own thread (timers),
  * always with the core lock held.  Code outside those callbacks must take the lock
@@ -102,12 +105,19 @@ typedef struct mior_lwip_stats {
   uint64_t rx_frames;     /* frames handed to lwIP */
   uint64_t rx_zero_copy;  /* ... of which as custom pbufs over the mior slot */
   uint64_t rx_copied;     /* ... of which copied into PBUF_RAM */
+  uint64_t rx_unlent;     /* ... of which copied because lwIP would queue them for long: IPv4
+                             fragments and out-of-order TCP data (counted in rx_copied) */
   uint64_t rx_dropped;    /* frames lost before lwIP (pbuf allocation failed) */
   uint64_t tx_frames;     /* frames queued on the port */
   uint64_t tx_deferred;   /* ... of which came from another thread through the queue */
   uint64_t tx_nomem;      /* linkoutput calls answered ERR_MEM (port or queue full) */
   uint32_t held;          /* received slots lwIP holds now */
   uint32_t held_high;     /* most slots lwIP held at once */
+  uint64_t tw_reused;     /* SYNs that reused the 4-tuple of a TIME_WAIT connection and were
+                             accepted as new connections (RFC 1122 4.2.2.13: sequence number
+                             beyond the old connection's) */
+  uint64_t tw_kept;       /* such SYNs whose sequence number did not pass: left to lwIP, which
+                             answers with an ACK for the old connection */
 } mior_lwip_stats;
 
 int mior_lwip_stats_get(mior_lwip *l, mior_lwip_stats *out);
@@ -118,6 +128,12 @@ int mior_lwip_stats_get(mior_lwip *l, mior_lwip_stats *out);
  * not closed keeps unread data), returns -EBUSY and frees nothing: close or abort the connections
  * and call mior_lwip_stop again.  l may be NULL. */
 int mior_lwip_stop(mior_lwip *l);
+
+/* Who holds the received slots that make mior_lwip_stop return -EBUSY, in words for a message:
+ * the slots held, lwIP's open TCP connections, and of those how many keep data lwIP could not
+ * hand to the application (refused) or out of order; the rest is data the application was given
+ * and has not freed.  Writes a NUL-terminated line into buf; returns the number of slots held. */
+uint32_t mior_lwip_holders(mior_lwip *l, char *buf, size_t len);
 
 /* Small services on lwIP's raw TCP API, used by examples/lwip/tcp_echo_lwip.c, mior-stack and
  * the tests.  Both listen on every lwIP address.  Call them once the stack runs (they take the
@@ -131,10 +147,22 @@ int mior_lwip_echo_listen(uint16_t port);
  * copied. */
 int mior_lwip_http_listen(uint16_t port, const char *body);
 
+/* Bulk one way, for measuring each direction alone (as iperf3 does, without its protocol).
+ * discard: read and drop everything (RFC 863).  source: on each connection send `bytes` bytes,
+ * byte at stream offset o being o % 251, then close; what the peer sends is dropped. */
+int mior_lwip_discard_listen(uint16_t port);
+int mior_lwip_source_listen(uint16_t port, uint64_t bytes);
+
+/* An iperf3 server (TCP tests, one at a time; iperf3's default port is 5201): a stock iperf3
+ * client measures lwIP into it (`iperf3 -c ADDR`) and out of it (`-R`), with -P up to 16.  UDP
+ * and bidirectional tests are refused.  Its connections are not counted in the stats below. */
+int mior_lwip_iperf3_listen(uint16_t port);
+
 /* Connections the services have open now, and ever accepted (a leak check for tests). */
 typedef struct mior_lwip_service_stats {
   uint32_t open;
   uint64_t accepted, closed, aborted, bytes_echoed, http_requests;
+  uint64_t bytes_discarded, bytes_sourced;
 } mior_lwip_service_stats;
 void mior_lwip_service_stats_get(mior_lwip_service_stats *out);
 

@@ -10,7 +10,7 @@
 #include "lwip/tcp.h"
 #include "lwip/tcpip.h"
 
-enum { SVC_ECHO, SVC_HTTP };
+enum { SVC_ECHO, SVC_HTTP, SVC_DISCARD, SVC_SOURCE };
 
 #define HTTP_REQ_MAX 4096u
 
@@ -21,10 +21,17 @@ typedef struct conn {
   int peer_closed;
   size_t req_len;       /* http: bytes of the request head seen so far */
   char req_tail[4];     /* http: last bytes seen, to find "\r\n\r\n" across segments */
+  uint64_t src_left;    /* source: bytes still to queue */
+  uint64_t src_off;     /* source: stream offset of the next byte */
 } conn;
 
 static mior_lwip_service_stats svc_stats; /* under the core lock */
 static char *http_body;
+static uint64_t source_bytes;
+/* The source's stream: byte at offset o is o % 251 (a prime, so it never lines up with segment
+ * or buffer sizes).  Chunks are taken from this block at offset o % 251. */
+#define SRC_BLOCK (251u * 64u)
+static uint8_t src_block[SRC_BLOCK + 251u];
 static size_t http_body_len;
 
 /* Detach and free the connection state; the pcb is closed or already gone. */
@@ -97,6 +104,31 @@ static err_t echo_sent(void *arg, struct tcp_pcb *pcb, u16_t len) {
   return ERR_OK;
 }
 
+/* Source: queue as much of the stream as lwIP's send buffer takes; close after the last byte. */
+static void source_push(conn *c) {
+  while (c->src_left) {
+    u16_t room = tcp_sndbuf(c->pcb);
+    if (room == 0) break;
+    uint64_t n = c->src_left < room ? c->src_left : room;
+    if (n > SRC_BLOCK) n = SRC_BLOCK;
+    if (tcp_write(c->pcb, src_block + c->src_off % 251u, (u16_t)n,
+                  TCP_WRITE_FLAG_COPY | (n < c->src_left ? TCP_WRITE_FLAG_MORE : 0)) != ERR_OK)
+      break;
+    c->src_left -= n;
+    c->src_off += n;
+    svc_stats.bytes_sourced += n;
+  }
+  tcp_output(c->pcb);
+  if (!c->src_left) conn_close(c);
+}
+
+static err_t source_sent(void *arg, struct tcp_pcb *pcb, u16_t len) {
+  (void)pcb;
+  (void)len;
+  if (arg) source_push(arg);
+  return ERR_OK;
+}
+
 static err_t http_answer(conn *c) {
   char head[160];
   int hl = snprintf(head, sizeof head,
@@ -119,7 +151,14 @@ static err_t conn_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err
   if (!p || err != ERR_OK) {
     if (p) pbuf_free(p);
     c->peer_closed = 1;
-    if (c->svc == SVC_HTTP || !c->pending) conn_close(c);
+    /* the source goes on to its end (a client may shut its side at once, as nc -N does) */
+    if (c->svc != SVC_SOURCE && (c->svc == SVC_HTTP || !c->pending)) conn_close(c);
+    return ERR_OK;
+  }
+  if (c->svc == SVC_DISCARD || c->svc == SVC_SOURCE) {
+    if (c->svc == SVC_DISCARD) svc_stats.bytes_discarded += p->tot_len;
+    tcp_recved(pcb, p->tot_len);
+    pbuf_free(p);
     return ERR_OK;
   }
   if (c->svc == SVC_ECHO) {
@@ -172,8 +211,12 @@ static err_t conn_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
   tcp_nagle_disable(pcb); /* an echo answers at once, not after the peer's delayed ACK */
   tcp_arg(pcb, c);
   tcp_recv(pcb, conn_recv);
-  tcp_sent(pcb, svc == SVC_ECHO ? echo_sent : NULL);
+  tcp_sent(pcb, svc == SVC_ECHO ? echo_sent : svc == SVC_SOURCE ? source_sent : NULL);
   tcp_err(pcb, conn_err);
+  if (svc == SVC_SOURCE) {
+    c->src_left = source_bytes;
+    source_push(c); /* may close (and free c) at once when there is nothing to send */
+  }
   return ERR_OK;
 }
 
@@ -215,6 +258,16 @@ int mior_lwip_http_listen(uint16_t port, const char *body) {
   http_body_len = n;
   UNLOCK_TCPIP_CORE();
   return listen_on(port, SVC_HTTP);
+}
+
+int mior_lwip_discard_listen(uint16_t port) { return listen_on(port, SVC_DISCARD); }
+
+int mior_lwip_source_listen(uint16_t port, uint64_t bytes) {
+  LOCK_TCPIP_CORE();
+  for (uint32_t i = 0; i < sizeof src_block; i++) src_block[i] = (uint8_t)(i % 251u);
+  source_bytes = bytes;
+  UNLOCK_TCPIP_CORE();
+  return listen_on(port, SVC_SOURCE);
 }
 
 void mior_lwip_service_stats_get(mior_lwip_service_stats *out) {

@@ -4,8 +4,12 @@
 #   test/consumer/run.sh PREFIX [WORKDIR]
 #
 # 1. CMake: find_package(mior) through CMAKE_PREFIX_PATH, shared and static, plus the C++ check.
-# 2. pkg-config: `cc main.c $(pkg-config --cflags --libs mior)` through PKG_CONFIG_PATH, and the
-#    static form with `pkg-config --static`.
+# 2. pkg-config: `cc main.c $(pkg-config --cflags --libs mior)` through PKG_CONFIG_PATH, run
+#    without LD_LIBRARY_PATH (the RUNPATH pkg-config adds); mior-static, which must not load
+#    libmior.so; and the older `pkg-config --static` form.
+# 3. The examples, built with the README's one-line commands against the install (mior-lwip when
+#    the lwIP adapter is installed), and run: udp_echo on loopback for a second, tcp_echo_lwip far
+#    enough to prove it loads (its usage error: it needs root and an interface to do more).
 # Every program is run; any failure stops the script with a non-zero exit.
 set -euo pipefail
 
@@ -46,7 +50,17 @@ echo "== consumer: pkg-config from $libdir/pkgconfig"
 export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 # shellcheck disable=SC2046  # the flags must split into words
 $cc -std=c11 -Wall -Wextra -Werror -o "$work/pc_shared" "$here/main.c" $(pkg-config --cflags --libs mior)
-LD_LIBRARY_PATH="$libdir" "$work/pc_shared"
+env -u LD_LIBRARY_PATH "$work/pc_shared"
+# mior-static: the archive by path, so the program holds mior itself.
+# shellcheck disable=SC2046
+$cc -std=c11 -Wall -Wextra -Werror -o "$work/pc_static2" "$here/main.c" $(pkg-config --cflags --libs mior-static)
+"$work/pc_static2"
+if command -v ldd >/dev/null; then
+  deps="$(ldd "$work/pc_static2")"
+  case "$deps" in
+    *libmior.so*) echo "pc_static2 (mior-static) loads libmior.so:"; echo "$deps"; exit 1 ;;
+  esac
+fi
 # Static: the same flags with --static, with -lmior pinned to the archive (ld would otherwise
 # prefer libmior.so when both are installed).
 static_libs=$(pkg-config --static --libs mior)
@@ -54,4 +68,23 @@ static_libs=$(pkg-config --static --libs mior)
 $cc -std=c11 -Wall -Wextra -Werror -o "$work/pc_static" "$here/main.c" $(pkg-config --cflags mior) \
   ${static_libs/-lmior/-l:libmior.a}
 "$work/pc_static"
+echo "== consumer: the examples, built as README.md says"
+examples=$(cd "$here/../../examples" && pwd)
+(cd "$work" && cc -o udp_echo "$examples/udp_echo.c" $(pkg-config --cflags --libs mior))
+out=$(env -u LD_LIBRARY_PATH "$work/udp_echo" --backend sockets udp://127.0.0.1:0 1)
+echo "$out"
+case "$out" in
+  *"backend sockets ["*) ;;
+  *) echo "udp_echo did not print its backend and features"; exit 1 ;;
+esac
+if pkg-config --exists mior-lwip; then
+  (cd "$work" && cc -o tcp_echo_lwip "$examples/lwip/tcp_echo_lwip.c" $(pkg-config --cflags --libs mior-lwip))
+  rc=0
+  env -u LD_LIBRARY_PATH "$work/tcp_echo_lwip" --backend sockets 2>"$work/lwip.err" || rc=$?
+  grep -q 'usage:' "$work/lwip.err" && [ $rc -eq 2 ] || { echo "tcp_echo_lwip: exit $rc"; cat "$work/lwip.err"; exit 1; }
+  [ -x "$work/cmake/consumer_lwip" ] || { echo "CMake found no lwip component though mior-lwip.pc exists"; exit 1; }
+  echo "tcp_echo_lwip: built (pkg-config mior-lwip and CMake mior::mior_lwip) and loads"
+else
+  echo "(no mior-lwip.pc: mior was built without lwIP)"
+fi
 echo "consumer: all builds ran"

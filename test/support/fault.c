@@ -84,6 +84,10 @@ static uint32_t fault_reap(struct mior__io *w, mior__cqe *out, uint32_t max) {
     mior__cqe *c = &out[i];
     if (c->slot == MIOR__NO_SLOT || c->res <= 0) continue;
     if (c->op == MIOR__OP_RX) {
+      /* A coalesced buffer (UDP GRO) is left alone: a failed receive loses one datagram and is
+       * counted once, and a real kernel error never carries a buffer of several, so rewriting one
+       * would lose many datagrams under one count. */
+      if (c->seg && (uint32_t)c->res > c->seg) continue;
       if (nth(++w->n.rx_seen, w->plan.rx_every)) {
         /* The packet is lost, the slot is not: it must still come back to the front end. */
         c->res = w->plan.rx_err;

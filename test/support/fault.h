@@ -10,6 +10,7 @@
  *     so nothing is lost, and the front end must simply survive the error.
  *   - receive completions that carried data come back with an error instead (the slot still comes
  *     back: the result is rewritten, the slot kept), so the packet is lost and must be counted;
+ *     coalesced receives (UDP GRO, several datagrams in one completion) are never rewritten;
  *   - send completions come back failed, or short (res = len / 2);
  *   - tx_queue refuses with -EAGAIN (a full submission queue);
  *   - the socket dies: after N submits a hook runs once (a test shuts the real socket down), and

@@ -1,5 +1,6 @@
 /* The bodies of test/transport_portable.h's helpers, compiled once into mior_test_support (as
  * liburing's test/helpers.c) rather than into every test. */
+#include <stdlib.h>
 #include "transport_os.h"
 
 const char *tt_phase = "start";
@@ -326,8 +327,12 @@ int tt_run_test(const tt_test *t) {
   size_t nconfigs = t->configs ? t->nconfigs : 1, nrows;
   const tt_variant *rows = tt_os_variants(&nrows);
   int ran = 0;
+  /* MIOR_TEST_BACKEND=NAME runs only that backend's variants (a CTest entry that reruns a test
+   * under one backend's configuration, e.g. the IoRing emulation's). */
+  const char *only = getenv("MIOR_TEST_BACKEND");
   for (const mior__backend_ops *const *ops = mior__backends; *ops; ops++) {
     mior_backend b = (*ops)->id;
+    if (only && *only && strcmp(only, (*ops)->name) != 0) continue;
     if (mior_backend_supported(b) != 1) {
       printf("  %s [%s]: SKIP (%s)\n", t->name, (*ops)->name, mior_last_error());
       fflush(stdout);

@@ -12,7 +12,19 @@ static const tt_variant tt_win_variants[] = {
      .env = "MIOR_WINSOCK_NO_SKIP=1", .buf_count = 1024},
 };
 
+/* Under the IoRing emulation (test/CMakeLists.txt's ioring_emu entries set MIOR_IORING_EMU), only
+ * the ioring row runs: the Winsock rows already ran in the plain entry of the same test. */
+static const tt_variant tt_win_emu_variants[] = {
+    {.name = "ioring on the IoRing emulation (following Microsoft's documentation, not Windows)",
+     .backend = MIOR_BACKEND_IORING, .connected = 1},
+};
+
 const tt_variant *tt_os_variants(size_t *n) {
+  const char *emu = getenv("MIOR_IORING_EMU");
+  if (emu && *emu) {
+    *n = 1;
+    return tt_win_emu_variants;
+  }
   *n = sizeof tt_win_variants / sizeof tt_win_variants[0];
   return tt_win_variants;
 }

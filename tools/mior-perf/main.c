@@ -14,6 +14,7 @@
 #include "testpkt.h"
 #include "perf.h"
 #include "microbench.h"
+#include "sockperf.h"
 
 /* Set by Ctrl-C (os_*.c); the workers and the main thread poll it. */
 static atomic_int interrupted;
@@ -22,6 +23,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: mior-perf throughput|latency [options]\n"
           "       mior-perf microbench [microbench options]\n"
+          "       mior-perf server|client [options]   sockperf's UDP protocol (--help there)\n"
           "\n"
           "Both ends run in this process, each on its own thread (pinned to different CPUs when\n"
           "there are two or more).  By default UDP over loopback (127.0.0.1), no privileges.\n"
@@ -43,12 +45,15 @@ static void usage(FILE *f) {
           "  --rate PPS      throughput: send at this rate (token bucket), default unlimited\n"
           "  --batch N       packets per submit and per receive batch (mior_options.batch)\n"
           "  --busy-poll US  spin this long before blocking (mior_options.busy_poll_us)\n"
+          "  --bufs N        pool slots per port (mior_options.buf_count), default the library's\n"
+          "  --coalesce-us N receive coalescing of both ends (mior_options.coalesce_us; uring)\n"
           "  --opt LIST      transport options for both ends, comma-separated: no-multishot,\n"
           "                  no-registered-buffers, no-defer-taskrun, no-tx-ring (packet: one\n"
           "                  SEND per frame instead of the AF_PACKET TX ring), sqpoll,\n"
-          "                  hugepages, mlock (MIOR_OPT_*; the uring ones are ignored by sockets)\n"
-          "  --gso           udp: the sender sends runs of equal-size datagrams as one UDP GSO\n"
-          "                  send (MIOR_OPT_UDP_GSO; io_uring only)\n"
+          "                  hugepages, mlock, no-gso, no-gro (udp: UDP GSO on send and UDP GRO on\n"
+          "                  receive are the default) (MIOR_OPT_*; the uring ones are ignored by\n"
+          "                  sockets)\n"
+          "  --gso           accepted for old command lines: UDP GSO is the default now\n"
 
           "  --pcap FILE     record every packet the receiving end gets (both ends in latency\n"
           "                  mode) into FILE, pcap format; with --backend all, FILE-BACKEND.pcap\n"
@@ -80,6 +85,8 @@ static const struct {
     {"mlock", MIOR_OPT_MLOCK},
     {"no-defer-taskrun", MIOR_OPT_NO_DEFER_TASKRUN},
     {"no-tx-ring", MIOR_OPT_NO_TX_RING},
+    {"no-gso", MIOR_OPT_NO_UDP_GSO},
+    {"no-gro", MIOR_OPT_NO_UDP_GRO},
 };
 
 static int parse_opt_flags(const char *s, uint32_t *flags) {
@@ -116,7 +123,8 @@ static int parse_secs(const char *s, double lo, double hi, double *out) {
 }
 
 enum { OPT_HELP = 1, OPT_BACKEND, OPT_KIND, OPT_NETNS, OPT_RPS, OPT_SIZE, OPT_SECONDS, OPT_WARMUP,
-       OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON, OPT_GSO, OPT_OPT, OPT_PCAP };
+       OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON, OPT_GSO, OPT_OPT, OPT_PCAP, OPT_BUFS,
+       OPT_COALESCE };
 
 typedef struct perf_option {
   const char *name;
@@ -130,7 +138,7 @@ static const perf_option options[] = {
     {"warmup", 1, OPT_WARMUP},   {"rate", 1, OPT_RATE},     {"batch", 1, OPT_BATCH},
     {"busy-poll", 1, OPT_BUSY},  {"queues", 1, OPT_QUEUES}, {"json", 0, OPT_JSON},
     {"gso", 0, OPT_GSO},         {"opt", 1, OPT_OPT},       {"pcap", 1, OPT_PCAP},
-    {"help", 0, OPT_HELP},
+    {"bufs", 1, OPT_BUFS},       {"coalesce-us", 1, OPT_COALESCE}, {"help", 0, OPT_HELP},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -178,6 +186,7 @@ static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
   cfg->nbackends = 1;
   cfg->seconds = 3;
   cfg->queues = 1;
+  cfg->coalesce_us = -1;
   /* Options and the mode may come in any order, as with GNU getopt; "--" ends the options. */
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i], *val = NULL;
@@ -236,9 +245,17 @@ static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
         if (parse_u64(val, 1, 4096, &v) < 0) return bad("bad --batch '%s' (1 to 4096)", val);
         cfg->batch = (uint32_t)v;
         break;
+      case OPT_BUFS:
+        if (parse_u64(val, 4, 1u << 20, &v) < 0) return bad("bad --bufs '%s' (4 to 1048576)", val);
+        cfg->buf_count = (uint32_t)v;
+        break;
       case OPT_BUSY:
         if (parse_u64(val, 0, 1000000, &v) < 0) return bad("bad --busy-poll '%s'", val);
         cfg->busy_poll_us = (uint32_t)v;
+        break;
+      case OPT_COALESCE:
+        if (parse_u64(val, 0, 1000000, &v) < 0) return bad("bad --coalesce-us '%s'", val);
+        cfg->coalesce_us = (int64_t)v;
         break;
       case OPT_QUEUES:
         if (parse_u64(val, 1, PERF_MAX_FLOWS, &v) < 0) return bad("bad --queues '%s' (1 to 16)", val);
@@ -366,6 +383,8 @@ int main(int argc, char **argv) {
   /* "selftest" is the old name of this mode (it is a benchmark, not a test). */
   if (argc >= 2 && (!strcmp(argv[1], "microbench") || !strcmp(argv[1], "selftest")))
     return mior_perf_microbench(argc - 1, argv + 1);
+  if (argc >= 2 && (!strcmp(argv[1], "server") || !strcmp(argv[1], "client")))
+    return mior_perf_sockperf(argc - 1, argv + 1);
 
   perf_config cfg;
   int rps = 0;

@@ -53,7 +53,9 @@ typedef struct perf_config {
   double warmup;         /* excluded phase before it */
   uint64_t rate;         /* packets per second, 0 = as fast as possible (throughput only) */
   uint32_t batch;        /* mior_options.batch, 0 = library default */
+  uint32_t buf_count;    /* mior_options.buf_count, 0 = library default (--bufs) */
   uint32_t busy_poll_us; /* mior_options.busy_poll_us */
+  int64_t coalesce_us;   /* mior_options.coalesce_us, -1 = the library's default */
   uint32_t queues;       /* receiver queues and sender flows (throughput only) */
   int json;
   int gso;               /* MIOR_OPT_UDP_GSO on the sender */

@@ -44,6 +44,9 @@ static void port_lines(const char *side, const mior_port_stats *s) {
   printf("             submits %llu  completions/submit %.1f  backpressure %llu  pool high water %u\n",
          (unsigned long long)s->submits, per_submit(s), (unsigned long long)s->tx_backpressure,
          s->pool_high_water);
+  if (s->features & MIOR_FEAT_IORING_EMULATION)
+    printf("             IoRing here is an emulation (IORING_FEATURE_UM_EMULATION), not Windows' kernel "
+           "rings: these figures say nothing about IoRing on Windows\n");
 }
 
 /* Both ends' CPU over the whole run per packet sent: a backend that moves more packets by keeping

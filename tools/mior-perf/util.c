@@ -92,17 +92,21 @@ void perf_options(const perf_run *run, mior_options *opts) {
   opts->backend = run->backend;
   if (cfg->batch) opts->batch = cfg->batch;
   opts->busy_poll_us = cfg->busy_poll_us;
+  if (cfg->coalesce_us >= 0) opts->coalesce_us = (uint32_t)cfg->coalesce_us;
   opts->flags |= cfg->opt_flags;
   /* A slot must hold the largest packet.  Above the default 2 KiB, use fewer, larger slots so a
    * port's pool stays near 16 MiB. */
   uint32_t need = cfg->size; /* udp: the payload; ip and packet: everything received */
-  if (need > 2048) {
+  /* udp with UDP GRO: the default slot (64 KiB) already holds any datagram. */
+  int gro = cfg->kind == PERF_KIND_UDP && !(cfg->opt_flags & MIOR_OPT_NO_UDP_GRO);
+  if (need > 2048 && !gro) {
     uint32_t sz = 4096;
     while (sz < need) sz <<= 1;
     opts->buf_size = sz;
     opts->buf_count = (16u << 20) / sz;
     if (opts->buf_count < 256) opts->buf_count = 256;
   }
+  if (cfg->buf_count) opts->buf_count = cfg->buf_count;
 }
 
 void perf_progress(const perf_run *run, const char *phase, double t, const char *fmt, ...) {

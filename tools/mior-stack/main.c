@@ -41,6 +41,10 @@ static void usage(FILE *f) {
           "  --ip ADDR          lwIP's IPv4 address; --netmask M (default 255.255.255.0)\n"
           "  --echo-port P      TCP echo port (default 7; 0 = none)\n"
           "  --http-port P      HTTP responder port (default 80; 0 = none)\n"
+          "  --discard-port P   discard service: read and drop (default 9; 0 = none)\n"
+          "  --source-port P    source service: send --source-mb MiB, then close (default 19)\n"
+          "  --source-mb N      MiB the source sends per connection (default 64)\n"
+          "  --iperf3-port P    iperf3 server, TCP tests (default 5201; 0 = none)\n"
           "  --pcap FILE        record every frame the port receives and sends\n"
           "  --seconds N        run N seconds (default: until Ctrl-C)\n"
           "  --copy-rx          copy received frames instead of lending the slots to lwIP\n"
@@ -59,7 +63,7 @@ static int demo_step(const char *what, const char *cmd) {
 
 int main(int argc, char **argv) {
   enum { O_NETNS = 256, O_SUBNET, O_DEMO, O_IF, O_ENDPOINT, O_IP, O_NETMASK, O_ECHO, O_HTTP,
-         O_PCAP, O_SECONDS, O_COPY, O_BACKEND, O_HELP };
+         O_PCAP, O_SECONDS, O_COPY, O_BACKEND, O_HELP, O_DISCARD, O_SOURCE, O_SOURCE_MB, O_IPERF };
   static const struct option opts[] = {
       {"netns", no_argument, 0, O_NETNS},        {"subnet", required_argument, 0, O_SUBNET},
       {"demo", no_argument, 0, O_DEMO},          {"if", required_argument, 0, O_IF},
@@ -68,9 +72,11 @@ int main(int argc, char **argv) {
       {"http-port", required_argument, 0, O_HTTP}, {"pcap", required_argument, 0, O_PCAP},
       {"seconds", required_argument, 0, O_SECONDS}, {"copy-rx", no_argument, 0, O_COPY},
       {"backend", required_argument, 0, O_BACKEND}, {"help", no_argument, 0, O_HELP},
+      {"discard-port", required_argument, 0, O_DISCARD}, {"source-port", required_argument, 0, O_SOURCE},
+      {"source-mb", required_argument, 0, O_SOURCE_MB}, {"iperf3-port", required_argument, 0, O_IPERF},
       {0, 0, 0, 0}};
   int use_netns = 0, subnet = 150, demo = 0, echo_port = 7, http_port = 80, seconds = 0;
-  int copy_rx = 0;
+  int copy_rx = 0, discard_port = 9, source_port = 19, source_mb = 64, iperf_port = 5201;
   const char *ifname = NULL, *endpoint_arg = NULL, *ip = NULL, *netmask = NULL, *pcap_path = NULL;
   mior_backend backend = MIOR_BACKEND_AUTO;
   int c;
@@ -88,6 +94,10 @@ int main(int argc, char **argv) {
     case O_PCAP: pcap_path = optarg; break;
     case O_SECONDS: seconds = atoi(optarg); break;
     case O_COPY: copy_rx = 1; break;
+    case O_DISCARD: discard_port = atoi(optarg); break;
+    case O_SOURCE: source_port = atoi(optarg); break;
+    case O_SOURCE_MB: source_mb = atoi(optarg); break;
+    case O_IPERF: iperf_port = atoi(optarg); break;
     case O_BACKEND:
       if (mior_backend_parse(optarg, &backend) < 0) {
         fprintf(stderr, "mior-stack: unknown backend %s\n", optarg);
@@ -99,7 +109,8 @@ int main(int argc, char **argv) {
     }
   }
   if (subnet < 1 || subnet > 254 || echo_port < 0 || echo_port > 65535 || http_port < 0 ||
-      http_port > 65535 || (demo && !use_netns) ||
+      http_port > 65535 || discard_port < 0 || discard_port > 65535 || source_port < 0 ||
+      source_port > 65535 || iperf_port < 0 || iperf_port > 65535 || source_mb < 0 || source_mb > 1 << 20 || (demo && !use_netns) ||
       (!use_netns && ((!ifname && !endpoint_arg) || !ip))) {
     usage(stderr);
     return 2;
@@ -178,11 +189,25 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mior-stack: http on port %d: %s\n", http_port, mior_strerror(rc));
     goto out;
   }
+  if (discard_port && (rc = mior_lwip_discard_listen((uint16_t)discard_port)) < 0) {
+    fprintf(stderr, "mior-stack: discard on port %d: %s\n", discard_port, mior_strerror(rc));
+    goto out;
+  }
+  if (source_port &&
+      (rc = mior_lwip_source_listen((uint16_t)source_port, (uint64_t)source_mb << 20)) < 0) {
+    fprintf(stderr, "mior-stack: source on port %d: %s\n", source_port, mior_strerror(rc));
+    goto out;
+  }
+  if (iperf_port && (rc = mior_lwip_iperf3_listen((uint16_t)iperf_port)) < 0) {
+    fprintf(stderr, "mior-stack: iperf3 on port %d: %s\n", iperf_port, mior_strerror(rc));
+    goto out;
+  }
   mior_port_stats ps;
   mior_lwip_port_stats(l, &ps);
-  printf("lwIP %s on %s (backend %s)%s%s; echo port %d, http port %d\n", ip, endpoint,
-         mior_backend_name(ps.backend), use_netns ? " in " : "", use_netns ? pair.ns_b : "",
-         echo_port, http_port);
+  printf("lwIP %s on %s (backend %s)%s%s; echo port %d, http port %d, discard port %d, source "
+         "port %d (%d MiB), iperf3 port %d\n", ip, endpoint, mior_backend_name(ps.backend),
+         use_netns ? " in " : "", use_netns ? pair.ns_b : "", echo_port, http_port, discard_port,
+         source_port, source_mb, iperf_port);
   if (use_netns)
     printf("from the peer: ip netns exec %s ping %s | nc %s %d | curl http://%s:%d/\n",
            pair.ns_a, ip, ip, echo_port, ip, http_port);
@@ -216,19 +241,23 @@ int main(int argc, char **argv) {
   mior_lwip_service_stats ss;
   mior_lwip_service_stats_get(&ss);
   printf("frames in %llu (zero-copy %llu, copied %llu), out %llu (deferred %llu, ERR_MEM %llu); "
-         "connections %llu, http requests %llu, bytes echoed %llu\n",
+         "connections %llu, http requests %llu, bytes echoed %llu; TIME_WAIT reused by a new "
+         "SYN %llu (left to lwIP %llu)\n",
          (unsigned long long)st.rx_frames, (unsigned long long)st.rx_zero_copy,
          (unsigned long long)st.rx_copied, (unsigned long long)st.tx_frames,
          (unsigned long long)st.tx_deferred, (unsigned long long)st.tx_nomem,
          (unsigned long long)ss.accepted, (unsigned long long)ss.http_requests,
-         (unsigned long long)ss.bytes_echoed);
+         (unsigned long long)ss.bytes_echoed, (unsigned long long)st.tw_reused,
+         (unsigned long long)st.tw_kept);
 
 out:
   if (l) {
+    char why[256] = "";
     rc = mior_lwip_stop(l);
+    /* -EBUSY frees nothing, so l can still say who holds the slots */
+    if (rc == -EBUSY) mior_lwip_holders(l, why, sizeof why);
     if (rc < 0) {
-      fprintf(stderr, "mior-stack: stop: %s (connections still open hold buffers)\n",
-              mior_strerror(rc));
+      fprintf(stderr, "mior-stack: stop: %s%s%s\n", mior_strerror(rc), why[0] ? ": " : "", why);
       exit_code = 1;
     }
   }

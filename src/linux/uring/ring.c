@@ -192,8 +192,12 @@ static int uring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *
     *features |= MIOR_FEAT_REG_BUFFERS;
   }
   r->names = r->sock->kind == MIOR__KIND_UDP;
-  if (o->flags & MIOR__RX_META_OPTS) {
-    r->rx_ctl = calloc(r->region.buf_count, MIOR__RX_CMSG_SPACE);
+  /* Control buffers per slot for posted receives: the metadata asked for and GRO's segment size
+   * (the multishot receive puts them in the slot instead). */
+  r->gro = r->sock->gro;
+  r->rx_ctl_space = mior__rx_cmsg_space(o->flags, r->gro);
+  if (r->rx_ctl_space) {
+    r->rx_ctl = calloc(r->region.buf_count, r->rx_ctl_space);
     if (!r->rx_ctl) {
       rc = mior__fail(-ENOMEM, "out of memory for receive metadata");
       goto fail;
@@ -212,9 +216,15 @@ static int uring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *
     r->ms_msg.msg_namelen = r->names ? (r->sock->family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                                    : sizeof(struct sockaddr_in))
                                      : 0;
-    /* The kernel writes the control messages into the slot too, after the name. */
-    if (r->rx_ctl) r->ms_msg.msg_controllen = MIOR__RX_CMSG_SPACE;
+    /* The kernel writes the control messages into the slot too, right behind the room reserved
+     * for the name: round that room up (IPv6: 28 -> 32 bytes) so the cmsghdrs are aligned for
+     * reading in place. */
+    if (r->rx_ctl_space) {
+      r->ms_msg.msg_namelen = CMSG_ALIGN(r->ms_msg.msg_namelen);
+      r->ms_msg.msg_controllen = r->rx_ctl_space;
+    }
   }
+  if (r->gro) *features |= MIOR_FEAT_UDP_GRO;
   *out = r;
   return 0;
 

@@ -67,8 +67,10 @@ uint32_t mior__uring_rx_post(struct mior__io *r, const uint32_t *slots, uint32_t
       m->msg.msg_iovlen = 1;
       m->sa.sa.sa_family = AF_UNSPEC; /* a datagram fills it in; an empty read of a shut socket not */
       if (r->rx_ctl) {
-        m->msg.msg_control = r->rx_ctl + (size_t)slot * MIOR__RX_CMSG_SPACE;
-        m->msg.msg_controllen = MIOR__RX_CMSG_SPACE;
+        /* Cleared: a control message left from an earlier receive must not be read as this one's. */
+        memset(r->rx_ctl + (size_t)slot * r->rx_ctl_space, 0, r->rx_ctl_space);
+        m->msg.msg_control = r->rx_ctl + (size_t)slot * r->rx_ctl_space;
+        m->msg.msg_controllen = r->rx_ctl_space;
       }
       /* MSG_TRUNC makes the result the datagram's real length, so truncation is visible. */
       io_uring_prep_recvmsg(sqe, r->file, &m->msg, MSG_TRUNC);
@@ -150,14 +152,15 @@ uint32_t mior__uring_reap_posted(struct mior__io *r, const struct io_uring_cqe *
   c->res = cqe->res;
   c->off = 0;
   c->flags = 0;
+  c->seg = 0;
   if (cqe->res > (int32_t)r->region.buf_size) { /* MSG_TRUNC: the datagram's real length */
     c->flags = MIOR__CQE_TRUNC;
     c->res = (int32_t)r->region.buf_size;
   }
   if (r->names && cqe->res >= 0) {
-    const struct slot_meta *m = &r->meta[slot];
+    struct slot_meta *m = &r->meta[slot];
     mior__sockaddr_to(&m->sa.sa, m->msg.msg_namelen, &c->src);
-    if (r->rx_ctl) mior__rx_cmsg_meta(&m->msg, c);
+    if (r->rx_ctl) mior__rx_cmsg_meta(&m->msg, c); /* metadata, GRO segment size */
     /* Zero bytes from nobody: the socket was shut down, not an empty datagram. */
     if (cqe->res == 0 && c->src.family == MIOR_AF_UNSPEC) c->res = -EAGAIN;
   } else {
@@ -179,6 +182,7 @@ uint32_t mior__uring_reap_multishot(struct mior__io *r, const struct io_uring_cq
   c->flags = 0;
   c->src.family = MIOR_AF_UNSPEC;
   c->off = 0;
+  c->seg = 0;
   c->res = cqe->res;
   if (!(cqe->flags & IORING_CQE_F_BUFFER)) {
     if (cqe->res == -ECANCELED || (cqe->res == 0 && r->canceling)) return 0; /* nothing to report */

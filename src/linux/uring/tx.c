@@ -1,5 +1,5 @@
 /* The io_uring backend's send side (see uring.h): tx_queue only records a send; submit turns the
- * queued sends into SQEs, runs of equal-size datagrams to the connected peer into one UDP GSO
+ * queued sends into SQEs, runs of equal-size datagrams to one destination into one UDP GSO
  * send where that is on (docs/ARCHITECTURE.md), and sends the kernel refused as GSO go again one
  * by one. */
 #include <errno.h>
@@ -8,19 +8,23 @@
 
 #include "linux/uring/uring.h"
 
-/* GSO only when asked (MIOR_OPT_UDP_GSO), for a connected UDP socket, and with segments no larger than the route's MTU allows:
- * the kernel refuses (EINVAL) a segment that would need IP fragmentation. */
+/* UDP GSO on every udp port unless MIOR_OPT_NO_UDP_GSO, to the connected peer or to any
+ * destination.  A segment must fit the route's MTU or the kernel refuses the send (EINVAL): a
+ * connected socket knows its path MTU; an unconnected one starts from an Ethernet MTU (1500), and
+ * larger datagrams go single.  A refused GSO send goes again one by one (gso_complete). */
 void mior__uring_gso_setup(struct mior__io *r, const mior_options *o, uint32_t *features) {
-  if (r->sock->kind != MIOR__KIND_UDP || !r->sock->connected || !(o->flags & MIOR_OPT_UDP_GSO)) return;
+  if (r->sock->kind != MIOR__KIND_UDP || (o->flags & MIOR_OPT_NO_UDP_GSO)) return;
   int mtu = 0;
   socklen_t len = sizeof mtu;
   int v6 = r->sock->family == AF_INET6;
   uint32_t hdr = (v6 ? 40u : 20u) + 8u;
-  if (getsockopt(r->sock->fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &len) == 0 &&
+  if (r->sock->connected &&
+      getsockopt(r->sock->fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &len) == 0 &&
       (uint32_t)mtu > hdr)
     r->gso_max_seg = (uint32_t)mtu - hdr;
   else
-    r->gso_max_seg = GSO_MAX_BYTES;
+    r->gso_max_seg = 1500u - hdr;
+  if (r->gso_max_seg > GSO_MAX_BYTES) r->gso_max_seg = GSO_MAX_BYTES;
   r->gso_recs = calloc(GSO_RECORDS, sizeof *r->gso_recs);
   r->gso_free = malloc(GSO_RECORDS * sizeof *r->gso_free);
   if (!r->gso_recs || !r->gso_free) {
@@ -52,7 +56,8 @@ int mior__uring_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32
 }
 
 /* A send with a source address or ECN codepoint goes as a SENDMSG whose header and control
- * messages wait in the slot's storage; has_dst keeps it out of GSO runs. */
+ * messages wait in the slot's storage; has_dst says so, and its control messages keep it out
+ * of GSO runs (same_dst). */
 int mior__uring_tx_queue_meta(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                               const mior_addr *dst, uint32_t flags, const mior__pkt_meta *meta) {
   if (r->txr) return mior__fail(-EOPNOTSUPP, "per-send metadata on a packet port");
@@ -79,18 +84,28 @@ int mior__uring_tx_queue_meta(struct mior__io *r, uint32_t slot, uint32_t off, u
   return mior__tx_fifo_push(&r->txq, slot, off, len, 1);
 }
 
-/* How many pending sends from i on can go as one GSO send: equal lengths without a destination,
- * the last one possibly shorter, within the segment and byte limits.  0 if fewer than two. */
+/* 1 if two queued sends go to the same place: both to the connected peer, or both to one address. */
+static int same_dst(const struct mior__io *r, const mior__tx_rec *a, const mior__tx_rec *b) {
+  if (a->has_dst != b->has_dst) return 0;
+  if (!a->has_dst) return 1;
+  const struct msghdr *x = &r->meta[a->slot].msg, *y = &r->meta[b->slot].msg;
+  /* A send with its own control messages (source address, ECN) goes alone. */
+  if (x->msg_controllen || y->msg_controllen || !x->msg_namelen) return 0;
+  return x->msg_namelen == y->msg_namelen && memcmp(x->msg_name, y->msg_name, x->msg_namelen) == 0;
+}
+
+/* How many pending sends from i on can go as one GSO send: equal lengths to one destination, the
+ * last one possibly shorter, within the segment and byte limits.  0 if fewer than two. */
 static uint32_t gso_run(struct mior__io *r, uint32_t i) {
   const mior__tx_rec *first = mior__tx_fifo_at(&r->txq, i);
   uint32_t seg = first->len;
-  if (first->has_dst || seg == 0 || seg > r->gso_max_seg || r->gso_nfree == 0) return 0;
+  if (seg == 0 || seg > r->gso_max_seg || r->gso_nfree == 0) return 0;
   uint32_t n = 1, total = seg;
   while (i + n < r->txq.len && n < GSO_MAX_SEGS) {
     const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i + n);
     uint32_t l = e->len;
     /* An empty datagram goes alone: a GSO send has no empty segment. */
-    if (e->has_dst || l == 0 || l > seg || total + l > GSO_MAX_BYTES) break;
+    if (l == 0 || l > seg || total + l > GSO_MAX_BYTES || !same_dst(r, first, e)) break;
     total += l;
     n++;
     if (l < seg) break; /* a shorter datagram can only end a GSO send */
@@ -111,6 +126,14 @@ static void prep_gso(struct mior__io *r, struct io_uring_sqe *sqe, uint32_t i, u
     g->iov[k].iov_len = e->len;
   }
   memset(&g->msg, 0, sizeof g->msg);
+  const mior__tx_rec *first = mior__tx_fifo_at(&r->txq, i);
+  g->has_dst = first->has_dst;
+  if (first->has_dst) {
+    const struct msghdr *m = &r->meta[first->slot].msg;
+    memcpy(&g->sa, m->msg_name, m->msg_namelen);
+    g->msg.msg_name = &g->sa;
+    g->msg.msg_namelen = m->msg_namelen;
+  }
   g->msg.msg_iov = g->iov;
   g->msg.msg_iovlen = n;
   g->msg.msg_control = g->cmsg.buf;
@@ -165,7 +188,7 @@ static void gso_requeue(struct mior__io *r, const struct gso_rec *g, uint32_t fr
     recs[k].slot = slot;
     recs[k].off = (uint32_t)((uint8_t *)v->iov_base - mior_pool_region_slot(&r->region, slot));
     recs[k].len = (uint32_t)v->iov_len;
-    recs[k].has_dst = 0;
+    recs[k].has_dst = g->has_dst; /* meta[slot] still holds its own destination */
   }
   mior__tx_fifo_insert(&r->txq, r->txq_requeued, recs, n);
   r->txq_requeued += n;
@@ -197,6 +220,7 @@ int mior__uring_gso_complete(struct mior__io *r, struct gso_rec *g, uint32_t idx
       /* Nothing went out: send the datagrams again one by one.  Before any GSO send succeeded
        * this is the probe failing (old kernel, no offload): GSO stays off for the port.  After,
        * it is this segment size the path will not take: GSO stays on for smaller ones. */
+      r->cnt.offload_refused++;
       if (r->gso == GSO_CONFIRMED && res != -EIO && res != -EOPNOTSUPP && g->seg > 1) {
         if (r->gso_max_seg >= g->seg) r->gso_max_seg = g->seg - 1;
       } else {
@@ -223,7 +247,10 @@ int mior__uring_gso_complete(struct mior__io *r, struct gso_rec *g, uint32_t idx
     r->gso_free[r->gso_nfree++] = idx;
     return 1;
   }
-  if (res >= 0 && r->gso == GSO_PROBING) r->gso = GSO_CONFIRMED;
+  if (res >= 0 && g->done == 0) {
+    if (r->gso == GSO_PROBING) r->gso = GSO_CONFIRMED;
+    r->cnt.gso_sends++;
+  }
   while (g->done < g->count) {
     if (*n == max) return 0;
     mior__cqe *c = &out[(*n)++];

@@ -38,8 +38,11 @@ enum { UD_RX = 1, UD_TX = 2, UD_MULTISHOT = 3, UD_CANCEL = 4, UD_GSO = 5, UD_KIC
 #define GSO_MAX_SEGS 64
 /* One GSO send is one IP packet before segmentation: the UDP payload plus the UDP header must fit
  * IPv4's 16-bit total length with its header, and IPv6's payload length; the smaller bound serves
- * both. */
-#define GSO_MAX_BYTES (65535u - 8u - 40u)
+ * both.  A GRO receiver gets such a send whole in one buffer, which on a multishot receive shares
+ * its 64 KiB slot with a header, the sender's address and the control messages (GRO's segment
+ * size and, with every MIOR_OPT_RX_* on, the metadata: 16 + 32 + MIOR__RX_CMSG_SPACE, under 256
+ * bytes): mior's sends stay below that, so a mior receiver never has to truncate one. */
+#define GSO_MAX_BYTES (65536u - 256u)
 /* GSO sends in flight at once; when all are busy, runs go out as single sends. */
 #define GSO_RECORDS 128
 #define REG_CHUNK_SHIFT 30 /* registered buffers are at most 1 GiB each */
@@ -83,6 +86,7 @@ struct tx_done {
 /* One GSO send: the kernel reads msg, iov and cmsg until the operation completes. */
 struct gso_rec {
   struct msghdr msg;
+  mior__sockaddr sa; /* the destination, for a run with one (sends on an unconnected socket) */
   struct iovec iov[GSO_MAX_SEGS];
   union {
     char buf[CMSG_SPACE(sizeof(uint16_t))];
@@ -92,6 +96,7 @@ struct gso_rec {
   uint32_t count;
   uint32_t done;   /* completion records already handed out for this send (reap resumes) */
   uint32_t seg;    /* segment size */
+  uint32_t has_dst; /* msg_name is sa (an unconnected socket's destination) */
 };
 
 struct mior__io {
@@ -129,6 +134,7 @@ struct mior__io {
    * comes back full, falls to what the last reap brought. */
   uint32_t rx_allow, rx_allow_max;
   int names;              /* receives report the sender's address (udp) */
+  int gro;                /* udp with UDP_GRO: receives carry a control message (mior__rx_cmsg_meta) */
   /* multishot receive */
   int multishot;
   int ms_armed;
@@ -152,9 +158,11 @@ struct mior__io {
   uint32_t kick_skip;     /* kick completions handled early by kick_scan, for reap to pass over */
   int ring_wait;          /* the retry timer for a full ring is armed */
   struct __kernel_timespec ring_wait_ts;
-  /* per-packet metadata: control buffers per slot for posted receives (MIOR_OPT_RX_*, else NULL)
-   * and for sends that carry a source address or ECN codepoint (made on the first one) */
+  /* control buffers per slot, rx_ctl_space bytes each, for posted receives: the metadata asked for
+   * (MIOR_OPT_RX_*) and UDP GRO's segment size (NULL with neither); and for sends that carry a
+   * source address or ECN codepoint (made on the first one) */
   uint8_t *rx_ctl;
+  uint32_t rx_ctl_space;
   uint8_t *tx_ctl;
   /* the event handle: an eventfd registered with the ring (-1 until asked for) */
   int evfd;

@@ -1,0 +1,462 @@
+/* UDP GRO on receive (the default on udp ports) in both Linux backends: the kernel hands one
+ * receive a coalesced buffer, and the port splits it into packets that point into one shared slot.
+ *
+ * What must hold, in every receive configuration (io_uring multishot, io_uring posted receives,
+ * recvmmsg): every datagram of a GSO send arrives once, in order, with its own exact length, a
+ * short last segment and a size change between sends included; packets that came coalesced say
+ * so (MIOR_PKT_COALESCED); a slot comes back only when the last of its packets is done, kept ones
+ * released later from another thread included, and a packet cannot be released twice; a coalesced
+ * packet can be sent back (echo); mior's own sender forms GSO sends to an unconnected destination
+ * and through mior_tx_send_segments; and a kernel that refuses UDP_GRO (here: a seccomp filter)
+ * leaves a port that receives plainly, says so in its features and counts it.
+ */
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "transport_common.h"
+
+#define MAXSEQ 20000u
+#define MAXKEEP 4096u
+
+/* What the receiver saw. */
+struct seen {
+  uint32_t next;            /* next sequence number expected (the sender's order) */
+  uint32_t got, bad, disorder;
+  uint32_t want_len[MAXSEQ]; /* the length each sequence number was sent with */
+  uint8_t multi[MAXSEQ];     /* 1 if it left in a GSO send of two or more */
+  uint32_t coalesced;        /* packets flagged MIOR_PKT_COALESCED */
+  uint32_t flag_wrong;       /* flagged, but sent alone */
+  uint32_t keep_every;       /* keep every Nth coalesced packet (0: none) */
+  mior_pkt kept[MAXKEEP];
+  uint32_t nkept;
+  int echo_fd;               /* >= 0: send each packet back to its source (mior_tx_send) */
+  uint32_t echo_errors;
+};
+
+static int consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
+  struct seen *s = ctx;
+  uint32_t seq = UINT32_MAX;
+  if (tt_check(pkt->data, pkt->len, &seq) != 0 || seq >= MAXSEQ || pkt->len != s->want_len[seq]) {
+    s->bad++;
+    return MIOR_DONE;
+  }
+  if (seq != s->next) s->disorder++;
+  s->next = seq + 1;
+  s->got++;
+  if (pkt->flags & MIOR_PKT_COALESCED) {
+    s->coalesced++;
+    if (!s->multi[seq]) s->flag_wrong++;
+    if (pkt->len > pkt->cap) s->bad++;
+  }
+  if (s->echo_fd >= 0) {
+    mior_pkt copy = *pkt;
+    if (mior_tx_send(port, &copy, pkt->len, &pkt->src) < 0) s->echo_errors++;
+    return MIOR_DONE;
+  }
+  if (s->keep_every && (pkt->flags & MIOR_PKT_COALESCED) && s->got % s->keep_every == 0 && s->nkept < MAXKEEP) {
+    s->kept[s->nkept++] = *pkt;
+    return MIOR_KEEP;
+  }
+  return MIOR_DONE;
+}
+
+/* A plain kernel sender: one sendmsg with UDP_SEGMENT per call (what a QUIC stack does). */
+static int kernel_sender(const mior_addr *to) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  struct sockaddr_in sin = tt_sin4(to);
+  REQUIRE(connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0);
+  return fd;
+}
+
+static uint8_t gso_buf[65536];
+
+/* Send n datagrams of seg bytes (the last `last` bytes, 0 = seg) as one GSO send, numbering them
+ * from *seq; a single datagram goes without the control message. */
+static void gso_send(int fd, struct seen *s, uint32_t *seq, uint32_t n, uint32_t seg, uint32_t last) {
+  uint32_t total = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t len = (i + 1 == n && last) ? last : seg;
+    REQUIRE(*seq < MAXSEQ);
+    tt_fill(gso_buf + total, len, *seq);
+    s->want_len[*seq] = len;
+    s->multi[*seq] = n > 1;
+    (*seq)++;
+    total += len;
+  }
+  struct iovec iov = {.iov_base = gso_buf, .iov_len = total};
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } ctl;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (n > 1) {
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof ctl.buf;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t s16 = (uint16_t)seg;
+    memcpy(CMSG_DATA(cm), &s16, sizeof s16);
+  }
+  REQUIRE(sendmsg(fd, &msg, 0) == (ssize_t)total);
+}
+
+static mior_options gro_opts(mior_backend b, uint32_t flags) {
+  mior_options o = tt_opts(b);
+  o.buf_size = 0; /* the udp default: 64 KiB slots with GRO */
+  o.buf_count = 0;
+  o.flags |= flags;
+  return o;
+}
+
+static void poll_until(mior_port *p, const struct seen *s, uint32_t want, int64_t ms) {
+  int64_t end = tt_now_ms() + ms;
+  while (s->got + s->bad < want && tt_now_ms() < end) REQUIRE(mior_port_poll(p, 0, 10000) >= 0);
+}
+
+/* Runs of every shape from a kernel GSO sender, received coalesced and split in place. */
+static void shapes(mior_backend b, uint32_t flags, const char *name) {
+  static struct seen s;
+  memset(&s, 0, sizeof s);
+  s.echo_fd = -1;
+  mior_options o = gro_opts(b, flags);
+  mior_receiver rcv = {.consume = consume, .ctx = &s};
+  mior_transport *t;
+  REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, &rcv));
+  mior_port *p = mior_transport_port(t, 0);
+  mior_port_stats st;
+  REQUIRE_OK(mior_port_stats_get(p, &st));
+  CHECK(st.features & MIOR_FEAT_UDP_GRO);
+  mior_addr local = tt_local(t);
+  int fd = kernel_sender(&local);
+  uint32_t seq = 0;
+  REQUIRE(mior_port_poll(p, 0, 0) >= 0); /* receives posted before the first datagram */
+  for (int round = 0; round < 20; round++) {
+    gso_send(fd, &s, &seq, 64, 100, 37);   /* a full GSO send with a short last segment */
+    gso_send(fd, &s, &seq, 20, 300, 0);    /* the size changes between sends */
+    gso_send(fd, &s, &seq, 10, 50, 0);
+    gso_send(fd, &s, &seq, 1, 500, 0);     /* alone: not coalesced */
+    gso_send(fd, &s, &seq, 2, 1472, TT_HDR); /* two, the last as short as a datagram here goes */
+    gso_send(fd, &s, &seq, 40, 1400, 0);   /* 56000 bytes in one buffer */
+    gso_send(fd, &s, &seq, 64, TT_HDR, 0); /* the smallest segments */
+    poll_until(p, &s, seq, 2000);
+  }
+  poll_until(p, &s, seq, 3000);
+  CHECK_EQ(s.got, seq);
+  CHECK_EQ(s.bad, 0);
+  CHECK_EQ(s.disorder, 0);
+  CHECK_EQ(s.flag_wrong, 0);
+  REQUIRE_OK(mior_port_stats_get(p, &st));
+  CHECK_EQ(st.rx_packets, seq);
+  CHECK(st.rx_coalesced > 0);
+  CHECK(s.coalesced > 0);
+  CHECK_EQ(st.rx_drop_truncated, 0);
+  CHECK_EQ(st.user_held, 0);
+  printf("    %s: %u datagrams, %u arrived coalesced in %llu buffers\n", name, s.got, s.coalesced,
+         (unsigned long long)st.rx_coalesced);
+  CHECK_EQ(mior_transport_close(t), 0);
+  close(fd);
+}
+
+struct releaser {
+  struct seen *s;
+  uint32_t from, to;
+  int errors;
+};
+
+static void *release_thread(void *arg) {
+  struct releaser *r = arg;
+  for (uint32_t i = r->from; i < r->to; i++)
+    if (mior_pkt_release(&r->s->kept[i]) != 0) r->errors++;
+  return NULL;
+}
+
+/* Kept packets hold their slot: it comes back only when the last packet of its buffer is done,
+ * whether the port's thread or another thread releases it; a second release is refused. */
+static void kept(mior_backend b, uint32_t flags, const char *name) {
+  static struct seen s;
+  memset(&s, 0, sizeof s);
+  s.echo_fd = -1;
+  s.keep_every = 3;
+  mior_options o = gro_opts(b, flags);
+  mior_receiver rcv = {.consume = consume, .ctx = &s};
+  mior_transport *t;
+  REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, &rcv));
+  mior_port *p = mior_transport_port(t, 0);
+  mior_addr local = tt_local(t);
+  int fd = kernel_sender(&local);
+  uint32_t seq = 0;
+  REQUIRE(mior_port_poll(p, 0, 0) >= 0);
+  for (int i = 0; i < 30; i++) {
+    gso_send(fd, &s, &seq, 30, 200, 150);
+    poll_until(p, &s, seq, 2000);
+  }
+  CHECK_EQ(s.got, seq);
+  CHECK(s.nkept > 0);
+  mior_port_stats st;
+  REQUIRE_OK(mior_port_stats_get(p, &st));
+  CHECK_EQ(st.user_held, s.nkept);
+  CHECK_EQ(st.rx_kept, s.nkept);
+  /* The kept packets still read as sent: their slots were not reused. */
+  uint32_t intact = 0;
+  for (uint32_t i = 0; i < s.nkept; i++) {
+    uint32_t q;
+    intact += tt_check(s.kept[i].data, s.kept[i].len, &q) == 0;
+  }
+  CHECK_EQ(intact, s.nkept);
+  /* Half released by another thread, half here. */
+  struct releaser r = {.s = &s, .from = 0, .to = s.nkept / 2};
+  pthread_t th;
+  REQUIRE(pthread_create(&th, NULL, release_thread, &r) == 0);
+  for (uint32_t i = s.nkept / 2; i < s.nkept; i++) CHECK_OK(mior_pkt_release(&s.kept[i]));
+  pthread_join(th, NULL);
+  CHECK_EQ(r.errors, 0);
+  /* Twice: refused, nothing changes. */
+  CHECK_EQ(mior_pkt_release(&s.kept[0]), -EINVAL);
+  CHECK_EQ(mior_pkt_release(&s.kept[s.nkept - 1]), -EINVAL);
+  REQUIRE_OK(mior_port_stats_get(p, &st));
+  CHECK_EQ(st.user_held, 0);
+  /* The slots work again: another round arrives whole. */
+  s.keep_every = 0;
+  uint32_t before = seq;
+  gso_send(fd, &s, &seq, 64, 1000, 0);
+  poll_until(p, &s, seq, 2000);
+  CHECK_EQ(s.got, seq);
+  CHECK(seq > before);
+  printf("    %s: %u kept from coalesced buffers, released on two threads\n", name, s.nkept);
+  /* close returning 0 (not -EBUSY) is the final word that every slot came back */
+  CHECK_EQ(mior_transport_close(t), 0);
+  close(fd);
+}
+
+/* A coalesced packet sent back from consume (echo): it goes out from a copy, intact. */
+static void echo(mior_backend b, uint32_t flags, const char *name) {
+  static struct seen s;
+  memset(&s, 0, sizeof s);
+  mior_options o = gro_opts(b, flags);
+  mior_receiver rcv = {.consume = consume, .ctx = &s};
+  mior_transport *t;
+  REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, &rcv));
+  mior_port *p = mior_transport_port(t, 0);
+  mior_addr local = tt_local(t);
+  int fd = kernel_sender(&local);
+  s.echo_fd = fd;
+  uint32_t seq = 0;
+  REQUIRE(mior_port_poll(p, 0, 0) >= 0);
+  gso_send(fd, &s, &seq, 50, 120, 60);
+  poll_until(p, &s, seq, 2000);
+  CHECK_OK(mior_tx_flush(p));
+  static uint8_t buf[65536];
+  uint32_t back = 0;
+  int64_t end = tt_now_ms() + 3000;
+  while (back < seq && tt_now_ms() < end) {
+    REQUIRE(mior_port_poll(p, 0, 0) >= 0);
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0) continue;
+    uint32_t q;
+    if (tt_check(buf, (uint32_t)n, &q) == 0 && q == back && (uint32_t)n == s.want_len[q]) back++;
+    else break;
+  }
+  CHECK_EQ(back, seq);
+  CHECK_EQ(s.echo_errors, 0);
+  printf("    %s: %u coalesced packets echoed from copies\n", name, back);
+  CHECK_EQ(mior_transport_close(t), 0);
+  close(fd);
+}
+
+/* mior to mior: sends to an unconnected destination form GSO sends, mior_tx_send_segments sends
+ * one explicitly, and the receiver gets each datagram with its own length. */
+static void mior_pair(mior_backend b, uint32_t flags, const char *name) {
+  static struct seen s;
+  memset(&s, 0, sizeof s);
+  s.echo_fd = -1;
+  mior_options o = gro_opts(b, flags);
+  mior_receiver rcv = {.consume = consume, .ctx = &s};
+  mior_transport *rt, *st_t;
+  REQUIRE_OK(mior_transport_open(&rt, "udp://127.0.0.1:0", &o, &rcv));
+  mior_port *rp = mior_transport_port(rt, 0);
+  mior_options so = gro_opts(b, MIOR_OPT_NO_RX);
+  REQUIRE_OK(mior_transport_open(&st_t, "udp://127.0.0.1:0", &so, NULL));
+  mior_port *sp = mior_transport_port(st_t, 0);
+  mior_addr dst = tt_local(rt);
+  REQUIRE(mior_port_poll(rp, 0, 0) >= 0);
+  uint32_t seq = 0;
+  for (int round = 0; round < 10; round++) {
+    /* 40 equal tx_sends then 3 shorter: one run with a short end, then a new run */
+    for (uint32_t i = 0; i < 43; i++) {
+      mior_pkt pkt;
+      REQUIRE_OK(mior_tx_acquire(sp, &pkt));
+      uint32_t len = i < 40 ? 700 : 90;
+      tt_fill(pkt.data, len, seq);
+      s.want_len[seq] = len;
+      s.multi[seq] = 1;
+      seq++;
+      REQUIRE_OK(mior_tx_send(sp, &pkt, len, &dst));
+    }
+    CHECK_OK(mior_tx_flush(sp));
+    /* explicit: 17 datagrams of 333, the last TT_HDR */
+    mior_pkt pk[17];
+    uint32_t lens[17];
+    for (uint32_t i = 0; i < 17; i++) {
+      REQUIRE_OK(mior_tx_acquire(sp, &pk[i]));
+      lens[i] = i < 16 ? 333 : TT_HDR;
+      tt_fill(pk[i].data, lens[i], seq);
+      s.want_len[seq] = lens[i];
+      s.multi[seq] = 1;
+      seq++;
+    }
+    CHECK_OK(mior_tx_send_segments(sp, pk, lens, 17, &dst));
+    CHECK_OK(mior_tx_flush(sp));
+    int64_t end = tt_now_ms() + 2000;
+    while (s.got + s.bad < seq && tt_now_ms() < end) {
+      REQUIRE(mior_port_poll(sp, 0, 0) >= 0);
+      REQUIRE(mior_port_poll(rp, 0, 1000) >= 0);
+    }
+  }
+  /* Bad explicit calls: lengths that break the rule are refused, and the slots come back. */
+  mior_pkt pk[3];
+  uint32_t badlens[3] = {100, 200, 100};
+  for (int i = 0; i < 3; i++) REQUIRE_OK(mior_tx_acquire(sp, &pk[i]));
+  CHECK_EQ(mior_tx_send_segments(sp, pk, badlens, 3, &dst), -EINVAL);
+  tt_drain_tx(sp, 10u * 60u, 2000);
+  mior_port_stats ss, rs;
+  REQUIRE_OK(mior_port_stats_get(sp, &ss));
+  REQUIRE_OK(mior_port_stats_get(rp, &rs));
+  CHECK_EQ(s.got, seq);
+  CHECK_EQ(s.bad, 0);
+  CHECK_EQ(s.disorder, 0);
+  CHECK(ss.features & MIOR_FEAT_UDP_GSO);
+  CHECK(ss.tx_gso_sends >= 20);
+  CHECK_EQ(ss.tx_packets, seq);
+  CHECK_EQ(ss.user_held, 0);
+  CHECK_EQ(ss.tx_invalid, 3);
+  CHECK(rs.rx_coalesced > 0);
+  printf("    %s: %u datagrams in %llu GSO sends, %llu coalesced receives\n", name, seq,
+         (unsigned long long)ss.tx_gso_sends, (unsigned long long)rs.rx_coalesced);
+  CHECK_EQ(mior_transport_close(st_t), 0);
+  CHECK_EQ(mior_transport_close(rt), 0);
+}
+
+/* MIOR_OPT_NO_UDP_GRO: plain receives and the small default slot. */
+static void gro_off(mior_backend b, uint32_t flags, const char *name) {
+  static struct seen s;
+  memset(&s, 0, sizeof s);
+  s.echo_fd = -1;
+  mior_options o = gro_opts(b, flags | MIOR_OPT_NO_UDP_GRO);
+  mior_receiver rcv = {.consume = consume, .ctx = &s};
+  mior_transport *t;
+  REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, &rcv));
+  mior_port *p = mior_transport_port(t, 0);
+  mior_port_stats st;
+  REQUIRE_OK(mior_port_stats_get(p, &st));
+  CHECK(!(st.features & MIOR_FEAT_UDP_GRO));
+  mior_pkt pkt;
+  REQUIRE_OK(mior_tx_acquire(p, &pkt));
+  CHECK_EQ(pkt.cap, MIOR_POOL_DEFAULT_BUF_SIZE);
+  CHECK_OK(mior_pkt_release(&pkt));
+  mior_addr local = tt_local(t);
+  int fd = kernel_sender(&local);
+  uint32_t seq = 0;
+  REQUIRE(mior_port_poll(p, 0, 0) >= 0);
+  gso_send(fd, &s, &seq, 30, 400, 0);
+  poll_until(p, &s, seq, 2000);
+  CHECK_EQ(s.got, seq);
+  CHECK_EQ(s.coalesced, 0);
+  REQUIRE_OK(mior_port_stats_get(p, &st));
+  CHECK_EQ(st.rx_coalesced, 0);
+  printf("    %s: GRO off, %u datagrams split by the kernel\n", name, s.got);
+  CHECK_EQ(mior_transport_close(t), 0);
+  close(fd);
+}
+
+/* The kernel refuses UDP_GRO (a seccomp filter makes setsockopt(SOL_UDP, UDP_GRO) fail, as an old
+ * kernel or a sandbox would): the port opens without it, says so, counts it, and receives. */
+static int refused_child(mior_backend b, uint32_t flags) {
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_setsockopt, 0, 5),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UDP_GRO, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOPROTOOPT),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return 77;
+  if (syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) return 77;
+  static struct seen s;
+  memset(&s, 0, sizeof s);
+  s.echo_fd = -1;
+  mior_options o = gro_opts(b, flags);
+  mior_receiver rcv = {.consume = consume, .ctx = &s};
+  mior_transport *t;
+  if (mior_transport_open(&t, "udp://127.0.0.1:0", &o, &rcv) != 0) return 2;
+  mior_port *p = mior_transport_port(t, 0);
+  mior_port_stats st;
+  mior_port_stats_get(p, &st);
+  if (st.features & MIOR_FEAT_UDP_GRO) return 3;
+  if (st.offload_refused != 1) return 4;
+  mior_addr local = tt_local(t);
+  int fd = kernel_sender(&local);
+  uint32_t seq = 0;
+  mior_port_poll(p, 0, 0);
+  gso_send(fd, &s, &seq, 30, 400, 20);
+  poll_until(p, &s, seq, 2000);
+  if (s.got != seq || s.bad || s.disorder || s.coalesced) return 5;
+  if (mior_transport_close(t) != 0) return 6;
+  return 0;
+}
+
+static void refused(mior_backend b, uint32_t flags, const char *name) {
+  fflush(stdout);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) _exit(refused_child(b, flags));
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) {
+    printf("    %s: seccomp unavailable, refusal not tested\n", name);
+    return;
+  }
+  CHECK_EQ(WEXITSTATUS(status), 0);
+  printf("    %s: UDP_GRO refused: plain receives, counted\n", name);
+}
+
+int main(void) {
+  tt_watchdog(180);
+  const struct {
+    const char *name;
+    mior_backend b;
+    uint32_t flags;
+  } cfgs[] = {{"uring multishot", MIOR_BACKEND_URING, 0},
+              {"uring posted", MIOR_BACKEND_URING, MIOR_OPT_NO_MULTISHOT},
+              {"sockets", MIOR_BACKEND_SOCKETS, 0}};
+  void (*bodies[])(mior_backend, uint32_t, const char *) = {shapes, kept, echo, mior_pair, gro_off, refused};
+  const char *names[] = {"shapes", "kept", "echo", "mior to mior", "gro off", "gro refused"};
+  for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+    if (mior_backend_supported(cfgs[c].b) != 1) {
+      printf("  [%s] skipped: %s\n", cfgs[c].name, mior_last_error());
+      continue;
+    }
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+      int before = test_failures;
+      bodies[i](cfgs[c].b, cfgs[c].flags, cfgs[c].name);
+      printf("  %s [%s]: %s\n", names[i], cfgs[c].name, test_failures == before ? "ok" : "FAILED");
+    }
+  }
+  TEST_DONE();
+}
