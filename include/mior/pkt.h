@@ -101,11 +101,16 @@ MIOR_API int mior_pkt_release(const mior_pkt *pkt);
 /* Give back n packets at once (received by mior_rx_burst, kept, or acquired for transmit), from
  * any thread.  Cost: one atomic operation per run of packets of the same port, whatever n: the
  * slots go on the port's return list in one compare-and-swap, and the port's driving thread takes
- * them back into its cache at its next poll (not through the pool's free list).
+ * them back into its cache at its next poll (not through the pool's free list).  Packets split
+ * from one coalesced buffer (MIOR_PKT_COALESCED) share a slot: a run of them next to each other
+ * in pkts costs one more atomic operation for the slot (not one per packet), and the slot goes
+ * back only with the last of its packets, whichever call (mior_pkt_release, this, the end of
+ * consume, mior_tx_send) on whichever thread gives that one back.
  *
  * All or nothing: every packet is checked first; if one is not held by the application (NULL,
  * released or sent already, a stale copy, or the same packet twice in pkts) it returns -EINVAL
- * and releases none of them.  Unlike mior_pkt_release, the check is not atomic with the
+ * and releases none of them.  One exception: a coalesced packet given twice in pkts, not next to
+ * itself, is found only while releasing: the others are released and -EINVAL says so.  Unlike mior_pkt_release, the check is not atomic with the
  * release: the packets passed must not be released or sent by another thread at the same time
  * (a later, sequential double release is refused as above).  n == 0 returns 0. */
 MIOR_API int mior_pkt_release_bulk(const mior_pkt *pkts, uint32_t n);

@@ -206,7 +206,10 @@ MIOR_API int mior_port_poll(mior_port *port, uint32_t budget, int64_t timeout_us
  * packets (0: nothing ready) or a negative errno (-EINVAL bad arguments, -EBUSY on a thread that
  * does not drive the port or from inside the receiver's callbacks).  On the driving thread only,
  * like mior_port_poll.  When every slot is held by the application nothing more can be received:
- * release packets to keep receiving. */
+ * release packets to keep receiving.
+ * A coalesced buffer (UDP GRO, MIOR_PKT_COALESCED) with more packets than max has room for: the
+ * first ones are returned, the rest wait in the port and come first from the next mior_rx_burst
+ * (or mior_port_poll), in order, each once; the event handle stays readable meanwhile. */
 MIOR_API int mior_rx_burst(mior_port *port, mior_pkt *pkts, uint32_t max);
 
 /* An OS handle to wait on: Linux a file descriptor (int), Windows a HANDLE. */
@@ -221,7 +224,8 @@ typedef intptr_t mior_handle;
  *
  * Semantics, exactly: each non-blocking work call (mior_port_run_ready, mior_rx_burst,
  * mior_port_poll) first clears the handle, then does the ready work, and if it stopped with work
- * left (its budget ran out, or completions are waiting in user space) makes the handle readable
+ * left (its budget ran out, completions are waiting in user space, or packets of a coalesced
+ * buffer that did not fit mior_rx_burst's array are waiting) makes the handle readable
  * again before it returns.  Anything that arrives after the clear makes it readable.  So after a
  * work call returns, the handle is readable whenever work is ready: no wake-up is lost, and a
  * wake-up may be spurious (the work call then returns 0).  Wait for readability only (EPOLLIN /
