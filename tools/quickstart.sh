@@ -235,7 +235,7 @@ run_test() {
     -DMIOR_BUILD_TOOLS=OFF
   tests_line=""
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 MIOR_SOAK_SECONDS=${MIOR_SOAK_SECONDS_TSAN:-10} \
-    run_tests "$build-tsan" -R '^test_(pool|transport_(flow|close|udp|pull)|soak|fault_cq|event_handle)'
+    run_tests "$build-tsan" -R '^test_(pool|transport_(flow|close|udp|pull|gro)|soak|fault_cq|event_handle)'
   stage_end "$tests_line"
 
   # Fuzzing: each libFuzzer harness for a bounded time with ASan+UBSan (fuzz/run.sh); a crash
