@@ -24,6 +24,9 @@
 #define FUZZ_ENTRY_NAME fuzz_text_one
 #include "../fuzz/fuzz_text.c"
 #undef FUZZ_ENTRY_NAME
+#define FUZZ_ENTRY_NAME fuzz_dns_one
+#include "../fuzz/fuzz_dns.c"
+#undef FUZZ_ENTRY_NAME
 
 typedef int (*fuzz_entry)(const uint8_t *, size_t);
 static const struct {
@@ -32,6 +35,7 @@ static const struct {
 } harnesses[] = {
     {"fuzz_frame", fuzz_frame_one}, {"fuzz_ip", fuzz_ip_one},     {"fuzz_l4", fuzz_l4_one},
     {"fuzz_rx_path", fuzz_rx_path_one}, {"fuzz_text", fuzz_text_one},
+    {"fuzz_dns", fuzz_dns_one},
 };
 #define NHARNESS (sizeof harnesses / sizeof harnesses[0])
 

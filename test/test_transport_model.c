@@ -52,7 +52,9 @@
  * flush; release of a held packet (on the driver, or queued to the helper so that it runs while
  * the driver goes on); release of a stale copy, preferring one whose slot the application holds
  * again (ABA); double release; poll/acquire/send/flush from the helper (wrong thread); close from
- * the helper while the driver lives; start on a hand-driven io_uring port; a drain with the
+ * the helper while the driver lives; start on a hand-driven io_uring port; mior_pkt_release_bulk
+ * of up to 16 held packets (all released, or, with one given twice, -EINVAL and all still
+ * held); a drain with the
  * counting checks.  Inside consume, each packet's fate: done, keep, echo in place (dst =
  * &pkt->src, data moved by up to 64 bytes, new length, then KEEP or DONE), release (then KEEP or
  * DONE), acquire and send another slot, acquire and hold a slot, or poll (-EBUSY).  Started mode:
@@ -1262,7 +1264,7 @@ static void mm_drain(mm *m, const char *when) {
 /* --- operations (hand-driven) ----------------------------------------------------------------- */
 
 enum { OP_ACQUIRE, OP_SEND, OP_BURST, OP_KSEND, OP_POLL, OP_FLUSH, OP_RELEASE, OP_STALE, OP_DOUBLE,
-       OP_WRONG, OP_FCLOSE, OP_START, OP_DRAIN, OP_N };
+       OP_WRONG, OP_FCLOSE, OP_START, OP_DRAIN, OP_BULK, OP_N };
 static const struct {
   const char *name;
   int weight, item;
@@ -1273,6 +1275,7 @@ static const struct {
     {"release", 7, 3, 0},       {"stale", 4, 3, F_STALE},    {"double", 2, 3, F_DOUBLE},
     {"wrong-thread", 4, 1, F_WRONG}, {"foreign-close", 1, 6, F_FCLOSE}, {"start", 1, 8, F_START},
     {"drain", 1, 5, F_DRAIN},
+    {"release-bulk", 4, 3, 0},
 };
 
 /* Draw the length and destination of a send. */
@@ -1336,6 +1339,34 @@ static void mm_release_one(mm *m, mm_rng *r, uint32_t i, int allow_helper, const
             h->kind == 'K' ? "kept" : "acquired", (unsigned long long)h->id);
   mm_ghost(m, &copy);
   mm_unhold(m, i);
+}
+
+/* mior_pkt_release_bulk of up to 16 held packets on the driver: 0 and all released; or, with
+ * one of them given twice, -EINVAL and every one still held (all or nothing). */
+static void mm_bulk_release(mm *m, mm_rng *r) {
+  mior_pkt pk[17];
+  uint32_t idx[16], k = 0, want = 1 + mm_below(r, 16);
+  for (uint32_t j = 0; j < m->nheld && k < want; j++) {
+    if (m->held[j].pending) continue;
+    mm_verify_held(m, &m->held[j], "before a bulk release");
+    idx[k] = j;
+    pk[k++] = m->held[j].pkt;
+  }
+  if (k == 0) return;
+  if (mm_chance(r, 20)) {
+    pk[k] = pk[mm_below(r, k)];
+    int rc = mior_pkt_release_bulk(pk, k + 1);
+    mm_hist(m, "mior_pkt_release_bulk(%u with a duplicate) = %d", k + 1, rc);
+    MM_EXPECT(m, 3, rc, -EINVAL, "mior_pkt_release_bulk with one packet twice");
+    for (uint32_t i = 0; i < k; i++) mm_verify_held(m, &m->held[idx[i]], "after a refused bulk release");
+    return;
+  }
+  int rc = mior_pkt_release_bulk(pk, k);
+  mm_hist(m, "mior_pkt_release_bulk(%u) = %d", k, rc);
+  MM_EXPECT(m, 3, rc, 0, "mior_pkt_release_bulk of %u packets the application holds", k);
+  for (uint32_t i = 0; i < k; i++) mm_ghost(m, &pk[i]);
+  /* idx ascends, and mm_unhold moves the last entry into the hole: unhold from the top. */
+  for (uint32_t i = k; i-- > 0;) mm_unhold(m, idx[i]);
 }
 
 static void mm_release_all(mm *m, mm_rng *r, int allow_helper, const char *what) {
@@ -1588,6 +1619,7 @@ static void mm_step(mm *m, mm_rng *r, int op) {
     return;
   }
   case OP_DRAIN: mm_drain(m, "mid-sequence drain"); return;
+  case OP_BULK: mm_bulk_release(m, r); return;
   }
 }
 

@@ -80,6 +80,14 @@ MIOR_API int mior_backend_supported(mior_backend b);
                                                 one destination as one UDP GSO send */
 #define MIOR_OPT_NO_UDP_GRO 0x400u           /* udp: do not ask the kernel for coalesced receives
                                                 (UDP_GRO); also keeps the 2 KiB default slot */
+/* Per-packet receive metadata (udp ports; mior_pkt's MIOR_PKT_* fields).  Off, they cost nothing;
+ * on, the kernel writes a control message per receive (with io_uring multishot receive it goes
+ * into the slot, after the sender's address: up to 64 bytes less room for the datagram).  A
+ * coalesced receive (UDP GRO) has one set, carried by every packet split from it.  A backend that
+ * cannot deliver one refuses the open with -EOPNOTSUPP (Winsock, ioring). */
+#define MIOR_OPT_RX_PKTINFO 0x800u           /* the local address each datagram arrived on */
+#define MIOR_OPT_RX_ECN 0x1000u              /* the ECN codepoint of each datagram */
+#define MIOR_OPT_RX_TIMESTAMP 0x2000u        /* kernel software receive timestamps (CLOCK_REALTIME) */
 
 typedef struct mior_options {
   size_t sz;             /* sizeof(mior_options); set by mior_options_init */
@@ -187,6 +195,56 @@ MIOR_API mior_port *mior_transport_port(const mior_transport *t, uint32_t i);
  * Returns the number of packets delivered (>= 0) or a negative errno. */
 MIOR_API int mior_port_poll(mior_port *port, uint32_t budget, int64_t timeout_us);
 
+/* --- Pull receive and event loops (docs/INTEGRATION.md, "Driving mior from your event loop") ---
+ *
+ * mior_rx_burst: the non-blocking pull form of mior_port_poll.  It does what a poll with
+ * timeout 0 does (reap, submit queued sends, re-arm receives) but hands up to max received
+ * packets to the caller in pkts[] instead of to the receiver's consume (the receiver's flush is
+ * not called either; both share one delivery path, so counters and order are the same).  The
+ * caller owns each returned packet until it gives it back with mior_pkt_release,
+ * mior_pkt_release_bulk (any thread) or mior_tx_send (a reply in place).  Returns the number of
+ * packets (0: nothing ready) or a negative errno (-EINVAL bad arguments, -EBUSY on a thread that
+ * does not drive the port or from inside the receiver's callbacks).  On the driving thread only,
+ * like mior_port_poll.  When every slot is held by the application nothing more can be received:
+ * release packets to keep receiving.
+ * A coalesced buffer (UDP GRO, MIOR_PKT_COALESCED) with more packets than max has room for: the
+ * first ones are returned, the rest wait in the port and come first from the next mior_rx_burst
+ * (or mior_port_poll), in order, each once; the event handle stays readable meanwhile. */
+MIOR_API int mior_rx_burst(mior_port *port, mior_pkt *pkts, uint32_t max);
+
+/* An OS handle to wait on: Linux a file descriptor (int), Windows a HANDLE. */
+typedef intptr_t mior_handle;
+
+/* The port's event handle, for epoll, poll, select, libuv's uv_poll_t or any loop: Linux a file
+ * descriptor that becomes readable when the port has work ready (io_uring: an eventfd registered
+ * with the ring, signalled by the kernel as completions arrive; sockets: an epoll descriptor
+ * over the socket and an eventfd of the port's own).  Created on the first call (on the driving
+ * thread: the call binds the port like mior_port_poll); later calls return the same handle.
+ * The port owns it: do not read it or close it; mior_transport_close closes it.
+ *
+ * Semantics, exactly: each non-blocking work call (mior_port_run_ready, mior_rx_burst,
+ * mior_port_poll) first clears the handle, then does the ready work, and if it stopped with work
+ * left (its budget ran out, completions are waiting in user space, or packets of a coalesced
+ * buffer that did not fit mior_rx_burst's array are waiting) makes the handle readable
+ * again before it returns.  Anything that arrives after the clear makes it readable.  So after a
+ * work call returns, the handle is readable whenever work is ready: no wake-up is lost, and a
+ * wake-up may be spurious (the work call then returns 0).  Wait for readability only (EPOLLIN /
+ * UV_READABLE), level-triggered.  Edge-triggered (EPOLLET) waiting works where the handle is an
+ * eventfd (io_uring with DEFER_TASKRUN, the default on Linux 6.1+), not where it is an epoll
+ * descriptor (sockets; io_uring without DEFER_TASKRUN): an edge-triggered epoll over another
+ * epoll descriptor was seen to miss wake-ups (test_event_handle, under ASan's timing).
+ * One exception: when the application holds every slot the port could receive into, the port
+ * cannot take what waits, and giving packets back (mior_pkt_release*, from any thread) does not
+ * make the handle readable: after releasing such a backlog, make one work call yourself.
+ *
+ * Returns 0 and *out, or -EINVAL, -EBUSY (not the driving thread), -EOPNOTSUPP where the backend
+ * has none (Winsock, ioring: the reason in mior_last_error()), or the system's error. */
+MIOR_API int mior_port_event_handle(mior_port *port, mior_handle *out);
+
+/* Do the work that is ready, without waiting: mior_port_poll(port, budget, 0).  Received packets
+ * go to the receiver's consume.  Returns the packets delivered or a negative errno. */
+MIOR_API int mior_port_run_ready(mior_port *port, uint32_t budget);
+
 /* Transmit.  acquire: a free slot in *pkt (data, cap), or -EAGAIN when no slot is free or the
  * submission queue is full (back off, poll, retry; it never blocks).  send: queue pkt->data[0..len)
  * to dst (NULL = the connected peer, or the address carried by the packet for ip/packet kinds);
@@ -195,7 +253,11 @@ MIOR_API int mior_port_poll(mior_port *port, uint32_t budget, int64_t timeout_us
  * the next poll, and its fate shows in tx_packets / tx_errors.  A negative errno means not sent:
  * -EINVAL / -EDESTADDRREQ / -EAFNOSUPPORT for the caller's mistakes (counted in tx_invalid),
  * -EBUSY on a thread that does not drive the port, other errors from the system (tx_errors).
- * A received packet may be sent (from consume, or later if kept). */
+ * A received packet may be sent (from consume, or later if kept).
+ * Metadata: with MIOR_PKT_LOCAL and/or MIOR_PKT_ECN set in pkt->flags (udp ports), the datagram
+ * leaves from pkt->local and/or with the ECN codepoint pkt->ecn (-EINVAL for a codepoint above 3
+ * or a local address of the other family; -EOPNOTSUPP on a backend without per-send metadata:
+ * Winsock, ioring).  mior_tx_acquire clears flags. */
 MIOR_API int mior_tx_acquire(mior_port *port, mior_pkt *pkt);
 MIOR_API int mior_tx_send(mior_port *port, mior_pkt *pkt, uint32_t len, const mior_addr *dst);
 MIOR_API int mior_tx_flush(mior_port *port);

@@ -80,6 +80,16 @@ typedef struct mior__io_cfg {
  * they were sent: the backend counts the send itself once the kernel has taken the frame. */
 #define MIOR__CQE_COPIED 0x40000000u
 
+/* Per-packet metadata: a receive's (filled by the backend's one control-message parser, with the
+ * MIOR_PKT_* bits in the record's flags) and a send's (from the mior_pkt). */
+typedef struct mior__pkt_meta {
+  mior_addr local;   /* MIOR_PKT_LOCAL */
+  uint64_t time_ns;  /* MIOR_PKT_TIMESTAMP */
+  uint8_t ecn;       /* MIOR_PKT_ECN */
+} mior__pkt_meta;
+
+#define MIOR__PKT_META_MASK (MIOR_PKT_LOCAL | MIOR_PKT_TIMESTAMP | MIOR_PKT_ECN)
+
 typedef struct mior__cqe {
   uint32_t op;     /* MIOR__OP_RX or MIOR__OP_TX */
   uint32_t slot;   /* slot the completion returns, or MIOR__NO_SLOT (e.g. a failed multishot arm) */
@@ -89,6 +99,8 @@ typedef struct mior__cqe {
   mior_addr src;   /* rx udp: sender */
   uint32_t seg;    /* rx: a coalesced buffer (UDP GRO) of datagrams of this size each (the last
                       may be shorter), which the front end splits; 0: one datagram */
+  mior__pkt_meta meta; /* rx: what flags' MIOR_PKT_* bits say (the rest is not written); for a
+                          coalesced buffer, the one receive's, given to every packet split off */
 } mior__cqe;
 
 struct mior__io;
@@ -161,6 +173,21 @@ typedef struct mior__backend_ops {
    * otherwise.  When the port's close returns, the socket's address is free to bind again.
    * Unused receive slots are the front end's again. */
   void (*close)(struct mior__io *r);
+  /* The event handle (mior_port_event_handle): create it on the first call, on the driving
+   * thread, and return the same one after; the backend closes it in close().  Optional (NULL:
+   * the port has none, -EOPNOTSUPP).  event_clear: make it unreadable (the front end then does
+   * the ready work; anything arriving after must make it readable again).  event_done: after the
+   * work, make it readable if `more` (the front end stopped with work left) or completions wait
+   * in user space.  Both are called only once the handle exists. */
+  int (*event_open)(struct mior__io *r, mior_handle *out);
+  void (*event_clear)(struct mior__io *r);
+  void (*event_done)(struct mior__io *r, int more);
+  /* tx_queue with per-send metadata (source address, ECN); the front end calls it instead of
+   * tx_queue only when the packet carries some.  Optional (NULL: -EOPNOTSUPP). */
+  int (*tx_queue_meta)(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
+                       const mior_addr *dst, uint32_t flags, const mior__pkt_meta *meta);
+  /* The MIOR_OPT_RX_* flags the backend can deliver (others refused at open). */
+  uint32_t rx_meta_opts;
   uint32_t flags; /* MIOR__BACKEND_* */
 } mior__backend_ops;
 

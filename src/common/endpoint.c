@@ -14,6 +14,7 @@
 
 #include "common/backend.h"
 #include "common/internal.h"
+#include "common/os.h"
 
 /* Parse a decimal number in [0, max] spanning exactly [s, s+len). */
 static int parse_uint(const char *s, size_t len, unsigned long max, unsigned long *out) {
@@ -39,12 +40,21 @@ static int parse_host(const char *s, size_t len, mior_addr *out) {
   memcpy(buf, s, len);
   buf[len] = '\0';
   memset(out, 0, sizeof *out);
-  if (inet_pton(AF_INET, buf, out->addr) == 1) {
+  /* IPv6 with a zone: "fe80::1%eth0" or "fe80::1%2" (RFC 4007 text form). */
+  char *zone = strchr(buf, '%');
+  if (zone) *zone++ = '\0';
+  if (!zone && inet_pton(AF_INET, buf, out->addr) == 1) {
     out->family = MIOR_AF_INET;
     return 0;
   }
   if (inet_pton(AF_INET6, buf, out->addr) == 1) {
     out->family = MIOR_AF_INET6;
+    if (zone) {
+      unsigned long idx;
+      if (parse_uint(zone, strlen(zone), UINT32_MAX, &idx) == 0 && idx > 0) out->scope_id = (uint32_t)idx;
+      else if (zone[0] && (out->scope_id = mior__if_index(zone)) == 0) return -1;
+      else if (!zone[0]) return -1;
+    }
     return 0;
   }
   return -1;
@@ -100,6 +110,14 @@ int mior_addr_format(const mior_addr *a, char *buf, size_t len) {
   int af = a->family == MIOR_AF_INET ? AF_INET : a->family == MIOR_AF_INET6 ? AF_INET6 : -1;
   if (af < 0) return mior__fail(-EINVAL, "mior_addr_format: family %u", a->family);
   if (!inet_ntop(af, a->addr, host, sizeof host)) return mior__fail(-EINVAL, "mior_addr_format: bad address");
+  if (af == AF_INET6 && a->scope_id) {
+    char zone[24];
+    if (mior__if_name(a->scope_id, zone, sizeof zone) < 0) snprintf(zone, sizeof zone, "%u", a->scope_id);
+    size_t hl = strlen(host);
+    if (hl + 1 + strlen(zone) >= sizeof host) return -ENOSPC;
+    host[hl] = '%';
+    strcpy(host + hl + 1, zone);
+  }
   int n = af == AF_INET6 ? snprintf(buf, len, "[%s]:%u", host, a->port)
                          : snprintf(buf, len, "%s:%u", host, a->port);
   if (n < 0 || (size_t)n >= len) return -ENOSPC;

@@ -41,5 +41,9 @@ void mior__random_bytes(void *buf, size_t len);
 void mior__cpu_relax(void);
 /* Value of an environment variable, or NULL. */
 const char *mior__getenv(const char *name);
+/* A network interface's index by name, or 0 if there is none (Windows: 0, names unsupported). */
+uint32_t mior__if_index(const char *name);
+/* An interface's name by index into buf (at least 16 bytes): 0, or -1 if it has none now. */
+int mior__if_name(uint32_t index, char *buf, size_t len);
 
 #endif

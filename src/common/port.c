@@ -126,12 +126,78 @@ static void count_error(struct mior_port *p, int res, int rx) {
   }
 }
 
+/* The metadata of the kernel receive a packet came from (flags say which fields hold it). */
+static inline void pkt_meta_from(mior_pkt *pk, const mior__cqe *c) {
+  if (MIOR_UNLIKELY(c->flags & MIOR__PKT_META_MASK)) {
+    pk->local = c->meta.local;
+    pk->rx_time_ns = c->meta.time_ns;
+    pk->ecn = c->meta.ecn;
+  }
+}
+
+/* Deliver the packets of the coalesced buffer in c from packet p->split_next - 1 on: to consume,
+ * or into mior_rx_burst's array while it has room.  Returns 1 when the buffer is done, 0 when the
+ * array filled first: the rest stay with the port (their bits stay set in slot_share, so the slot
+ * cannot go back) and the next mior_rx_burst or poll delivers them, before anything newer. */
+static int split_deliver(struct mior_port *p, const mior__cqe *c, uint32_t *delivered, uint32_t budget) {
+  uint32_t total = (uint32_t)c->res, seg = c->seg;
+  uint32_t n = (total + seg - 1u) / seg;
+  uint8_t *base = mior_pool_region_slot(&p->region, c->slot) + c->off;
+  mior_pkt pkt_local;
+  for (uint32_t i = p->split_next - 1u; i < n; i++) {
+    mior_pkt *pk = &pkt_local;
+    if (p->burst) {
+      if (*delivered >= budget) {
+        p->split_next = i + 1u;
+        return 0;
+      }
+      pk = &p->burst[p->burst_n++];
+    } else if (!p->receiver.consume) {
+      /* Nobody to give the rest to (a pull port polled, or closing): they are done here. */
+      uint64_t rest = ~(((uint64_t)1 << i) - 1u) & (n >= 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1u);
+      if (mior__slot_unshare(p, c->slot, rest) == 1 &&
+          mior__slot_from_user(p, c->slot, p->split_gen, MIOR__SLOT_CACHE))
+        p->cache[p->cache_len++] = c->slot;
+      *delivered += n - i;
+      break;
+    }
+    uint32_t off = i * seg;
+    pk->data = base + off;
+    pk->len = total - off < seg ? total - off : seg;
+    pk->cap = pk->len; /* the next datagram follows: this packet may not grow */
+    pk->port = p;
+    pk->slot = c->slot;
+    pk->flags = c->flags | MIOR_PKT_COALESCED;
+    pk->src = c->src;
+    pk->gen = p->split_gen;
+    pk->seg = i + 1u;
+    pkt_meta_from(pk, c); /* one kernel receive: every packet split from it has its metadata */
+    p->user_taken++;
+    (*delivered)++;
+    if (p->burst) continue; /* the caller's now, until it releases or sends it */
+    int verdict = p->receiver.consume(p->receiver.ctx, p, pk);
+    if (verdict == MIOR_KEEP) {
+      if (mior__slot_share_held(p, c->slot, pk->gen, pk->seg)) p->stats.rx_kept++;
+      continue;
+    }
+    /* Still held (not sent, not released): done with it.  The last one done takes the slot back
+     * to the cache; a release from another thread can only make this one not the last. */
+    if (!mior__slot_share_held(p, c->slot, pk->gen, pk->seg)) continue;
+    int last = mior__slot_unshare(p, c->slot, (uint64_t)1 << i);
+    if (last < 0) continue;
+    p->user_taken--;
+    if (last && mior__slot_from_user(p, c->slot, pk->gen, MIOR__SLOT_CACHE)) p->cache[p->cache_len++] = c->slot;
+  }
+  p->split_next = 0;
+  return 1;
+}
+
 /* A coalesced buffer (UDP GRO): datagrams of c->seg bytes back to back in one slot, the last
  * possibly shorter.  Each becomes its own packet pointing into the slot, without a copy; they
  * share the slot (mior__slot_share), which comes back when the last of them is done, kept ones
- * included.  The whole buffer is delivered in this poll, even past its budget: the kernel
- * consumed it as one. */
-static void rx_split(struct mior_port *p, const mior__cqe *c, uint32_t *delivered) {
+ * included.  To consume the whole buffer is delivered in this poll, even past its budget: the
+ * kernel consumed it as one.  mior_rx_burst takes what fits its array (split_deliver). */
+static int rx_split(struct mior_port *p, const mior__cqe *c, uint32_t *delivered, uint32_t budget) {
   uint32_t total = (uint32_t)c->res, seg = c->seg;
   uint32_t n = (total + seg - 1u) / seg;
   p->stats.rx_coalesced++;
@@ -139,49 +205,28 @@ static void rx_split(struct mior_port *p, const mior__cqe *c, uint32_t *delivere
     /* More datagrams than a slot can track (the kernel coalesces at most 64): count and drop. */
     p->stats.rx_errors++;
     cache_push(p, c->slot);
-    return;
+    return 1;
   }
   p->stats.rx_packets += n;
   p->stats.rx_bytes += total;
-  *delivered += n;
-  if (!p->receiver.consume) {
+  if (!p->receiver.consume && !p->burst) {
+    *delivered += n;
     cache_push(p, c->slot);
-    return;
+    return 1;
   }
-  uint8_t *base = mior_pool_region_slot(&p->region, c->slot) + c->off;
-  mior_pkt pkt;
-  pkt.port = p;
-  pkt.slot = c->slot;
-  pkt.flags = c->flags | MIOR_PKT_COALESCED;
-  pkt.src = c->src;
   mior__slot_share(p, c->slot, n);
-  pkt.gen = mior__slot_to_user(p, c->slot);
-  p->user_taken += n;
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t off = i * seg;
-    pkt.data = base + off;
-    pkt.len = total - off < seg ? total - off : seg;
-    pkt.cap = pkt.len; /* the next datagram follows: this packet may not grow */
-    pkt.seg = i + 1u;
-    int verdict = p->receiver.consume(p->receiver.ctx, p, &pkt);
-    if (verdict == MIOR_KEEP) {
-      if (mior__slot_share_held(p, c->slot, pkt.gen, pkt.seg)) p->stats.rx_kept++;
-      continue;
-    }
-    /* Still held (not sent, not released): done with it.  The last one done takes the slot back
-     * to the cache; a release from another thread can only make this one not the last. */
-    if (!mior__slot_share_held(p, c->slot, pkt.gen, pkt.seg)) continue;
-    int last = mior__slot_unshare(p, c->slot, (uint64_t)1 << i);
-    if (last < 0) continue;
-    p->user_taken--;
-    if (last && mior__slot_from_user(p, c->slot, pkt.gen, MIOR__SLOT_CACHE)) p->cache[p->cache_len++] = c->slot;
-  }
+  p->split_gen = mior__slot_to_user(p, c->slot);
+  p->split_next = 1;
+  return split_deliver(p, c, delivered, budget);
 }
 
-static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t *delivered) {
+/* Returns 1 when the completion is done, 0 when mior_rx_burst's array filled in the middle of a
+ * coalesced buffer (the completion stays first in line for the next call). */
+static inline int rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t *delivered, uint32_t budget) {
+  if (MIOR_UNLIKELY(p->split_next)) return split_deliver(p, c, delivered, budget);
   if (c->slot == MIOR__NO_SLOT) {
     count_error(p, c->res, 1);
-    return;
+    return 1;
   }
   p->rx_posted--;
   /* A packet that was already received when the port stops or closes is still delivered (quiesce
@@ -191,46 +236,49 @@ static inline void rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t
     else if (c->flags & MIOR__CQE_TRUNC) p->stats.rx_drop_truncated++;
     else p->stats.rx_errors++; /* an empty read on a kind without datagrams */
     cache_push(p, c->slot);
-    return;
-  }
-  if (c->seg && (uint32_t)c->res > c->seg) {
-    p->rx_done++;
-    rx_split(p, c, delivered);
-    return;
+    return 1;
   }
   p->rx_done++;
+  if (c->seg && (uint32_t)c->res > c->seg) return rx_split(p, c, delivered, budget);
   p->stats.rx_packets++;
   p->stats.rx_bytes += (uint64_t)c->res;
   (*delivered)++;
-  if (!p->receiver.consume) {
+  if (!p->receiver.consume && !p->burst) {
     cache_push(p, c->slot);
-    return;
+    return 1;
   }
-  mior_pkt pkt;
-  pkt.data = mior_pool_region_slot(&p->region, c->slot) + c->off;
-  pkt.len = (uint32_t)c->res;
-  pkt.cap = p->region.buf_size - c->off;
-  pkt.port = p;
-  pkt.slot = c->slot;
-  pkt.flags = c->flags;
-  pkt.src = c->src;
-  pkt.seg = 0;
+  /* One delivery path: mior_rx_burst's packets are built here as consume's are. */
+  mior_pkt pkt_local, *pk = p->burst ? &p->burst[p->burst_n] : &pkt_local;
+  pk->data = mior_pool_region_slot(&p->region, c->slot) + c->off;
+  pk->len = (uint32_t)c->res;
+  pk->cap = p->region.buf_size - c->off;
+  pk->port = p;
+  pk->slot = c->slot;
+  pk->flags = c->flags;
+  pk->src = c->src;
+  pk->seg = 0;
+  pkt_meta_from(pk, c);
   /* During consume the slot is the receiver's, like a kept packet: it may send it (echo in
    * place) or release it, and then the slot is no longer its own whatever consume returns. */
-  pkt.gen = mior__slot_to_user(p, c->slot);
+  pk->gen = mior__slot_to_user(p, c->slot);
   p->user_taken++;
-  int verdict = p->receiver.consume(p->receiver.ctx, p, &pkt);
+  if (p->burst) {
+    p->burst_n++; /* the caller's now, until it releases or sends it */
+    return 1;
+  }
+  int verdict = p->receiver.consume(p->receiver.ctx, p, pk);
   if (verdict == MIOR_KEEP) {
-    if (mior__slot_word(p, c->slot) == ((pkt.gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER))
+    if (mior__slot_word(p, c->slot) == ((pk->gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER))
       p->stats.rx_kept++;
-    return;
+    return 1;
   }
   /* Still this packet's slot (not sent, not released, so not handed out again): back to the
    * cache.  The compare-and-swap loses only to a release from another thread. */
-  if (mior__slot_from_user(p, c->slot, pkt.gen, MIOR__SLOT_CACHE)) {
+  if (mior__slot_from_user(p, c->slot, pk->gen, MIOR__SLOT_CACHE)) {
     p->user_taken--;
     p->cache[p->cache_len++] = c->slot;
   }
+  return 1;
 }
 
 static inline void tx_complete(struct mior_port *p, const mior__cqe *c) {
@@ -266,32 +314,40 @@ static uint32_t rx_direct(struct mior_port *p, uint32_t *delivered) {
   p->rx_posted++; /* posted and completed at once: rx_complete takes it back */
   p->stats.completions++;
   p->in_process = 1;
-  rx_complete(p, c, delivered);
+  (void)rx_complete(p, c, delivered, UINT32_MAX); /* never mior_rx_burst's: see mior_port_poll */
   if (*delivered && p->receiver.flush) p->receiver.flush(p->receiver.ctx, p);
   p->in_process = 0;
   return 1;
 }
 
 /* Reap and dispatch completions until none are ready or `budget` packets were delivered.  Returns
- * the number of completions handled; *delivered counts packets given to the receiver. */
+ * the number of completions handled (those left from the last call included); *delivered counts
+ * packets given to the receiver.  Completions reaped but not yet dispatched (mior_rx_burst's
+ * array filled) wait in cqes[cq_pos..cq_len) and go first next time, so none is lost or
+ * reordered. */
 uint32_t mior__port_process(struct mior_port *p, uint32_t budget, uint32_t *delivered) {
-  uint32_t handled = 0;
+  uint32_t handled = p->cq_len - p->cq_pos;
   *delivered = 0;
   p->in_process = 1;
-  while (*delivered < budget) {
-    /* Never take more completions than the budget has room for, so poll keeps its promise. */
-    uint32_t room = budget - *delivered;
-    uint32_t n = p->ops->reap(p->io, p->cqes, room < p->batch ? room : p->batch);
-    if (n == 0) break;
-    p->stats.completions += n;
-    handled += n;
-    for (uint32_t i = 0; i < n; i++) {
-      const mior__cqe *c = &p->cqes[i];
-      if (c->op == MIOR__OP_TX) tx_complete(p, c);
-      else rx_complete(p, c, delivered);
+  for (;;) {
+    if (p->cq_pos == p->cq_len) {
+      if (*delivered >= budget) break;
+      /* Never take more completions than the budget has room for, so poll keeps its promise. */
+      uint32_t room = budget - *delivered;
+      uint32_t n = p->ops->reap(p->io, p->cqes, room < p->batch ? room : p->batch);
+      if (n == 0) break;
+      p->stats.completions += n;
+      handled += n;
+      p->cq_pos = 0;
+      p->cq_len = n;
     }
+    const mior__cqe *c = &p->cqes[p->cq_pos];
+    if (c->op == MIOR__OP_TX) tx_complete(p, c);
+    else if (p->burst && *delivered >= budget) break; /* the array is full */
+    else if (!rx_complete(p, c, delivered, budget)) break;
+    p->cq_pos++;
   }
-  if (*delivered && p->receiver.flush) p->receiver.flush(p->receiver.ctx, p);
+  if (*delivered && p->receiver.flush && !p->burst) p->receiver.flush(p->receiver.ctx, p);
   p->in_process = 0;
   return handled;
 }
@@ -305,6 +361,22 @@ int mior__port_submit(struct mior_port *p, int wait, int64_t timeout_us) {
 /* How often a spin on the direct path also looks at the ring (a power of two). */
 #define DIRECT_RING_EVERY 16u
 
+void mior__port_take_returned(struct mior_port *p) {
+  uint64_t old = atomic_load_explicit(&p->ret_head, memory_order_relaxed);
+  if (MIOR_LIKELY((uint32_t)old == MIOR__NO_SLOT)) return;
+  /* Take the whole list, keeping the count.  Acquire: the links the pushers wrote are visible. */
+  while (!atomic_compare_exchange_weak_explicit(&p->ret_head, &old, (old & ~(uint64_t)UINT32_MAX) | MIOR__NO_SLOT,
+                                                memory_order_acquire, memory_order_relaxed)) {
+  }
+  for (uint32_t s = (uint32_t)old; s != MIOR__NO_SLOT;) {
+    uint32_t next = atomic_load_explicit(&p->ret_next[s], memory_order_relaxed);
+    cache_push(p, s);
+    s = next;
+  }
+}
+
+static int poll_bound(struct mior_port *p, uint32_t budget, int64_t timeout_us);
+
 int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
   if (!p) return mior__fail(-EINVAL, "mior_port_poll: NULL port");
   if (p->in_process)
@@ -312,8 +384,50 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
   int rc = ensure_bound(p);
   if (rc < 0) return rc;
   if (budget == 0) budget = p->batch;
-  uint32_t delivered = 0, handled;
+  return poll_bound(p, budget, timeout_us);
+}
 
+int mior_port_run_ready(mior_port *p, uint32_t budget) {
+  return mior_port_poll(p, budget, 0);
+}
+
+int mior_rx_burst(mior_port *p, mior_pkt *pkts, uint32_t max) {
+  if (!p || !pkts) return mior__fail(-EINVAL, "mior_rx_burst: NULL %s", p ? "pkts" : "port");
+  if (p->in_process)
+    return mior__fail(-EBUSY, "mior_rx_burst called from inside the receiver's callbacks");
+  int rc = ensure_bound(p);
+  if (rc < 0) return rc;
+  if (max == 0) return 0;
+  p->burst = pkts;
+  p->burst_n = 0;
+  rc = poll_bound(p, max, 0);
+  p->burst = NULL;
+  return rc;
+}
+
+int mior_port_event_handle(mior_port *p, mior_handle *out) {
+  if (!p || !out) return mior__fail(-EINVAL, "mior_port_event_handle: NULL argument");
+  if (!p->ops->event_open)
+    return mior__fail(-EOPNOTSUPP, "the %s backend has no event handle: drive the port with "
+                      "mior_port_poll (or mior_transport_start)", p->ops->name);
+  int rc = ensure_bound(p);
+  if (rc < 0) return rc;
+  rc = p->ops->event_open(p->io, out);
+  if (rc < 0) return rc;
+  if (!p->evt_on) {
+    p->evt_on = 1;
+    /* Work may be waiting already (a datagram that came before the handle): say so. */
+    p->ops->event_done(p->io, 1);
+  }
+  return 0;
+}
+
+static int poll_bound(struct mior_port *p, uint32_t budget, int64_t timeout_us) {
+  uint32_t delivered = 0, handled;
+  int rc;
+
+  if (p->evt_on) p->ops->event_clear(p->io);
+  mior__port_take_returned(p);
   p->rx_done = 0;
   rx_refill(p);
   /* Completions already in the ring cost no system call: take them first. */
@@ -357,7 +471,10 @@ int mior_port_poll(mior_port *p, uint32_t budget, int64_t timeout_us) {
    * A ring costs more per operation than the system call it stands for, and with one packet per
    * operation nothing is batched to pay for it.  Order holds: the ring's completions are all
    * taken before each direct receive, and both take datagrams from the head of one socket queue. */
-  int direct = p->direct && !p->no_rx && p->last_rx <= 1;
+  /* Not for mior_rx_burst (its array may fill in the middle of a coalesced buffer, which then
+   * waits in cqes[], where a direct receive would write), nor while completions wait there. */
+  int direct = p->direct && !p->no_rx && p->last_rx <= 1 && !p->burst && p->cq_pos == p->cq_len &&
+               !p->split_next;
   if (timeout_us == 0 || p->busy_poll_us || want > 1) {
     uint64_t end = 0; /* one look, unless busy-polling a port that may wait */
     if (timeout_us != 0 && p->busy_poll_us) end = mior__now_ns() + (uint64_t)p->busy_poll_us * 1000u;
@@ -388,6 +505,9 @@ out:
   p->last_rx = p->rx_done;
   p->rx_done = 0;
   rx_refill(p);
+  /* Work is left when the budget ran out, or completions wait undispatched (the rest of a
+   * coalesced buffer that did not fit mior_rx_burst's array): the handle stays readable. */
+  if (p->evt_on) p->ops->event_done(p->io, delivered >= budget || p->cq_pos < p->cq_len);
   return (int)delivered;
 }
 
@@ -395,6 +515,9 @@ int mior_tx_acquire(mior_port *p, mior_pkt *pkt) {
   if (!p || !pkt) return mior__fail(-EINVAL, "mior_tx_acquire: NULL %s", p ? "pkt" : "port");
   int rc = ensure_bound(p);
   if (MIOR_UNLIKELY(rc < 0)) return rc;
+  /* Slots given back in bulk wait on the return list until a poll; a transmitter that does not
+   * poll takes them here before it asks the pool. */
+  if (MIOR_UNLIKELY(p->cache_len == 0)) mior__port_take_returned(p);
   if (MIOR_UNLIKELY(p->tx_pending + p->tx_inflight >= p->tx_limit) ||
       MIOR_UNLIKELY(p->cache_len == 0 && cache_fill(p, p->batch) == 0)) {
     p->stats.tx_backpressure++;
@@ -434,6 +557,9 @@ static int dst_from_ip_header(const uint8_t *d, uint32_t len, mior_addr *out) {
 static int flush_bound(struct mior_port *p) {
   if (p->tx_pending == 0) return 0;
   int rc = mior__port_submit(p, 0, 0);
+  /* Outside a work call (which ends with event_done itself), completions a submit made in user
+   * space (the sockets backend's) must make the handle readable, or their slots wait unseen. */
+  if (p->evt_on && !p->in_process) p->ops->event_done(p->io, 0);
   return rc < 0 ? rc : 0;
 }
 
@@ -450,6 +576,28 @@ static int user_to_pool(struct mior_port *p, uint32_t slot, uint32_t gen) {
   atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
   mior_pool_release(p->pool, slot);
   return 1;
+}
+
+/* Per-send metadata the caller set: checked once here for every backend. */
+static int tx_meta_check(struct mior_port *p, const mior_pkt *pkt, uint32_t mflags) {
+  if (!p->datagrams)
+    return mior__fail(-EINVAL, "mior_tx_send: a source address or ECN per send needs a udp port");
+  if ((mflags & MIOR_PKT_ECN) && pkt->ecn > 3)
+    return mior__fail(-EINVAL, "mior_tx_send: ECN codepoint %u (0..3)", pkt->ecn);
+  if ((mflags & MIOR_PKT_LOCAL) && pkt->local.family != MIOR_AF_UNSPEC &&
+      (pkt->local.family == MIOR_AF_INET6) != (p->dst_family == MIOR_AF_INET6))
+    return mior__fail(-EINVAL, "mior_tx_send: source address of the other family than the socket");
+  return 0;
+}
+
+static inline int tx_queue(struct mior_port *p, uint32_t slot, uint32_t off, uint32_t len,
+                           const mior_addr *dst, uint32_t mflags, const mior_pkt *pkt) {
+  if (MIOR_LIKELY(!mflags)) return p->ops->tx_queue(p->io, slot, off, len, dst);
+  mior__pkt_meta m;
+  m.local = pkt->local;
+  m.ecn = pkt->ecn;
+  m.time_ns = 0;
+  return p->ops->tx_queue_meta(p->io, slot, off, len, dst, mflags, &m);
 }
 
 /* A packet of a coalesced slot is done (released, or sent as a copy): 1 if it was still held.
@@ -501,7 +649,7 @@ static int tx_send_shared(struct mior_port *p, mior_pkt *pkt, uint32_t len, cons
   p->user_taken++;
   copy.data = mior_pool_region_slot(&p->region, copy.slot);
   copy.cap = p->region.buf_size;
-  copy.flags = 0;
+  copy.flags = pkt->flags & ~MIOR_PKT_COALESCED; /* per-send metadata the caller set goes along */
   copy.seg = 0;
   memcpy(copy.data, pkt->data, len);
   shared_done(p, pkt, 1);
@@ -557,7 +705,8 @@ int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst
    * with nothing else queued or in flight goes out at once with one system call, so it cannot
    * overtake an earlier one; later sends of the same poll queue as usual and may leave as one GSO
    * send.  It completes here as the ring would complete it. */
-  if (p->direct_tx && p->tx_pending == 0 && p->tx_inflight == 0 && p->last_rx <= 1) {
+  if (p->direct_tx && p->tx_pending == 0 && p->tx_inflight == 0 && p->last_rx <= 1 &&
+      !(pkt->flags & (MIOR_PKT_LOCAL | MIOR_PKT_ECN))) { /* metadata sends take the ring's way */
     p->direct_tx = 0;
     rc = p->ops->tx_direct(p->io, pkt->data, len, dst);
     if (rc != -EAGAIN) {
@@ -571,11 +720,21 @@ int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst
     rc = flush_bound(p);
     if (rc < 0) goto failed;
   }
-  rc = p->ops->tx_queue(p->io, slot, (uint32_t)(pkt->data - base), len, dst);
+  uint32_t mflags = pkt->flags & (MIOR_PKT_LOCAL | MIOR_PKT_ECN);
+  if (MIOR_UNLIKELY(mflags)) {
+    rc = tx_meta_check(p, pkt, mflags);
+    if (rc < 0) goto invalid;
+    if (!p->ops->tx_queue_meta) {
+      rc = mior__fail(-EOPNOTSUPP, "mior_tx_send: the %s backend cannot set a source address or "
+                      "ECN per send", p->ops->name);
+      goto failed;
+    }
+  }
+  rc = tx_queue(p, slot, (uint32_t)(pkt->data - base), len, dst, mflags, pkt);
   if (MIOR_UNLIKELY(rc == -EAGAIN)) {
     /* The submission queue filled up under us (receives share it): submit and try once more. */
     int frc = flush_bound(p);
-    rc = frc < 0 ? frc : p->ops->tx_queue(p->io, slot, (uint32_t)(pkt->data - base), len, dst);
+    rc = frc < 0 ? frc : tx_queue(p, slot, (uint32_t)(pkt->data - base), len, dst, mflags, pkt);
   }
   if (MIOR_UNLIKELY(rc < 0)) {
     /* A destination the socket cannot take is the caller's mistake; anything else is not. */
@@ -643,6 +802,123 @@ int mior_pkt_release(const mior_pkt *pkt) {
   return 0;
 }
 
+/* The per-packet step of mior_pkt_release_bulk: claim the slot for the bulk if this packet
+ * (generation) holds it.  A plain store, not a compare-and-swap: the caller promises that nobody
+ * else gives this packet back at the same time (pkt.h); a packet given twice in one bulk finds
+ * the slot CLAIMED and is refused.  A packet of a coalesced slot (seg) is only checked here: the
+ * slot's other packets may be given back by other threads meanwhile, so its bit is cleared in the
+ * second pass, where it cannot be taken back. */
+static inline int bulk_claim(struct mior_port *p, const mior_pkt *pkt) {
+  if (pkt->slot >= p->region.buf_count || pkt->gen > MIOR__SLOT_GEN_MASK) return 0;
+  if (pkt->seg) return mior__slot_share_held(p, pkt->slot, pkt->gen, pkt->seg);
+  uint32_t held = (pkt->gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_USER;
+  if (mior__slot_word(p, pkt->slot) != held) return 0;
+  atomic_store_explicit(&p->slot_state[pkt->slot], (pkt->gen << MIOR__SLOT_STATE_BITS) | MIOR__SLOT_CLAIMED,
+                        memory_order_relaxed);
+  return 1;
+}
+
+static void bulk_unclaim(const mior_pkt *pkts, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++)
+    if (!pkts[i].seg) mior__slot_set(pkts[i].port, pkts[i].slot, MIOR__SLOT_USER);
+}
+
+static inline int same_shared_slot(const mior_pkt *a, const mior_pkt *b) {
+  return a->seg && b->seg && a->port == b->port && a->slot == b->slot && a->gen == b->gen;
+}
+
+/* Clear the bits of a run of one coalesced slot's packets: one atomic for the run.  Returns how
+ * many packets were given back; *last is set if they were the slot's last (the caller then owns
+ * the slot).  A packet given twice in one bulk, in two runs, fails the run's step: then its
+ * packets go one by one and *dup counts the refused ones. */
+static uint32_t bulk_unshare(struct mior_port *p, uint32_t slot, uint64_t bits, int *last, uint32_t *dup) {
+  int r = mior__slot_unshare(p, slot, bits);
+  uint32_t done = 0;
+  if (r >= 0) {
+    *last = r;
+    for (uint64_t b = bits; b; b &= b - 1u) done++;
+    return done;
+  }
+  *last = 0;
+  for (uint64_t b = bits; b; b &= b - 1u) {
+    r = mior__slot_unshare(p, slot, b & (~b + 1u));
+    if (r < 0) {
+      (*dup)++;
+      continue;
+    }
+    done++;
+    if (r) *last = 1;
+  }
+  return done;
+}
+
+int mior_pkt_release_bulk(const mior_pkt *pkts, uint32_t n) {
+  if (n == 0) return 0;
+  if (!pkts) return mior__fail(-EINVAL, "mior_pkt_release_bulk: NULL pkts");
+  uint64_t run_bits = 0; /* bits seen in the current run of one coalesced slot's packets */
+  for (uint32_t i = 0; i < n; i++) {
+    int ok = pkts[i].port && bulk_claim(pkts[i].port, &pkts[i]);
+    if (ok && pkts[i].seg) {
+      uint64_t bit = (uint64_t)1 << (pkts[i].seg - 1u);
+      if (i == 0 || !same_shared_slot(&pkts[i - 1], &pkts[i])) run_bits = 0;
+      ok = !(run_bits & bit);
+      run_bits |= bit;
+    }
+    if (!ok) {
+      bulk_unclaim(pkts, i);
+      return mior__fail(-EINVAL, "mior_pkt_release_bulk: packet %u of %u is not held by the "
+                        "application (released or sent already, a stale copy, or given twice); "
+                        "none was released", i, n);
+    }
+  }
+  /* Every run of one port's packets goes on its return list in one compare-and-swap, which also
+   * counts the packets of coalesced slots that stay out because their neighbours are still held. */
+  uint32_t dup = 0;
+  for (uint32_t i = 0; i < n;) {
+    struct mior_port *p = pkts[i].port;
+    uint32_t first = MIOR__NO_SLOT, last = MIOR__NO_SLOT, k = 0, extra = 0;
+    while (i < n && pkts[i].port == p) {
+      uint32_t s = pkts[i].slot;
+      if (pkts[i].seg) {
+        uint64_t bits = 0;
+        uint32_t j = i;
+        do {
+          bits |= (uint64_t)1 << (pkts[j].seg - 1u);
+          j++;
+        } while (j < n && same_shared_slot(&pkts[j - 1], &pkts[j]));
+        i = j;
+        int was_last;
+        uint32_t done = bulk_unshare(p, s, bits, &was_last, &dup);
+        extra += done - (uint32_t)was_last; /* the slot itself, if it goes, counts one */
+        if (!was_last) continue;
+      } else {
+        i++;
+      }
+      mior__slot_set(p, s, MIOR__SLOT_RETURNED);
+      if (first == MIOR__NO_SLOT) first = s;
+      else atomic_store_explicit(&p->ret_next[last], s, memory_order_relaxed);
+      last = s;
+      k++;
+    }
+    if (k == 0) {
+      if (extra) atomic_fetch_add_explicit(&p->user_released, extra, memory_order_relaxed);
+      continue;
+    }
+    uint64_t old = atomic_load_explicit(&p->ret_head, memory_order_relaxed);
+    uint64_t want;
+    do {
+      atomic_store_explicit(&p->ret_next[last], (uint32_t)old, memory_order_relaxed);
+      want = ((((old >> 32) + k + extra) & UINT32_MAX) << 32) | first;
+      /* Release: the slot words and links above are visible to the thread that takes the list. */
+    } while (!atomic_compare_exchange_weak_explicit(&p->ret_head, &old, want, memory_order_release,
+                                                    memory_order_relaxed));
+  }
+  if (dup)
+    return mior__fail(-EINVAL, "mior_pkt_release_bulk: %u packet(s) of a coalesced slot given twice; "
+                      "the others were released", dup);
+  return 0;
+}
+
 uint32_t mior_random_seq(mior_port *p) {
   if (!p) return 0;
   /* splitmix64: fast, full period, and seeded from the OS at open. */
@@ -663,7 +939,9 @@ mior_backend mior_port_backend(const mior_port *p) {
 }
 
 uint32_t mior__port_user_held(const struct mior_port *p) {
-  return p->user_taken - atomic_load_explicit(&((struct mior_port *)p)->user_released, memory_order_relaxed);
+  struct mior_port *mp = (struct mior_port *)p;
+  uint32_t bulk = (uint32_t)(atomic_load_explicit(&mp->ret_head, memory_order_relaxed) >> 32);
+  return p->user_taken - atomic_load_explicit(&mp->user_released, memory_order_relaxed) - bulk;
 }
 
 int mior_port_stats_get(const mior_port *p, mior_port_stats *out) {

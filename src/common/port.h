@@ -26,6 +26,8 @@ enum {
   MIOR__SLOT_RX,         /* given to the backend for receive */
   MIOR__SLOT_TX,         /* queued or in flight for send */
   MIOR__SLOT_USER,       /* kept by the receiver, or acquired for transmit and not yet sent */
+  MIOR__SLOT_RETURNED,   /* given back by mior_pkt_release_bulk: on the port's return list */
+  MIOR__SLOT_CLAIMED,    /* being given back by mior_pkt_release_bulk right now */
 };
 
 struct mior_transport;
@@ -68,6 +70,14 @@ struct mior_port {
   uint16_t dst_family;      /* MIOR_AF_INET/_INET6 of the socket (udp, ip), 0 for packet */
   int no_rx;
   mior__cqe *cqes;          /* reap buffer, batch entries */
+  uint32_t cq_pos, cq_len;  /* cqes[cq_pos..cq_len): reaped, not yet dispatched (mior_rx_burst's
+                               array filled first); they go first at the next call */
+  uint32_t split_next;      /* cqes[cq_pos] is a coalesced buffer partly delivered: 1 + the index
+                               of its next packet; 0 otherwise */
+  uint32_t split_gen;       /* that buffer's slot generation */
+  mior_pkt *burst;          /* mior_rx_burst: received packets go here instead of to consume */
+  uint32_t burst_n;
+  int evt_on;               /* the event handle exists (mior_port_event_handle) */
   mior_receiver receiver;
   uint64_t rng;             /* mior_random_seq state */
   _Atomic uint64_t owner;   /* thread that drives the port, or MIOR__OWNER_* */
@@ -76,6 +86,13 @@ struct mior_port {
   uint32_t user_taken;      /* slots handed to the application (kept or acquired), minus those
                                it gave back through tx_send; driving thread only */
   atomic_uint user_released; /* slots given back by mior_pkt_release, from any thread */
+  /* mior_pkt_release_bulk's return list: a stack of slots linked through ret_next, pushed by any
+   * thread with one compare-and-swap per bulk, taken whole by the driving thread.  The word is
+   * (slots ever pushed, mod 2^32) << 32 | top slot (MIOR__NO_SLOT when empty): the count makes
+   * mior__port_user_held exact before the driving thread has taken them, and, growing with every
+   * push, keeps a push from succeeding against a head that was taken and rebuilt meanwhile. */
+  _Atomic uint64_t ret_head;
+  _Atomic uint32_t *ret_next;
   mior_port_stats stats;
 
   /* cold */
@@ -161,7 +178,9 @@ static inline int mior__slot_from_user(struct mior_port *p, uint32_t slot, uint3
  * (mior__slot_to_user), and slot_share[slot] has one bit per packet still held.  Whoever finishes
  * a packet (the end of consume, mior_pkt_release on any thread, mior_tx_send) clears its bit with
  * mior__slot_unshare; only the one that clears the last bit moves the slot on, with the usual
- * compare-and-swap on its word.  A bulk release clears many bits of one slot in one step. */
+ * compare-and-swap on its word.  mior_pkt_release_bulk clears the bits of a run of one slot's
+ * packets in one step (one atomic per slot, not per packet).  Packets of a buffer not yet
+ * delivered (mior_rx_burst's array was full) keep their bits set: the slot waits for them too. */
 #define MIOR__SLOT_MAX_SHARE 64u
 
 /* Hand n (2..64) packets of a slot the driving thread is about to give to the application. */
@@ -196,6 +215,8 @@ static inline int mior__slot_share_held(const struct mior_port *p, uint32_t slot
 int mior__port_bind(struct mior_port *port, uint64_t self, uint64_t own);
 /* Reap and dispatch completions until none are ready or `budget` packets were delivered. */
 uint32_t mior__port_process(struct mior_port *port, uint32_t budget, uint32_t *delivered);
+/* Take the slots of mior_pkt_release_bulk's return list back into the cache (driving thread). */
+void mior__port_take_returned(struct mior_port *port);
 /* Submit what is queued (and wait, see the backend's submit). */
 int mior__port_submit(struct mior_port *port, int wait, int64_t timeout_us);
 

@@ -11,6 +11,12 @@
 int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t index,
                     const mior__backend_ops *ops, const mior__io_cfg *cfg_in) {
   const mior_options *o = cfg_in->opts;
+  uint32_t meta = o->flags & (MIOR_OPT_RX_PKTINFO | MIOR_OPT_RX_ECN | MIOR_OPT_RX_TIMESTAMP);
+  if (meta && cfg_in->ep->kind != MIOR__KIND_UDP)
+    return mior__fail(-EINVAL, "MIOR_OPT_RX_PKTINFO/ECN/TIMESTAMP: udp ports only");
+  if (meta & ~ops->rx_meta_opts)
+    return mior__fail(-EOPNOTSUPP, "the %s backend here cannot deliver per-packet metadata "
+                      "(MIOR_OPT_RX_* 0x%x): Linux backends only", ops->name, meta & ~ops->rx_meta_opts);
   struct mior_port *p = calloc(1, sizeof *p);
   if (!p) return mior__fail(-ENOMEM, "out of memory for a port");
   int rc;
@@ -29,7 +35,8 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
   p->slot_share = calloc(p->region.buf_count, sizeof *p->slot_share);
   p->cache = malloc((size_t)p->region.buf_count * sizeof *p->cache);
   p->cqes = malloc((size_t)o->batch * sizeof *p->cqes);
-  if (!p->slot_state || !p->slot_share || !p->cache || !p->cqes) {
+  p->ret_next = malloc((size_t)p->region.buf_count * sizeof *p->ret_next);
+  if (!p->slot_state || !p->slot_share || !p->cache || !p->cqes || !p->ret_next) {
     rc = mior__fail(-ENOMEM, "out of memory for port state");
     goto out_pool;
   }
@@ -51,6 +58,7 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
   p->dst_family = cfg_in->ep->kind == MIOR__KIND_PACKET ? 0 : cfg_in->ep->addr.family;
   p->stats.backend = ops->id;
   atomic_init(&p->owner, MIOR__OWNER_NONE);
+  atomic_init(&p->ret_head, (uint64_t)MIOR__NO_SLOT);
   atomic_init(&p->thread_rc, 0);
   atomic_init(&p->thread_running, 0);
   mior__random_bytes(&p->rng, sizeof p->rng);
@@ -74,6 +82,7 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
 out_socket:
   if (!(ops->flags & MIOR__BACKEND_NO_SOCKET)) mior__socket_close(&p->sock, 0);
 out_pool:
+  free((void *)p->ret_next);
   free(p->cqes);
   free(p->cache);
   free((void *)p->slot_state);
@@ -165,6 +174,7 @@ int mior__port_close(struct mior_port *p, uint32_t outstanding) {
   uint32_t left = 0;
   int rc = mior_pool_close(p->pool, &left);
   if (rc == -EBUSY) mior_pool_destroy(p->pool, NULL);
+  free((void *)p->ret_next);
   free(p->cqes);
   free(p->cache);
   free((void *)p->slot_state);

@@ -1,6 +1,7 @@
 /* Linux OS services for the front end: threads, time, randomness. */
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -141,4 +142,15 @@ void mior__cpu_relax(void) {
 
 const char *mior__getenv(const char *name) {
   return getenv(name);
+}
+
+uint32_t mior__if_index(const char *name) {
+  return if_nametoindex(name);
+}
+
+int mior__if_name(uint32_t index, char *buf, size_t len) {
+  char tmp[IF_NAMESIZE];
+  if (!if_indextoname(index, tmp) || strlen(tmp) >= len) return -1;
+  strcpy(buf, tmp);
+  return 0;
 }

@@ -18,6 +18,7 @@
 
 #include "common/internal.h"
 #include "common/socket.h"
+#include "linux/rx_meta.h"
 
 #ifndef IPV6_HDRINCL
 #  define IPV6_HDRINCL 36 /* Linux 4.5 */
@@ -161,6 +162,12 @@ static int open_udp(mior__sock *s, const mior__io_cfg *cfg) {
     char text[64] = "";
     mior_addr_format(&local, text, sizeof text);
     return fail_errno(s->fd, errno, "bind", text);
+  }
+  int rc = mior__meta_sockopts(s->fd, s->family, cfg->opts->flags & MIOR__RX_META_OPTS);
+  if (rc < 0) {
+    close(s->fd);
+    s->fd = -1;
+    return rc;
   }
   return connect_peer(s, cfg);
 }

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <netinet/udp.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +23,7 @@
 #include "common/internal.h"
 #include "common/socket.h"
 #include "linux/direct.h"
+#include "linux/rx_meta.h"
 
 /* A queued send's own destination, per slot (a slot is queued once at a time). */
 struct tx_dst {
@@ -29,11 +32,12 @@ struct tx_dst {
 };
 
 /* UDP GSO (UDP_SEGMENT): at most this many datagrams in one send (UDP_MAX_SEGMENTS before 6.9),
- * and at most this many bytes, so that a mior GRO receiver's 64 KiB slot holds the send whole. */
+ * and at most this many bytes, so that a mior GRO receiver's 64 KiB slot holds the send whole
+ * (see src/linux/uring/uring.h). */
 #define GSO_MAX_SEGS 64u
-#define GSO_MAX_BYTES (65536u - 128u)
+#define GSO_MAX_BYTES (65536u - 256u)
 
-/* Control message room: one UDP_SEGMENT (send) or UDP_GRO (receive) value. */
+/* Control message room for one UDP_SEGMENT value (a GSO send). */
 union ctl_buf {
   char buf[CMSG_SPACE(sizeof(int))];
   struct cmsghdr align;
@@ -55,17 +59,15 @@ struct mior__io {
   /* completions waiting to be reaped (a FIFO) */
   mior__cq_fifo cq;  /* completions ready for reap */
   /* scratch for one sendmmsg: up to batch messages, each one datagram or one GSO send of up to
-   * GSO_MAX_SEGS (its datagram count in msg_cnt, its segment size in tx_ctl) */
+   * GSO_MAX_SEGS (its datagram count in msg_cnt, its segment size in gso_ctl) */
   struct mmsghdr *msgs;
   struct iovec *iov;
   uint32_t *msg_cnt;
-  union ctl_buf *tx_ctl;
+  union ctl_buf *gso_ctl;
   int gso;              /* UDP GSO on (udp, not MIOR_OPT_NO_UDP_GSO, not refused) */
   int gso_confirmed;    /* a GSO send went out: a later EINVAL is about one segment size */
   uint32_t gso_max_seg; /* largest segment the path takes */
-  /* receive with UDP GRO: each message's control buffer (the segment size) */
-  int gro;
-  union ctl_buf *rx_ctl;
+  int gro;              /* receive with UDP GRO: a coalesced buffer's segment size comes in rx_ctl */
   /* recvmmsg's headers, kept apart: a busy-polling port calls recvmmsg on an empty socket over
    * and over, and rebuilding a batch of headers each time cost more than the call (11% of a
    * busy ping-pong's profile).  They are rebuilt only when the posted slots change: a receive,
@@ -79,6 +81,22 @@ struct mior__io {
    * recvmmsg's failed try for a second (about 0.2 us, on a ping-pong's critical path at each end). */
   int spin_single;
   uint32_t rx_empty; /* recvmmsg calls in a row that found nothing */
+  /* Control buffers: one per receive header, rx_ctl_space bytes each, for the metadata asked for
+   * (MIOR_OPT_RX_*) and UDP GRO's segment size (NULL with neither), read by the one parser
+   * (mior__rx_cmsg_meta); and per slot for sends that carry a source address or ECN codepoint
+   * (made on the first one). */
+  uint8_t *rx_ctl;
+  uint32_t rx_ctl_space;
+  uint8_t *tx_ctl;
+  socklen_t *tx_ctl_len;
+  /* The event handle: an epoll descriptor over the socket and an eventfd of our own, which says
+   * "work left" (completions queued here, a budget that ran out).  -1 until asked for. */
+  int epfd, evfd;
+  int ev_signalled;
+  /* The last do_rx may have left datagrams in the socket (it ran out of posted slots or of
+   * completion room, or read one at a time): with the handle open, the next work call must come
+   * without a new datagram's wake-up, which an edge-triggered waiter would not get. */
+  int rx_more;
 };
 
 static int sockets_supported(char *why, size_t len) {
@@ -96,17 +114,22 @@ static void sockets_close(struct mior__io *r) {
   free(r->msgs);
   free(r->iov);
   free(r->msg_cnt);
-  free(r->tx_ctl);
-  free(r->rx_ctl);
+  free(r->gso_ctl);
   free(r->rx_msgs);
   free(r->rx_iov);
   free(r->names_buf);
+  free(r->rx_ctl);
+  free(r->tx_ctl);
+  free(r->tx_ctl_len);
+  if (r->epfd >= 0) close(r->epfd);
+  if (r->evfd >= 0) close(r->evfd);
   free(r);
 }
 
 static int sockets_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features) {
   struct mior__io *r = calloc(1, sizeof *r);
   if (!r) return mior__fail(-ENOMEM, "out of memory");
+  r->epfd = r->evfd = -1;
   r->sock = cfg->sock;
   r->region = cfg->region;
   r->batch = cfg->opts->batch;
@@ -119,13 +142,14 @@ static int sockets_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t
   r->msgs = calloc(r->batch, sizeof *r->msgs);
   r->iov = calloc((size_t)r->batch * GSO_MAX_SEGS, sizeof *r->iov);
   r->msg_cnt = calloc(r->batch, sizeof *r->msg_cnt);
-  r->tx_ctl = calloc(r->batch, sizeof *r->tx_ctl);
-  r->rx_ctl = calloc(r->batch, sizeof *r->rx_ctl);
+  r->gso_ctl = calloc(r->batch, sizeof *r->gso_ctl);
   r->rx_msgs = calloc(r->batch, sizeof *r->rx_msgs);
   r->rx_iov = calloc(r->batch, sizeof *r->rx_iov);
   r->names_buf = calloc(r->batch, sizeof *r->names_buf);
-  if (!r->rx_slots || !r->txq.q || !r->dst || !r->cq.q || !r->msgs || !r->iov || !r->rx_msgs || !r->rx_iov ||
-      !r->names_buf || !r->msg_cnt || !r->tx_ctl || !r->rx_ctl) {
+  r->rx_ctl_space = mior__rx_cmsg_space(cfg->opts->flags, r->sock->gro);
+  if (r->rx_ctl_space) r->rx_ctl = calloc(r->batch, r->rx_ctl_space);
+  if ((r->rx_ctl_space && !r->rx_ctl) || !r->rx_slots || !r->txq.q || !r->dst || !r->cq.q || !r->msgs || !r->iov ||
+      !r->rx_msgs || !r->rx_iov || !r->names_buf || !r->msg_cnt || !r->gso_ctl) {
     sockets_close(r);
     return mior__fail(-ENOMEM, "out of memory");
   }
@@ -185,13 +209,37 @@ static uint32_t sockets_rx_post(struct mior__io *r, const uint32_t *slots, uint3
 static int sockets_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                             const mior_addr *dst) {
   if (dst) r->dst[slot].len = mior__sockaddr_from(dst, &r->dst[slot].sa);
+  if (r->tx_ctl_len) r->tx_ctl_len[slot] = 0;
   return mior__tx_fifo_push(&r->txq, slot, off, len, dst != NULL);
+}
+
+/* A send with a source address or ECN codepoint: its control messages wait beside the slot, and
+ * has_dst says "this slot's header storage is in use" (with or without an address). */
+static int sockets_tx_queue_meta(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
+                                 const mior_addr *dst, uint32_t flags, const mior__pkt_meta *m) {
+  if (!r->tx_ctl) {
+    r->tx_ctl = malloc((size_t)r->region.buf_count * MIOR__TX_CMSG_SPACE);
+    r->tx_ctl_len = calloc(r->region.buf_count, sizeof *r->tx_ctl_len);
+    if (!r->tx_ctl || !r->tx_ctl_len) {
+      free(r->tx_ctl);
+      free(r->tx_ctl_len);
+      r->tx_ctl = NULL;
+      r->tx_ctl_len = NULL;
+      return mior__fail(-ENOMEM, "out of memory for send metadata");
+    }
+  }
+  r->dst[slot].len = dst ? mior__sockaddr_from(dst, &r->dst[slot].sa) : 0;
+  r->tx_ctl_len[slot] = mior__tx_cmsg_meta(r->tx_ctl + (size_t)slot * MIOR__TX_CMSG_SPACE,
+                                           MIOR__TX_CMSG_SPACE, r->sock->family, flags, m);
+  return mior__tx_fifo_push(&r->txq, slot, off, len, 1);
 }
 
 /* 1 if two queued sends go to the same place (both to the connected peer, or one address). */
 static int same_dst(const struct mior__io *r, const mior__tx_rec *a, const mior__tx_rec *b) {
   if (a->has_dst != b->has_dst) return 0;
   if (!a->has_dst) return 1;
+  /* A send with its own control messages (source address, ECN) goes alone. */
+  if (r->tx_ctl_len && (r->tx_ctl_len[a->slot] || r->tx_ctl_len[b->slot])) return 0;
   const struct tx_dst *x = &r->dst[a->slot], *y = &r->dst[b->slot];
   return x->len == y->len && memcmp(&x->sa, &y->sa, x->len) == 0;
 }
@@ -202,6 +250,7 @@ static uint32_t gso_run(struct mior__io *r, uint32_t i) {
   const mior__tx_rec *first = mior__tx_fifo_at(&r->txq, i);
   uint32_t seg = first->len;
   if (!r->gso || seg == 0 || seg > r->gso_max_seg) return 1;
+  if (r->tx_ctl_len && first->has_dst && r->tx_ctl_len[first->slot]) return 1;
   uint32_t n = 1, total = seg;
   while (i + n < r->txq.len && n < GSO_MAX_SEGS) {
     const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i + n);
@@ -236,11 +285,17 @@ static void do_tx(struct mior__io *r) {
       h->msg_iov = iov;
       h->msg_iovlen = n;
       if (e->has_dst) {
-        h->msg_name = &r->dst[e->slot].sa;
-        h->msg_namelen = r->dst[e->slot].len;
+        if (r->dst[e->slot].len) {
+          h->msg_name = &r->dst[e->slot].sa;
+          h->msg_namelen = r->dst[e->slot].len;
+        }
+        if (r->tx_ctl_len && r->tx_ctl_len[e->slot]) {
+          h->msg_control = r->tx_ctl + (size_t)e->slot * MIOR__TX_CMSG_SPACE;
+          h->msg_controllen = r->tx_ctl_len[e->slot];
+        }
       }
       if (n > 1) {
-        h->msg_control = r->tx_ctl[k].buf;
+        h->msg_control = r->gso_ctl[k].buf;
         h->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
         struct cmsghdr *cm = CMSG_FIRSTHDR(h);
         cm->cmsg_level = SOL_UDP;
@@ -301,21 +356,8 @@ static void do_tx(struct mior__io *r) {
   }
 }
 
-/* The one place this backend reads a receive's control messages: the UDP GRO segment size of a
- * coalesced buffer, or 0. */
-static uint32_t rx_cmsg_meta(struct msghdr *h) {
-  uint32_t seg = 0;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-      int v;
-      memcpy(&v, CMSG_DATA(c), sizeof v);
-      if (v > 0) seg = (uint32_t)v;
-    }
-  }
-  return seg;
-}
-
 static void do_rx(struct mior__io *r) {
+  r->rx_more = 1; /* until a recvmmsg shows the socket drained */
   while (r->rx_len > 0 && r->cq.len + r->batch <= r->cq.cap) {
     uint32_t kfull = r->rx_len < r->batch ? r->rx_len : r->batch;
     if (r->rx_prep_k != kfull || r->rx_prep_n != r->rx_len) {
@@ -331,9 +373,9 @@ static void do_rx(struct mior__io *r) {
           h->msg_name = &r->names_buf[i];
           h->msg_namelen = sizeof r->names_buf[i];
         }
-        if (r->gro) {
-          h->msg_control = r->rx_ctl[i].buf;
-          h->msg_controllen = sizeof r->rx_ctl[i].buf;
+        if (r->rx_ctl) {
+          h->msg_control = r->rx_ctl + (size_t)i * r->rx_ctl_space;
+          h->msg_controllen = r->rx_ctl_space;
         }
       }
       r->rx_prep_k = kfull;
@@ -348,6 +390,7 @@ static void do_rx(struct mior__io *r) {
       /* Nothing was received, so the kernel wrote nothing back: the headers stay valid. */
       if (got < 0 && errno != EAGAIN && errno != EINTR) cq_error(r, MIOR__OP_RX, errno);
       if (r->rx_empty < 2) r->rx_empty++;
+      r->rx_more = 0;
       return;
     }
     r->rx_empty = 0;
@@ -358,7 +401,7 @@ static void do_rx(struct mior__io *r) {
       c->slot = r->rx_slots[r->rx_len - 1 - (uint32_t)i];
       c->off = 0;
       c->flags = 0;
-      c->seg = r->gro ? rx_cmsg_meta(&r->rx_msgs[i].msg_hdr) : 0;
+      c->seg = 0;
       uint32_t len = r->rx_msgs[i].msg_len;
       /* With MSG_TRUNC the length is the datagram's real one, so a cut is visible. */
       if (len > r->region.buf_size || (r->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
@@ -368,11 +411,13 @@ static void do_rx(struct mior__io *r) {
       c->res = (int32_t)len;
       if (r->names) mior__sockaddr_to(&r->names_buf[i].sa, r->rx_msgs[i].msg_hdr.msg_namelen, &c->src);
       else c->src.family = MIOR_AF_UNSPEC;
+      if (r->rx_ctl) mior__rx_cmsg_meta(&r->rx_msgs[i].msg_hdr, c); /* metadata, GRO segment size */
       /* An empty datagram is delivered; zero bytes from nobody is a shut-down socket's end of
        * data, not a datagram. */
       if (len == 0 && (!r->names || r->rx_msgs[i].msg_hdr.msg_namelen == 0)) c->res = -EAGAIN;
     }
     r->rx_len -= (uint32_t)got;
+    if (!single && (uint32_t)got < k) r->rx_more = 0; /* drained the socket */
     if (single || (uint32_t)got < k) return; /* deliver at once, or drained the socket */
   }
 }
@@ -438,12 +483,54 @@ static void sockets_counters(const struct mior__io *r, mior__backend_counters *o
 
 static int sockets_rx_direct(struct mior__io *r, uint32_t slot, mior__cqe *c) {
   r->cnt.submits++;
-  return mior__linux_rx_direct(r->sock, &r->region, r->gro, slot, c);
+  return mior__linux_rx_direct(r->sock, &r->region, r->rx_ctl_space, slot, c);
 }
 
 static int sockets_tx_direct(struct mior__io *r, const uint8_t *data, uint32_t len, const mior_addr *dst) {
   r->cnt.submits++;
   return mior__linux_tx_direct(r->sock, data, len, dst);
+}
+
+static int sockets_event_open(struct mior__io *r, mior_handle *out) {
+  if (r->epfd < 0) {
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return mior__fail(-errno, "epoll_create1: %s", strerror(errno));
+    int ev = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (ev < 0) {
+      int err = errno;
+      close(ep);
+      return mior__fail(-err, "eventfd: %s", strerror(err));
+    }
+    /* Level-triggered inside: the socket keeps the descriptor readable while a datagram waits. */
+    struct epoll_event e1 = {.events = EPOLLIN, .data = {.u32 = 0}};
+    struct epoll_event e2 = {.events = EPOLLIN, .data = {.u32 = 1}};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, r->sock->fd, &e1) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e2) < 0) {
+      int err = errno;
+      close(ep);
+      close(ev);
+      return mior__fail(-err, "epoll_ctl: %s", strerror(err));
+    }
+    r->epfd = ep;
+    r->evfd = ev;
+  }
+  *out = r->epfd;
+  return 0;
+}
+
+/* Only this backend writes the eventfd, so it is read only when it was written. */
+static void sockets_event_clear(struct mior__io *r) {
+  if (!r->ev_signalled) return;
+  uint64_t v;
+  if (read(r->evfd, &v, sizeof v) < 0) { /* EAGAIN: nothing to clear */ }
+  r->ev_signalled = 0;
+}
+
+/* Written every time work is left, also when it was written before: each write is a new edge
+ * for an edge-triggered waiter, which one left pending from an earlier write is not. */
+static void sockets_event_done(struct mior__io *r, int more) {
+  if (!(more || r->cq.len || r->txq.len || (r->rx_more && r->rx_len))) return;
+  uint64_t one = 1;
+  if (write(r->evfd, &one, sizeof one) == (ssize_t)sizeof one) r->ev_signalled = 1;
 }
 
 const mior__backend_ops mior__sockets_ops = {
@@ -462,4 +549,9 @@ const mior__backend_ops mior__sockets_ops = {
     .outstanding = sockets_outstanding,
     .counters = sockets_counters,
     .close = sockets_close,
+    .event_open = sockets_event_open,
+    .event_clear = sockets_event_clear,
+    .event_done = sockets_event_done,
+    .tx_queue_meta = sockets_tx_queue_meta,
+    .rx_meta_opts = MIOR__RX_META_OPTS,
 };

@@ -99,3 +99,17 @@ void mior__cpu_relax(void) {
 const char *mior__getenv(const char *name) {
   return getenv(name);
 }
+
+/* Interface names in address text would need iphlpapi's if_nametoindex; a scope is taken as a
+ * number on Windows ("fe80::1%12"), which is also what its own tools print. */
+uint32_t mior__if_index(const char *name) {
+  (void)name;
+  return 0;
+}
+
+int mior__if_name(uint32_t index, char *buf, size_t len) {
+  (void)index;
+  (void)buf;
+  (void)len;
+  return -1;
+}

@@ -7,6 +7,9 @@
  * the ring to the task that enables it, and that is usually not the thread that opened it.
  */
 #include <errno.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +62,10 @@ static int setup_ring(struct mior__io *r, const mior_options *o, uint32_t *featu
     tries[n++] = IORING_SETUP_SQPOLL;
   } else {
     if (!(o->flags & MIOR_OPT_NO_DEFER_TASKRUN))
-      tries[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+      /* TASKRUN_FLAG: the kernel flags pending task work in the SQ ring, which the event handle
+       * reads (uring_event_done) to know that work arrived that its eventfd signal announced
+       * before a clear. */
+      tries[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     tries[n++] = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     tries[n++] = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     tries[n++] = 0;
@@ -149,6 +155,10 @@ static void uring_close(struct mior__io *r) {
   free(r->gso_recs);
   free(r->gso_free);
   free(r->ret_slots);
+  free(r->rx_ctl);
+  free(r->tx_ctl);
+  if (r->evfd >= 0) close(r->evfd); /* the ring, gone, held it registered */
+  if (r->epfd >= 0) close(r->epfd);
   free(r);
 }
 
@@ -156,6 +166,7 @@ static int uring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *
   const mior_options *o = cfg->opts;
   struct mior__io *r = calloc(1, sizeof *r);
   if (!r) return mior__fail(-ENOMEM, "out of memory");
+  r->evfd = r->epfd = -1;
   r->sock = cfg->sock;
   r->region = cfg->region;
   /* One way out: uring_close undoes whatever part of this was done. */
@@ -182,6 +193,17 @@ static int uring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *
     *features |= MIOR_FEAT_REG_BUFFERS;
   }
   r->names = r->sock->kind == MIOR__KIND_UDP;
+  /* Control buffers per slot for posted receives: the metadata asked for and GRO's segment size
+   * (the multishot receive puts them in the slot instead). */
+  r->gro = r->sock->gro;
+  r->rx_ctl_space = mior__rx_cmsg_space(o->flags, r->gro);
+  if (r->rx_ctl_space) {
+    r->rx_ctl = calloc(r->region.buf_count, r->rx_ctl_space);
+    if (!r->rx_ctl) {
+      rc = mior__fail(-ENOMEM, "out of memory for receive metadata");
+      goto fail;
+    }
+  }
   r->rx_allow_max = o->batch < o->rx_depth ? o->batch : o->rx_depth;
   r->rx_allow = r->rx_allow_max; /* start ready for load; a quiet socket brings it down at once */
   mior__uring_gso_setup(r, o, features);
@@ -195,17 +217,15 @@ static int uring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *
     r->ms_msg.msg_namelen = r->names ? (r->sock->family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                                    : sizeof(struct sockaddr_in))
                                      : 0;
+    /* The kernel writes the control messages into the slot too, right behind the room reserved
+     * for the name: round that room up (IPv6: 28 -> 32 bytes) so the cmsghdrs are aligned for
+     * reading in place. */
+    if (r->rx_ctl_space) {
+      r->ms_msg.msg_namelen = CMSG_ALIGN(r->ms_msg.msg_namelen);
+      r->ms_msg.msg_controllen = r->rx_ctl_space;
+    }
   }
-  /* The kernel writes the UDP_GRO control message (the segment size of a coalesced buffer) into
-   * room we reserve: behind the name in each multishot buffer, or beside each posted receive. */
-  if (r->sock->gro) {
-    r->gro = 1;
-    /* The kernel puts the control message right behind the room reserved for the name: round
-     * that room up (IPv6: 28 -> 32 bytes) so the cmsghdr is aligned for reading in place. */
-    r->ms_msg.msg_namelen = CMSG_ALIGN(r->ms_msg.msg_namelen);
-    r->ms_msg.msg_controllen = sizeof(((struct slot_meta *)0)->ctl);
-    *features |= MIOR_FEAT_UDP_GRO;
-  }
+  if (r->gro) *features |= MIOR_FEAT_UDP_GRO;
   *out = r;
   return 0;
 
@@ -277,12 +297,76 @@ static void uring_counters(const struct mior__io *r, mior__backend_counters *out
 
 static int uring_rx_direct(struct mior__io *r, uint32_t slot, mior__cqe *c) {
   r->cnt.submits++;
-  return mior__linux_rx_direct(r->sock, &r->region, r->gro, slot, c);
+  return mior__linux_rx_direct(r->sock, &r->region, r->rx_ctl_space, slot, c);
 }
 
 static int uring_tx_direct(struct mior__io *r, const uint8_t *data, uint32_t len, const mior_addr *dst) {
   r->cnt.submits++;
   return mior__linux_tx_direct(r->sock, data, len, dst);
+}
+
+/* An eventfd the kernel signals as it posts completions (io_uring_register_eventfd) and, on a
+ * DEFER_TASKRUN ring, when it queues completion work for our next enter (before it posts them).
+ * Our own enters post completions too, which signals it: so the clear happens at the end of a
+ * work call (event_done), not before it, followed by a look at what is pending: completions in
+ * the CQ ring, and the IORING_SQ_TASKRUN flag the kernel sets before it signals queued work.
+ * Work that arrives after the clear signals the eventfd again; work that arrived before it is
+ * seen by the look.  So the handle is readable after a work call exactly when work is ready. */
+static int uring_event_open(struct mior__io *r, mior_handle *out) {
+  if (r->evfd < 0) {
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) return mior__fail(-errno, "eventfd: %s", strerror(errno));
+    int rc = io_uring_register_eventfd(&r->ring, fd);
+    if (rc < 0) {
+      close(fd);
+      return mior__fail(rc, "io_uring_register_eventfd: %s", strerror(-rc));
+    }
+    r->evfd = fd;
+    /* Without DEFER_TASKRUN (COOP_TASKRUN) the kernel queues a completion as task work for this
+     * thread without waking it or signalling the eventfd: a thread asleep in epoll would never
+     * see it.  The socket's own readiness wakes it then (the datagram stays in the socket until
+     * that work runs, which the wake-up itself does): the handle is an epoll descriptor over both. */
+    if (!r->defer_taskrun && !r->sqpoll) {
+      int ep = epoll_create1(EPOLL_CLOEXEC);
+      struct epoll_event e1 = {.events = EPOLLIN, .data = {.u32 = 0}};
+      struct epoll_event e2 = {.events = EPOLLIN, .data = {.u32 = 1}};
+      if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, r->evfd, &e1) < 0 ||
+          epoll_ctl(ep, EPOLL_CTL_ADD, r->sock->fd, &e2) < 0) {
+        int err = errno;
+        if (ep >= 0) close(ep);
+        return mior__fail(-err, "epoll for the event handle: %s", strerror(err));
+      }
+      r->epfd = ep;
+    }
+  }
+  *out = r->epfd >= 0 ? r->epfd : r->evfd;
+  return 0;
+}
+
+static void uring_event_clear(struct mior__io *r) {
+  (void)r; /* done at the end of the work call: see above */
+}
+
+static void uring_event_done(struct mior__io *r, int more) {
+  /* Receives re-posted at the end of the work call are only SQEs yet: a loop that waits on the
+   * handle makes no enter until it wakes, so they go to the kernel now, or nothing could wake it. */
+  if (io_uring_sq_ready(&r->ring)) mior__uring_submit_now(r, 0);
+  uint64_t v;
+  if (read(r->evfd, &v, sizeof v) < 0) { /* EAGAIN: it was not signalled */ }
+  /* The read is a full barrier: the flag and the CQ tail are read after the clear.  Work the
+   * kernel queued that may bring no packet (a multishot receive requeued, a posted receive's
+   * poll) is run here, once, so that it does not wake the loop for nothing. */
+  if (!more && (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_TASKRUN) && r->defer_taskrun &&
+      !io_uring_cq_ready(&r->ring)) {
+    mior__uring_submit_now(r, 1);
+    if (read(r->evfd, &v, sizeof v) < 0) { /* cleared again: the enter may have signalled */ }
+  }
+  unsigned kflags = IO_URING_READ_ONCE(*r->ring.sq.kflags);
+  if (!(more || io_uring_cq_ready(&r->ring) || r->done_len || r->ret_len || r->txq.len ||
+        (kflags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))))
+    return;
+  uint64_t one = 1;
+  if (write(r->evfd, &one, sizeof one) < 0) { /* the counter is full: readable anyway */ }
 }
 
 const mior__backend_ops mior__uring_ops = {
@@ -303,4 +387,9 @@ const mior__backend_ops mior__uring_ops = {
     .outstanding = uring_outstanding,
     .counters = uring_counters,
     .close = uring_close,
+    .event_open = uring_event_open,
+    .event_clear = uring_event_clear,
+    .event_done = uring_event_done,
+    .tx_queue_meta = mior__uring_tx_queue_meta,
+    .rx_meta_opts = MIOR__RX_META_OPTS,
 };

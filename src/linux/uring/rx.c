@@ -66,11 +66,11 @@ uint32_t mior__uring_rx_post(struct mior__io *r, const uint32_t *slots, uint32_t
       m->msg.msg_iov = &m->iov;
       m->msg.msg_iovlen = 1;
       m->sa.sa.sa_family = AF_UNSPEC; /* a datagram fills it in; an empty read of a shut socket not */
-      if (r->gro) {
+      if (r->rx_ctl) {
         /* Cleared: a control message left from an earlier receive must not be read as this one's. */
-        memset(&m->ctl, 0, sizeof m->ctl);
-        m->msg.msg_control = m->ctl.buf;
-        m->msg.msg_controllen = sizeof m->ctl.buf;
+        memset(r->rx_ctl + (size_t)slot * r->rx_ctl_space, 0, r->rx_ctl_space);
+        m->msg.msg_control = r->rx_ctl + (size_t)slot * r->rx_ctl_space;
+        m->msg.msg_controllen = r->rx_ctl_space;
       }
       /* MSG_TRUNC makes the result the datagram's real length, so truncation is visible. */
       io_uring_prep_recvmsg(sqe, r->file, &m->msg, MSG_TRUNC);
@@ -144,20 +144,6 @@ uint32_t mior__uring_rx_returned(struct mior__io *r, mior__cqe *out, uint32_t ma
   return n;
 }
 
-/* What the control messages of one receive say (only the UDP GRO segment size so far). */
-struct rx_meta {
-  uint32_t gro_seg; /* a coalesced buffer of datagrams this long (the last may be shorter), or 0 */
-};
-
-/* The one place this backend reads a receive's control message. */
-static void rx_cmsg_meta(struct rx_meta *m, const struct cmsghdr *c) {
-  if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-    int seg;
-    memcpy(&seg, CMSG_DATA(c), sizeof seg);
-    if (seg > 0) m->gro_seg = (uint32_t)seg;
-  }
-}
-
 uint32_t mior__uring_reap_posted(struct mior__io *r, const struct io_uring_cqe *cqe, mior__cqe *c) {
   r->posted--;
   uint32_t slot = UD_SLOT(cqe->user_data);
@@ -174,11 +160,7 @@ uint32_t mior__uring_reap_posted(struct mior__io *r, const struct io_uring_cqe *
   if (r->names && cqe->res >= 0) {
     struct slot_meta *m = &r->meta[slot];
     mior__sockaddr_to(&m->sa.sa, m->msg.msg_namelen, &c->src);
-    if (r->gro && m->msg.msg_controllen) {
-      struct rx_meta rm = {0};
-      for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m->msg); cm; cm = CMSG_NXTHDR(&m->msg, cm)) rx_cmsg_meta(&rm, cm);
-      c->seg = rm.gro_seg;
-    }
+    if (r->rx_ctl) mior__rx_cmsg_meta(&m->msg, c); /* metadata, GRO segment size */
     /* Zero bytes from nobody: the socket was shut down, not an empty datagram. */
     if (cqe->res == 0 && c->src.family == MIOR_AF_UNSPEC) c->res = -EAGAIN;
   } else {
@@ -226,12 +208,14 @@ uint32_t mior__uring_reap_multishot(struct mior__io *r, const struct io_uring_cq
     c->res = (int32_t)io_uring_recvmsg_payload_length(o, cqe->res, &r->ms_msg);
     if (o->flags & MSG_TRUNC) c->flags = MIOR__CQE_TRUNC;
     mior__sockaddr_to(io_uring_recvmsg_name(o), o->namelen, &c->src);
-    if (r->gro) {
-      struct rx_meta rm = {0};
-      for (struct cmsghdr *cm = io_uring_recvmsg_cmsg_firsthdr(o, &r->ms_msg); cm;
-           cm = io_uring_recvmsg_cmsg_nexthdr(o, &r->ms_msg, cm))
-        rx_cmsg_meta(&rm, cm);
-      c->seg = rm.gro_seg;
+    if (r->rx_ctl && o->controllen) {
+      /* A view of the control messages the kernel wrote after the name (as liburing's
+       * io_uring_recvmsg_cmsg_firsthdr finds them), for the one parser both backends use. */
+      struct msghdr v;
+      memset(&v, 0, sizeof v);
+      v.msg_control = (uint8_t *)(o + 1) + r->ms_msg.msg_namelen;
+      v.msg_controllen = o->controllen;
+      mior__rx_cmsg_meta(&v, c);
     }
     if (c->res == 0 && o->namelen == 0) c->res = -EAGAIN; /* a shut socket, no datagram */
     /* An empty datagram is delivered (c->res 0), but it also ended the multishot. */

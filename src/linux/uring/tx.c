@@ -55,11 +55,42 @@ int mior__uring_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32
   return mior__tx_fifo_push(&r->txq, slot, off, len, dst != NULL);
 }
 
+/* A send with a source address or ECN codepoint goes as a SENDMSG whose header and control
+ * messages wait in the slot's storage; has_dst says so, and its control messages keep it out
+ * of GSO runs (same_dst). */
+int mior__uring_tx_queue_meta(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
+                              const mior_addr *dst, uint32_t flags, const mior__pkt_meta *meta) {
+  if (r->txr) return mior__fail(-EOPNOTSUPP, "per-send metadata on a packet port");
+  if (!r->tx_ctl) {
+    r->tx_ctl = malloc((size_t)r->region.buf_count * MIOR__TX_CMSG_SPACE);
+    if (!r->tx_ctl) return mior__fail(-ENOMEM, "out of memory for send metadata");
+  }
+  struct slot_meta *m = &r->meta[slot];
+  m->iov.iov_base = mior_pool_region_slot(&r->region, slot) + off;
+  m->iov.iov_len = len;
+  memset(&m->msg, 0, sizeof m->msg);
+  if (dst) {
+    m->msg.msg_name = &m->sa;
+    m->msg.msg_namelen = mior__sockaddr_from(dst, &m->sa);
+  }
+  m->msg.msg_iov = &m->iov;
+  m->msg.msg_iovlen = 1;
+  uint8_t *ctl = r->tx_ctl + (size_t)slot * MIOR__TX_CMSG_SPACE;
+  socklen_t cl = mior__tx_cmsg_meta(ctl, MIOR__TX_CMSG_SPACE, r->sock->family, flags, meta);
+  if (cl) {
+    m->msg.msg_control = ctl;
+    m->msg.msg_controllen = cl;
+  }
+  return mior__tx_fifo_push(&r->txq, slot, off, len, 1);
+}
+
 /* 1 if two queued sends go to the same place: both to the connected peer, or both to one address. */
 static int same_dst(const struct mior__io *r, const mior__tx_rec *a, const mior__tx_rec *b) {
   if (a->has_dst != b->has_dst) return 0;
   if (!a->has_dst) return 1;
   const struct msghdr *x = &r->meta[a->slot].msg, *y = &r->meta[b->slot].msg;
+  /* A send with its own control messages (source address, ECN) goes alone. */
+  if (x->msg_controllen || y->msg_controllen || !x->msg_namelen) return 0;
   return x->msg_namelen == y->msg_namelen && memcmp(x->msg_name, y->msg_name, x->msg_namelen) == 0;
 }
 

@@ -20,6 +20,7 @@
 #include "common/tx_fifo.h"
 #include "common/socket.h"
 #include "linux/uring/txring.h"
+#include "linux/rx_meta.h"
 
 /* user_data: op in the top byte, requested length (sends) in the next 24 bits, slot below. */
 enum { UD_RX = 1, UD_TX = 2, UD_MULTISHOT = 3, UD_CANCEL = 4, UD_GSO = 5, UD_KICK = 6, UD_RING_WAIT = 7 };
@@ -38,9 +39,10 @@ enum { UD_RX = 1, UD_TX = 2, UD_MULTISHOT = 3, UD_CANCEL = 4, UD_GSO = 5, UD_KIC
 /* One GSO send is one IP packet before segmentation: the UDP payload plus the UDP header must fit
  * IPv4's 16-bit total length with its header, and IPv6's payload length; the smaller bound serves
  * both.  A GRO receiver gets such a send whole in one buffer, which on a multishot receive shares
- * its 64 KiB slot with a header, the sender's address and the control message (under 128 bytes):
- * mior's sends stay below that, so a mior receiver never has to truncate one. */
-#define GSO_MAX_BYTES (65536u - 128u)
+ * its 64 KiB slot with a header, the sender's address and the control messages (GRO's segment
+ * size and, with every MIOR_OPT_RX_* on, the metadata: 16 + 32 + MIOR__RX_CMSG_SPACE, under 256
+ * bytes): mior's sends stay below that, so a mior receiver never has to truncate one. */
+#define GSO_MAX_BYTES (65536u - 256u)
 /* GSO sends in flight at once; when all are busy, runs go out as single sends. */
 #define GSO_RECORDS 128
 #define REG_CHUNK_SHIFT 30 /* registered buffers are at most 1 GiB each */
@@ -71,10 +73,6 @@ struct slot_meta {
   struct msghdr msg;
   struct iovec iov;
   mior__sockaddr sa;
-  union { /* posted receives with UDP GRO: the segment size's control message */
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } ctl;
 };
 
 /* A send already done as far as the port is concerned (its frame was copied into the TX ring),
@@ -136,7 +134,7 @@ struct mior__io {
    * comes back full, falls to what the last reap brought. */
   uint32_t rx_allow, rx_allow_max;
   int names;              /* receives report the sender's address (udp) */
-  int gro;                /* udp with UDP_GRO: receives carry a control message (rx_cmsg_meta) */
+  int gro;                /* udp with UDP_GRO: receives carry a control message (mior__rx_cmsg_meta) */
   /* multishot receive */
   int multishot;
   int ms_armed;
@@ -160,6 +158,15 @@ struct mior__io {
   uint32_t kick_skip;     /* kick completions handled early by kick_scan, for reap to pass over */
   int ring_wait;          /* the retry timer for a full ring is armed */
   struct __kernel_timespec ring_wait_ts;
+  /* control buffers per slot, rx_ctl_space bytes each, for posted receives: the metadata asked for
+   * (MIOR_OPT_RX_*) and UDP GRO's segment size (NULL with neither); and for sends that carry a
+   * source address or ECN codepoint (made on the first one) */
+  uint8_t *rx_ctl;
+  uint32_t rx_ctl_space;
+  uint8_t *tx_ctl;
+  /* the event handle: an eventfd registered with the ring (-1 until asked for) */
+  int evfd;
+  int epfd;               /* without DEFER_TASKRUN: epoll over evfd and the socket (the handle) */
 };
 
 static inline struct io_uring_sqe *mior__uring_sqe(struct mior__io *r) {
@@ -198,6 +205,8 @@ void mior__uring_rx_allow_update(struct mior__io *r, uint32_t nrx);
 void mior__uring_gso_setup(struct mior__io *r, const mior_options *o, uint32_t *features);
 int mior__uring_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                          const mior_addr *dst);
+int mior__uring_tx_queue_meta(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
+                              const mior_addr *dst, uint32_t flags, const mior__pkt_meta *m);
 void mior__uring_tx_prepare(struct mior__io *r);
 uint32_t mior__uring_reap_send(struct mior__io *r, const struct io_uring_cqe *cqe, mior__cqe *c);
 int mior__uring_gso_complete(struct mior__io *r, struct gso_rec *g, uint32_t idx, int32_t res,

@@ -1,0 +1,123 @@
+/* Per-packet metadata on Linux, for both backends (sockets and io_uring): the socket options
+ * that ask for it, the one parser of a receive's control messages (metadata and UDP GRO's
+ * segment size), and the control
+ * messages of a send that sets its source address or ECN codepoint.  See mior_pkt in pkt.h. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/internal.h"
+#include "linux/rx_meta.h"
+
+int mior__meta_sockopts(int fd, int family, uint32_t opts) {
+  int one = 1;
+  /* A v6 socket also receives IPv4 (mapped) datagrams, whose metadata come as IPv4 messages. */
+  if (opts & MIOR_OPT_RX_PKTINFO) {
+    if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one) < 0)
+      return mior__fail(-errno, "setsockopt(IPV6_RECVPKTINFO): %s", strerror(errno));
+    if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0 && family == AF_INET)
+      return mior__fail(-errno, "setsockopt(IP_PKTINFO): %s", strerror(errno));
+  }
+  if (opts & MIOR_OPT_RX_ECN) {
+    if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof one) < 0)
+      return mior__fail(-errno, "setsockopt(IPV6_RECVTCLASS): %s", strerror(errno));
+    if (setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one) < 0 && family == AF_INET)
+      return mior__fail(-errno, "setsockopt(IP_RECVTOS): %s", strerror(errno));
+  }
+  if ((opts & MIOR_OPT_RX_TIMESTAMP) && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) < 0)
+    return mior__fail(-errno, "setsockopt(SO_TIMESTAMPNS): %s", strerror(errno));
+  return 0;
+}
+
+static void local4(mior__cqe *c, const struct in_addr *a) {
+  memset(&c->meta.local, 0, sizeof c->meta.local);
+  c->meta.local.family = MIOR_AF_INET;
+  memcpy(c->meta.local.addr, a, 4);
+  c->flags |= MIOR_PKT_LOCAL;
+}
+
+void mior__rx_cmsg_meta(const struct msghdr *msg, mior__cqe *c) {
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
+    const void *d = CMSG_DATA(cm);
+    if (cm->cmsg_len < CMSG_LEN(0)) break; /* a cleared buffer: nothing (more) written */
+    size_t dlen = cm->cmsg_len - CMSG_LEN(0);
+    if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO && dlen >= sizeof(int)) {
+      int seg;
+      memcpy(&seg, d, sizeof seg);
+      if (seg > 0) c->seg = (uint32_t)seg;
+    } else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO && dlen >= sizeof(struct in_pktinfo)) {
+      struct in_pktinfo pi;
+      memcpy(&pi, d, sizeof pi);
+      local4(c, &pi.ipi_addr); /* the header's destination, not the route's source */
+    } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO &&
+               dlen >= sizeof(struct in6_pktinfo)) {
+      struct in6_pktinfo pi;
+      memcpy(&pi, d, sizeof pi);
+      memset(&c->meta.local, 0, sizeof c->meta.local);
+      c->meta.local.family = MIOR_AF_INET6;
+      memcpy(c->meta.local.addr, &pi.ipi6_addr, 16);
+      if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr) || IN6_IS_ADDR_MC_LINKLOCAL(&pi.ipi6_addr))
+        c->meta.local.scope_id = (uint32_t)pi.ipi6_ifindex;
+      c->flags |= MIOR_PKT_LOCAL;
+    } else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TOS && dlen >= 1) {
+      c->meta.ecn = *(const uint8_t *)d & 3u;
+      c->flags |= MIOR_PKT_ECN;
+    } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_TCLASS && dlen >= sizeof(int)) {
+      int tc;
+      memcpy(&tc, d, sizeof tc);
+      c->meta.ecn = (uint8_t)(tc & 3);
+      c->flags |= MIOR_PKT_ECN;
+    } else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS &&
+               dlen >= sizeof(struct timespec)) {
+      struct timespec ts;
+      memcpy(&ts, d, sizeof ts);
+      c->meta.time_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+      c->flags |= MIOR_PKT_TIMESTAMP;
+    }
+  }
+}
+
+socklen_t mior__tx_cmsg_meta(void *buf, size_t cap, int family, uint32_t flags, const mior__pkt_meta *m) {
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  memset(buf, 0, cap);
+  msg.msg_control = buf;
+  msg.msg_controllen = cap;
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  size_t used = 0;
+  if ((flags & MIOR_PKT_LOCAL) && m->local.family != MIOR_AF_UNSPEC) {
+    if (family == AF_INET6) {
+      struct in6_pktinfo pi;
+      memset(&pi, 0, sizeof pi);
+      memcpy(&pi.ipi6_addr, m->local.addr, 16);
+      pi.ipi6_ifindex = m->local.scope_id;
+      cm->cmsg_level = IPPROTO_IPV6;
+      cm->cmsg_type = IPV6_PKTINFO;
+      cm->cmsg_len = CMSG_LEN(sizeof pi);
+      memcpy(CMSG_DATA(cm), &pi, sizeof pi);
+      used += CMSG_SPACE(sizeof pi);
+    } else {
+      struct in_pktinfo pi;
+      memset(&pi, 0, sizeof pi);
+      memcpy(&pi.ipi_spec_dst, m->local.addr, 4);
+      cm->cmsg_level = IPPROTO_IP;
+      cm->cmsg_type = IP_PKTINFO;
+      cm->cmsg_len = CMSG_LEN(sizeof pi);
+      memcpy(CMSG_DATA(cm), &pi, sizeof pi);
+      used += CMSG_SPACE(sizeof pi);
+    }
+    msg.msg_controllen = used;
+    cm = (struct cmsghdr *)((char *)buf + used);
+  }
+  if (flags & MIOR_PKT_ECN) {
+    int v = m->ecn;
+    cm->cmsg_level = family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+    cm->cmsg_type = family == AF_INET6 ? IPV6_TCLASS : IP_TOS;
+    cm->cmsg_len = CMSG_LEN(sizeof v);
+    memcpy(CMSG_DATA(cm), &v, sizeof v);
+    used += CMSG_SPACE(sizeof v);
+  }
+  return (socklen_t)used;
+}
