@@ -119,9 +119,10 @@ typedef struct mior_options {
                             packets, the next blocking wait asks for several too, for at most this
                             long, so one wake-up serves a batch instead of one packet.  A quiet
                             port (one packet per wake-up, e.g. ping-pong) always wakes at once.
-                            Default 0 (off): under load it delays a server's replies
-                            (p50 16 -> 38 us at 50, docs/TUNING.md); a bulk receiver may set
-                            it (about 50) for ~12 % more packets.  io_uring only. */
+                            A port that completed a send in the last millisecond (a server
+                            answering) does not coalesce, so its replies are not delayed.
+                            Default 50; 0 turns it off (figures: docs/TUNING.md).  io_uring
+                            only. */
 } mior_options;
 
 /* Fill *opts with the defaults, sz included.  sz lets the struct grow: a program built against an

@@ -358,6 +358,19 @@ int mior__port_submit(struct mior_port *p, int wait, int64_t timeout_us) {
   return p->ops->submit(p->io, wait, timeout_us);
 }
 
+/* A port that completed a send within the last millisecond is answering what it receives (a
+ * server), so coalescing would hold its requests, and with them its replies, for company: under
+ * sockperf's under-load it doubled the median reply time (docs/TUNING.md).  A pure receiver
+ * never sends, and keeps the batching.  Read only when coalescing is on and the port is loaded. */
+static int port_answering(struct mior_port *p) {
+  uint64_t now = mior__now_ns();
+  if (p->stats.tx_packets != p->tx_seen) {
+    p->tx_seen = p->stats.tx_packets;
+    p->tx_seen_ns = now;
+  }
+  return p->tx_seen_ns != 0 && now - p->tx_seen_ns < 1000000u;
+}
+
 /* How often a spin on the direct path also looks at the ring (a power of two). */
 #define DIRECT_RING_EVERY 16u
 
@@ -452,7 +465,7 @@ static int poll_bound(struct mior_port *p, uint32_t budget, int64_t timeout_us) 
    * timeout. */
   uint32_t want = 1;
   int64_t wait_us = timeout_us;
-  if (p->coalesce_us && p->last_rx >= 4) {
+  if (p->coalesce_us && p->last_rx >= 4 && !port_answering(p)) {
     want = (p->last_rx < p->batch ? p->last_rx : p->batch) / 2;
     if (wait_us < 0 || wait_us > (int64_t)p->coalesce_us) wait_us = p->coalesce_us;
   }

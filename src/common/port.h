@@ -56,6 +56,9 @@ struct mior_port {
   uint32_t batch;
   uint32_t busy_poll_us;
   uint32_t coalesce_us;
+  uint64_t tx_seen;         /* stats.tx_packets when the port last looked, and when (ns): a port */
+  uint64_t tx_seen_ns;      /* that sent within the last millisecond is answering, so it does not
+                               hold its receives back to coalesce them (mior_port_poll) */
   uint32_t last_rx;         /* receive completions of the last poll: the load estimate for
                                coalescing (a coalesced buffer is one, however many packets) */
   uint32_t rx_done;         /* receive completions carrying data in this poll */

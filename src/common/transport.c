@@ -26,7 +26,7 @@ void mior_options_init(mior_options *o) {
   o->busy_poll_us = 0;
   o->cpu = -1;
   o->numa_node = -1;
-  o->coalesce_us = 0; /* measured: docs/TUNING.md, "Receive coalescing" */
+  o->coalesce_us = 50; /* measured: docs/TUNING.md, "Receive coalescing" */
 }
 
 static const char *const backend_names[] = {"auto", "uring", "sockets", "ioring"};
