@@ -625,6 +625,105 @@ static void pull_close(mior_backend b, uint32_t flags, const char *name) {
   close(fd);
 }
 
+/* The same, but the buffer was pulled in part on a thread that has ended, and the port is closed
+ * from another: an io_uring SINGLE_ISSUER ring cannot move to the closing thread, so close itself
+ * must give the undelivered rest back (it freed everything and returned -EBUSY before). */
+struct pull_thread_arg {
+  mior_port *p;
+  struct seen *s;
+  int got;
+};
+
+static void *pull_thread(void *arg) {
+  struct pull_thread_arg *a = arg;
+  mior_pkt arr[1];
+  int64_t end = tt_now_ms() + 2000;
+  while (a->got == 0 && tt_now_ms() < end) {
+    int n = mior_rx_burst(a->p, arr, 1);
+    if (n < 0) break;
+    if (n == 0) continue;
+    pulled_check(a->s, &arr[0]);
+    a->got = n;
+    CHECK_OK(mior_pkt_release(&arr[0]));
+  }
+  return NULL;
+}
+
+static void pull_close_other_thread(mior_backend b, uint32_t flags, const char *name) {
+  static struct seen s;
+  memset(&s, 0, sizeof s);
+  mior_options o = gro_opts(b, flags);
+  mior_transport *t;
+  REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, NULL));
+  mior_port *p = mior_transport_port(t, 0);
+  mior_addr local = tt_local(t);
+  int fd = kernel_sender(&local);
+  uint32_t seq = 0;
+  gso_send(fd, &s, &seq, 10, 100, 0);
+  struct pull_thread_arg a = {.p = p, .s = &s, .got = 0};
+  pthread_t th;
+  REQUIRE(pthread_create(&th, NULL, pull_thread, &a) == 0);
+  pthread_join(th, NULL);
+  CHECK_EQ(a.got, 1);
+  mior_port_stats st;
+  REQUIRE_OK(mior_port_stats_get(p, &st));
+  CHECK_EQ(st.user_held, 0);
+  printf("    %s: 1 of 10 pulled on an ended thread, closed here\n", name);
+  CHECK_EQ(mior_transport_close(t), 0);
+  close(fd);
+}
+
+/* mior_tx_send_segments on a busy-polling port: the whole run is one GSO send; its first
+ * datagram must not leave alone on the direct path (it did: 0 GSO sends in 5). */
+static void segments_busy(mior_backend b, uint32_t flags, const char *name) {
+  mior_options ro = gro_opts(b, flags);
+  mior_transport *rt, *t;
+  REQUIRE_OK(mior_transport_open(&rt, "udp://127.0.0.1:0", &ro, NULL));
+  mior_port *rp = mior_transport_port(rt, 0);
+  mior_addr dst = tt_local(rt);
+  mior_options o = gro_opts(b, flags);
+  o.busy_poll_us = 50;
+  REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, NULL));
+  mior_port *p = mior_transport_port(t, 0);
+  mior_port_stats st;
+  REQUIRE_OK(mior_port_stats_get(p, &st));
+  if (!(st.features & MIOR_FEAT_UDP_GSO)) {
+    printf("    %s: no UDP GSO on this port, not checked\n", name);
+  } else {
+    REQUIRE(mior_port_poll(p, 0, 0) >= 0);
+    for (int r = 0; r < 5; r++) {
+      mior_pkt pk[2];
+      uint32_t lens[2] = {500, 500};
+      REQUIRE_OK(mior_tx_acquire(p, &pk[0]));
+      REQUIRE_OK(mior_tx_acquire(p, &pk[1]));
+      memset(pk[0].data, 1, 500);
+      memset(pk[1].data, 2, 500);
+      CHECK_OK(mior_tx_send_segments(p, pk, lens, 2, &dst));
+      CHECK_OK(mior_tx_flush(p));
+      for (int i = 0; i < 20; i++) REQUIRE(mior_port_poll(p, 0, 1000) >= 0);
+    }
+    REQUIRE_OK(mior_port_stats_get(p, &st));
+    CHECK_EQ(st.tx_packets, 10);
+    CHECK_EQ(st.tx_gso_sends, 5);
+    /* All ten arrive. */
+    uint64_t got = 0;
+    int64_t end = tt_now_ms() + 2000;
+    mior_pkt arr[16];
+    while (got < 10 && tt_now_ms() < end) {
+      int n = mior_rx_burst(rp, arr, 16);
+      REQUIRE(n >= 0);
+      for (int i = 0; i < n; i++) CHECK_EQ(arr[i].len, 500);
+      if (n > 0) CHECK_OK(mior_pkt_release_bulk(arr, (uint32_t)n));
+      got += (uint64_t)n;
+    }
+    CHECK_EQ(got, 10);
+    printf("    %s: 5 runs of 2 from a busy-polling port: %llu GSO sends\n", name,
+           (unsigned long long)st.tx_gso_sends);
+  }
+  CHECK_EQ(mior_transport_close(t), 0);
+  CHECK_EQ(mior_transport_close(rt), 0);
+}
+
 int main(void) {
   tt_watchdog(180);
   const struct {
@@ -635,9 +734,11 @@ int main(void) {
               {"uring posted", MIOR_BACKEND_URING, MIOR_OPT_NO_MULTISHOT},
               {"sockets", MIOR_BACKEND_SOCKETS, 0}};
   void (*bodies[])(mior_backend, uint32_t, const char *) = {shapes, kept, echo, mior_pair, gro_off, refused,
-                                                             pull, pull_close};
+                                                             pull, pull_close, pull_close_other_thread, segments_busy};
   const char *names[] = {"shapes", "kept", "echo", "mior to mior", "gro off", "gro refused", "pull and bulk release",
-                         "pull, closed mid-buffer"};
+                         "pull, closed mid-buffer",
+                         "pull on an ended thread, closed mid-buffer",
+                         "segments from a busy-polling port"};
   for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
     if (mior_backend_supported(cfgs[c].b) != 1) {
       printf("  [%s] skipped: %s\n", cfgs[c].name, mior_last_error());

@@ -281,18 +281,26 @@ static inline int rx_complete(struct mior_port *p, const mior__cqe *c, uint32_t 
   return 1;
 }
 
+static inline void tx_complete_slot(struct mior_port *p, const mior__cqe *c) {
+  if (c->slot != MIOR__NO_SLOT) cache_push(p, c->slot);
+}
+
 static inline void tx_complete(struct mior_port *p, const mior__cqe *c) {
   p->tx_inflight--;
   if (MIOR_UNLIKELY(c->res < 0)) {
     count_error(p, c->res, 0);
-  } else if (c->flags & MIOR__CQE_COPIED) {
+    tx_complete_slot(p, c);
+    return;
+  }
+  p->tx_done++; /* every send that left, TX-ring copies included (port_answering) */
+  if (c->flags & MIOR__CQE_COPIED) {
     /* counted by the backend when the kernel takes the frame */
   } else {
     p->stats.tx_packets++;
     p->stats.tx_bytes += (uint64_t)c->res;
     if ((uint32_t)c->res < c->off) p->stats.tx_short++;
   }
-  if (c->slot != MIOR__NO_SLOT) cache_push(p, c->slot);
+  tx_complete_slot(p, c);
 }
 
 /* The direct path's receive (see mior_port_poll): one non-blocking receive on the socket into a
@@ -318,6 +326,21 @@ static uint32_t rx_direct(struct mior_port *p, uint32_t *delivered) {
   if (*delivered && p->receiver.flush) p->receiver.flush(p->receiver.ctx, p);
   p->in_process = 0;
   return 1;
+}
+
+/* The rest of a coalesced buffer mior_rx_burst had not handed out yet (split_next) is done with:
+ * the port is closing, and nobody is left to take it.  Its slot goes back to the cache once the
+ * packets already handed out are released too (now, if they were). */
+void mior__port_split_drop(struct mior_port *p) {
+  if (!p->split_next || p->cq_pos >= p->cq_len) return;
+  const mior__cqe *c = &p->cqes[p->cq_pos];
+  uint32_t n = ((uint32_t)c->res + c->seg - 1u) / c->seg, i = p->split_next - 1u;
+  uint64_t rest = ~(((uint64_t)1 << i) - 1u) & (n >= 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1u);
+  if (mior__slot_unshare(p, c->slot, rest) == 1 &&
+      mior__slot_from_user(p, c->slot, p->split_gen, MIOR__SLOT_CACHE))
+    p->cache[p->cache_len++] = c->slot;
+  p->split_next = 0;
+  p->cq_pos++;
 }
 
 /* Reap and dispatch completions until none are ready or `budget` packets were delivered.  Returns
@@ -364,8 +387,8 @@ int mior__port_submit(struct mior_port *p, int wait, int64_t timeout_us) {
  * never sends, and keeps the batching.  Read only when coalescing is on and the port is loaded. */
 static int port_answering(struct mior_port *p) {
   uint64_t now = mior__now_ns();
-  if (p->stats.tx_packets != p->tx_seen) {
-    p->tx_seen = p->stats.tx_packets;
+  if (p->tx_done != p->tx_seen) {
+    p->tx_seen = p->tx_done;
     p->tx_seen_ns = now;
   }
   return p->tx_seen_ns != 0 && now - p->tx_seen_ns < 1000000u;
@@ -450,7 +473,10 @@ static int poll_bound(struct mior_port *p, uint32_t budget, int64_t timeout_us) 
      * enter; leaving them for a poll that finds the ring empty would starve them under load. */
     if (p->tx_pending) {
       rc = mior__port_submit(p, 0, 0);
-      if (rc < 0) return rc;
+      /* mior_rx_burst's packets are in the caller's array already: returning the error would
+       * lose them (held, never released).  They are reported; the submit's error comes back on
+       * the next call, which submits again.  Consume has had its packets: the error is returned. */
+      if (rc < 0 && !(p->burst && delivered)) return rc;
     }
     goto out;
   }
@@ -586,8 +612,11 @@ int mior_tx_flush(mior_port *p) {
  * still held it (release, or a send refused on the wrong thread), else 0. */
 static int user_to_pool(struct mior_port *p, uint32_t slot, uint32_t gen) {
   if (!mior__slot_from_user(p, slot, gen, MIOR__SLOT_POOL)) return 0;
-  atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
+  /* The pool first, then the count (release order): a close that sees the count reach zero
+   * (acquire, mior__port_user_held) may free the pool at once, so this thread must be done
+   * with it by then. */
   mior_pool_release(p->pool, slot);
+  atomic_fetch_add_explicit(&p->user_released, 1, memory_order_release);
   return 1;
 }
 
@@ -635,7 +664,7 @@ static int shared_done(struct mior_port *p, const mior_pkt *pkt, int driving) {
 static int tx_send_shared(struct mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst) {
   int rc = ensure_bound(p);
   if (MIOR_UNLIKELY(rc < 0)) {
-    if (shared_done(p, pkt, 0)) atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
+    if (shared_done(p, pkt, 0)) atomic_fetch_add_explicit(&p->user_released, 1, memory_order_release);
     return rc;
   }
   if (!mior__slot_share_held(p, pkt->slot, pkt->gen, pkt->seg)) {
@@ -787,8 +816,10 @@ int mior_tx_send_segments(mior_port *p, mior_pkt *pkts, const uint32_t *lens, ui
     return mior__fail(-EINVAL, "mior_tx_send_segments: %u datagrams: need 2..64 on a udp port, all of "
                       "one length but the last, which may be shorter, none empty", n);
   }
-  /* One submit carries the whole run, so the backend sees it as one GSO send. */
+  /* One submit carries the whole run, so the backend sees it as one GSO send (never its first
+   * datagram alone on the busy-polling direct path). */
   if (p->tx_pending && p->tx_pending + n > p->batch) flush_bound(p);
+  p->direct_tx = 0;
   int first = 0;
   for (uint32_t i = 0; i < n; i++) {
     rc = mior_tx_send(p, &pkts[i], lens[i], dst);
@@ -806,7 +837,7 @@ int mior_pkt_release(const mior_pkt *pkt) {
     if (!shared_done(p, pkt, 0))
       return mior__fail(-EINVAL, "mior_pkt_release: packet %u of slot %u is not held by the application "
                         "(released or sent already, or a stale copy of a packet)", pkt->seg, pkt->slot);
-    atomic_fetch_add_explicit(&p->user_released, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->user_released, 1, memory_order_release);
     return 0;
   }
   if (!user_to_pool(p, pkt->slot, pkt->gen))
@@ -914,7 +945,7 @@ int mior_pkt_release_bulk(const mior_pkt *pkts, uint32_t n) {
       k++;
     }
     if (k == 0) {
-      if (extra) atomic_fetch_add_explicit(&p->user_released, extra, memory_order_relaxed);
+      if (extra) atomic_fetch_add_explicit(&p->user_released, extra, memory_order_release);
       continue;
     }
     uint64_t old = atomic_load_explicit(&p->ret_head, memory_order_relaxed);
@@ -954,7 +985,7 @@ mior_backend mior_port_backend(const mior_port *p) {
 uint32_t mior__port_user_held(const struct mior_port *p) {
   struct mior_port *mp = (struct mior_port *)p;
   uint32_t bulk = (uint32_t)(atomic_load_explicit(&mp->ret_head, memory_order_relaxed) >> 32);
-  return p->user_taken - atomic_load_explicit(&mp->user_released, memory_order_relaxed) - bulk;
+  return p->user_taken - atomic_load_explicit(&mp->user_released, memory_order_acquire) - bulk;
 }
 
 int mior_port_stats_get(const mior_port *p, mior_port_stats *out) {

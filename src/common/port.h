@@ -56,7 +56,8 @@ struct mior_port {
   uint32_t batch;
   uint32_t busy_poll_us;
   uint32_t coalesce_us;
-  uint64_t tx_seen;         /* stats.tx_packets when the port last looked, and when (ns): a port */
+  uint64_t tx_done;         /* sends completed without error (TX-ring copies and direct ones too) */
+  uint64_t tx_seen;         /* tx_done when the port last looked, and when (ns): a port */
   uint64_t tx_seen_ns;      /* that sent within the last millisecond is answering, so it does not
                                hold its receives back to coalesce them (mior_port_poll) */
   uint32_t last_rx;         /* receive completions of the last poll: the load estimate for
@@ -217,6 +218,7 @@ static inline int mior__slot_share_held(const struct mior_port *p, uint32_t slot
 /* Bind the port to thread `self` if its owner is still `own`. */
 int mior__port_bind(struct mior_port *port, uint64_t self, uint64_t own);
 /* Reap and dispatch completions until none are ready or `budget` packets were delivered. */
+void mior__port_split_drop(struct mior_port *p);
 uint32_t mior__port_process(struct mior_port *port, uint32_t budget, uint32_t *delivered);
 /* Take the slots of mior_pkt_release_bulk's return list back into the cache (driving thread). */
 void mior__port_take_returned(struct mior_port *port);
