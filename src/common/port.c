@@ -679,6 +679,7 @@ static int tx_send_shared(struct mior_port *p, mior_pkt *pkt, uint32_t len, cons
     p->stats.tx_invalid++;
     return mior__fail(-EINVAL, "mior_tx_send: length %u does not fit the slot", len);
   }
+  if (p->cache_len == 0) mior__port_take_returned(p); /* slots bulk-released meanwhile */
   if (p->cache_len == 0 && cache_fill(p, p->batch) == 0) {
     shared_done(p, pkt, 1);
     p->user_taken--;
