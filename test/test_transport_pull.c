@@ -269,7 +269,8 @@ static void body_thread(const tt_variant *v) {
   tt_rx_free(&r);
 }
 
-/* The event handle and per-packet metadata: available on the Linux backends, refused with
+/* The event handle: available on the Linux backends and on Winsock, refused with -EOPNOTSUPP and
+ * a reason on IoRing.  Per-packet metadata: available on the Linux backends, refused with
  * -EOPNOTSUPP and a reason (nothing opened) on the Windows ones (Winsock, IoRing). */
 #ifdef _WIN32
 static const int linux_backends = 0;
@@ -285,7 +286,7 @@ static void body_support(const tt_variant *v) {
   mior_port *p = mior_transport_port(t, 0);
   mior_handle h = -1;
   int rc = mior_port_event_handle(p, &h);
-  if (has) {
+  if (has || v->backend == MIOR_BACKEND_SOCKETS) {
     CHECK_OK(rc);
     CHECK_OK(mior_port_run_ready(p, 0));
   } else {

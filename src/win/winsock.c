@@ -22,6 +22,15 @@
  * one.  Where the option is unknown (Wine, Windows before 10 2004) sends stay single, the feature
  * is absent, and that is the whole difference.
  *
+ * The event handle (mior_port_event_handle) is a manual-reset event made at open and named in every
+ * OVERLAPPED's hEvent (low bit clear, so the completion still goes to the port too): the kernel
+ * sets it when an operation it holds completes.  It is named from the start because Windows takes
+ * hEvent when an operation is issued, so a receive posted before the handle was asked for could
+ * never set it.  event_clear resets it before the work; event_done then takes what the port
+ * holds (GetQueuedCompletionStatusEx, timeout 0) and sets it again if any work is left.  Anything
+ * that completes after the reset sets it itself, so no wake-up is lost; one that completes after
+ * the reset and is taken by the same work call leaves it set for one spurious wake-up at most.
+ *
  * Every slot handed in comes back exactly once: from the port, from a synchronous result, or as
  * -ECANCELED from cancel().  close() closes the socket (which aborts what is pending) and waits,
  * bounded, for the aborted operations to come out of the port before freeing their OVERLAPPEDs.
@@ -80,6 +89,7 @@ struct op {
 struct mior__io {
   mior__sock *sock;    /* the port's socket (the port opened it; close may close it) */
   HANDLE iocp;
+  HANDLE event;        /* the event handle: manual-reset, the hEvent of every OVERLAPPED */
   int skip_on_success; /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is in force */
   int names;           /* udp: receive the sender's address */
   mior_pool_region region;
@@ -173,6 +183,7 @@ static void complete_run(struct mior__io *r, uint32_t head, int32_t res) {
 static void issue_rx(struct mior__io *r, uint32_t slot) {
   struct op *op = &r->ops[slot];
   memset(&op->ov, 0, sizeof op->ov);
+  op->ov.hEvent = r->event;
   op->kind = MIOR__OP_RX;
   op->wb.buf = (CHAR *)mior_pool_region_slot(&r->region, slot);
   op->wb.len = r->region.buf_size;
@@ -244,6 +255,7 @@ static void issue_run(struct mior__io *r, uint32_t n) {
   memcpy(WSA_CMSG_DATA(cm), &seg, sizeof seg);
   struct op *op = &r->ops[head];
   memset(&op->ov, 0, sizeof op->ov);
+  op->ov.hEvent = r->event;
   op->run = run;
   op->state = OP_PENDING;
   DWORD bytes = 0;
@@ -270,6 +282,7 @@ static void issue_run(struct mior__io *r, uint32_t n) {
 static void issue_tx(struct mior__io *r, uint32_t slot) {
   struct op *op = &r->ops[slot];
   memset(&op->ov, 0, sizeof op->ov);
+  op->ov.hEvent = r->event;
   op->wb.buf = (CHAR *)mior_pool_region_slot(&r->region, slot) + op->off;
   op->wb.len = op->len;
   op->state = OP_PENDING;
@@ -354,6 +367,7 @@ static void winsock_close(struct mior__io *r) {
     return;
   }
   if (r->iocp) CloseHandle(r->iocp);
+  if (r->event) CloseHandle(r->event);
   free(r->runs);
   free(r->runs_free);
   free(r->ops);
@@ -408,6 +422,12 @@ static int winsock_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t
   r->iocp = CreateIoCompletionPort((HANDLE)r->sock->fd, NULL, 0, 1);
   if (!r->iocp) {
     rc = mior__win_fail(GetLastError(), "CreateIoCompletionPort");
+    winsock_close(r);
+    return rc;
+  }
+  r->event = CreateEventW(NULL, TRUE, FALSE, NULL);
+  if (!r->event) {
+    rc = mior__win_fail(GetLastError(), "CreateEvent (the port's event handle)");
     winsock_close(r);
     return rc;
   }
@@ -494,6 +514,22 @@ static void winsock_counters(const struct mior__io *r, mior__backend_counters *o
   *out = r->cnt;
 }
 
+static int winsock_event_open(struct mior__io *r, mior_handle *out) {
+  *out = (mior_handle)(intptr_t)r->event;
+  return 0;
+}
+
+/* Before the work: what completes from now on sets the event again. */
+static void winsock_event_clear(struct mior__io *r) {
+  ResetEvent(r->event);
+}
+
+/* After the work: completions the port still holds were signalled before the reset, so look. */
+static void winsock_event_done(struct mior__io *r, int more) {
+  if (!(more || r->cq.len || r->txq.len)) drain_port(r, 0);
+  if (more || r->cq.len || r->txq.len) SetEvent(r->event);
+}
+
 const mior__backend_ops mior__winsock_ops = {
     .id = MIOR_BACKEND_SOCKETS,
     .name = "sockets",
@@ -508,4 +544,7 @@ const mior__backend_ops mior__winsock_ops = {
     .outstanding = winsock_outstanding,
     .counters = winsock_counters,
     .close = winsock_close,
+    .event_open = winsock_event_open,
+    .event_clear = winsock_event_clear,
+    .event_done = winsock_event_done,
 };
