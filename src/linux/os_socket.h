@@ -3,6 +3,7 @@
 #define MIOR_LINUX_OS_SOCKET_H
 
 #include <netdb.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -17,5 +18,9 @@ typedef struct mior__sock {
 
 /* UDP GRO (Linux 5.0+): udp ports default to slots that hold a coalesced buffer. */
 #define MIOR__SOCK_HAS_GRO 1
+
+/* UDP GSO, both Linux backends: the largest segment of a GSO send on s, the path MTU's payload
+ * on a connected socket, an Ethernet MTU's without one, at most max_bytes. */
+uint32_t mior__socket_gso_max_seg(const mior__sock *s, uint32_t max_bytes);
 
 #endif

@@ -262,3 +262,13 @@ int mior__socket_open(mior__sock *s, const mior__io_cfg *cfg) {
   }
   return mior__fail(-EINVAL, "unknown socket kind");
 }
+
+uint32_t mior__socket_gso_max_seg(const mior__sock *s, uint32_t max_bytes) {
+  int v6 = s->family == AF_INET6, mtu = 0;
+  socklen_t ml = sizeof mtu;
+  uint32_t hdr = (v6 ? 40u : 20u) + 8u, seg = 1500u - hdr;
+  if (s->connected && getsockopt(s->fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &ml) == 0 &&
+      (uint32_t)mtu > hdr)
+    seg = (uint32_t)mtu - hdr;
+  return seg > max_bytes ? max_bytes : seg;
+}

@@ -162,16 +162,7 @@ static int sockets_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t
   /* GSO as in the io_uring backend (src/linux/uring/tx.c, gso_setup): segments within the path
    * MTU of a connected socket, or an Ethernet MTU's without one. */
   if (r->sock->kind == MIOR__KIND_UDP && !(cfg->opts->flags & MIOR_OPT_NO_UDP_GSO)) {
-    int v6 = r->sock->family == AF_INET6, mtu = 0;
-    socklen_t ml = sizeof mtu;
-    uint32_t hdr = (v6 ? 40u : 20u) + 8u;
-    if (r->sock->connected &&
-        getsockopt(r->sock->fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &ml) == 0 &&
-        (uint32_t)mtu > hdr)
-      r->gso_max_seg = (uint32_t)mtu - hdr;
-    else
-      r->gso_max_seg = 1500u - hdr;
-    if (r->gso_max_seg > GSO_MAX_BYTES) r->gso_max_seg = GSO_MAX_BYTES;
+    r->gso_max_seg = mior__socket_gso_max_seg(r->sock, GSO_MAX_BYTES);
     r->gso = 1;
     *features |= MIOR_FEAT_UDP_GSO;
   }

@@ -14,17 +14,7 @@
  * larger datagrams go single.  A refused GSO send goes again one by one (gso_complete). */
 void mior__uring_gso_setup(struct mior__io *r, const mior_options *o, uint32_t *features) {
   if (r->sock->kind != MIOR__KIND_UDP || (o->flags & MIOR_OPT_NO_UDP_GSO)) return;
-  int mtu = 0;
-  socklen_t len = sizeof mtu;
-  int v6 = r->sock->family == AF_INET6;
-  uint32_t hdr = (v6 ? 40u : 20u) + 8u;
-  if (r->sock->connected &&
-      getsockopt(r->sock->fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &len) == 0 &&
-      (uint32_t)mtu > hdr)
-    r->gso_max_seg = (uint32_t)mtu - hdr;
-  else
-    r->gso_max_seg = 1500u - hdr;
-  if (r->gso_max_seg > GSO_MAX_BYTES) r->gso_max_seg = GSO_MAX_BYTES;
+  r->gso_max_seg = mior__socket_gso_max_seg(r->sock, GSO_MAX_BYTES);
   r->gso_recs = calloc(GSO_RECORDS, sizeof *r->gso_recs);
   r->gso_free = malloc(GSO_RECORDS * sizeof *r->gso_free);
   if (!r->gso_recs || !r->gso_free) {
