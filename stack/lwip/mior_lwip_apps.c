@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mior_lwip.h"
+#include "mior_lwip_apps.h"
 
 #include "lwip/tcp.h"
 #include "lwip/tcpip.h"
@@ -220,7 +221,7 @@ static err_t conn_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
   return ERR_OK;
 }
 
-static int listen_on(uint16_t port, int svc) {
+int mior__lwip_listen(uint16_t port, u8_t backlog, tcp_accept_fn accept_fn, void *arg) {
   int rc = 0;
   LOCK_TCPIP_CORE();
   struct tcp_pcb *pcb = tcp_new();
@@ -230,17 +231,21 @@ static int listen_on(uint16_t port, int svc) {
     tcp_close(pcb);
     rc = -EADDRINUSE;
   } else {
-    struct tcp_pcb *lp = tcp_listen_with_backlog(pcb, 64);
+    struct tcp_pcb *lp = tcp_listen_with_backlog(pcb, backlog);
     if (!lp) {
       tcp_close(pcb);
       rc = -ENOMEM;
     } else {
-      tcp_arg(lp, (void *)(intptr_t)svc);
-      tcp_accept(lp, conn_accept);
+      tcp_arg(lp, arg);
+      tcp_accept(lp, accept_fn);
     }
   }
   UNLOCK_TCPIP_CORE();
   return rc;
+}
+
+static int listen_on(uint16_t port, int svc) {
+  return mior__lwip_listen(port, 64, conn_accept, (void *)(intptr_t)svc);
 }
 
 int mior_lwip_echo_listen(uint16_t port) { return listen_on(port, SVC_ECHO); }

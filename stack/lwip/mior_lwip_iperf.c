@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 
 #include "mior_lwip.h"
+#include "mior_lwip_apps.h"
 
 #include "lwip/sys.h"
 #include "lwip/tcp.h"
@@ -321,24 +322,6 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
 }
 
 int mior_lwip_iperf3_listen(uint16_t port) {
-  int rc = 0;
   for (size_t i = 0; i < sizeof pattern; i++) pattern[i] = (uint8_t)(i * 131u);
-  LOCK_TCPIP_CORE();
-  struct tcp_pcb *pcb = tcp_new();
-  if (!pcb) {
-    rc = -ENOMEM;
-  } else if (tcp_bind(pcb, IP4_ADDR_ANY, port) != ERR_OK) {
-    tcp_close(pcb);
-    rc = -EADDRINUSE;
-  } else {
-    struct tcp_pcb *lp = tcp_listen_with_backlog(pcb, 16);
-    if (!lp) {
-      tcp_close(pcb);
-      rc = -ENOMEM;
-    } else {
-      tcp_accept(lp, on_accept);
-    }
-  }
-  UNLOCK_TCPIP_CORE();
-  return rc;
+  return mior__lwip_listen(port, 16, on_accept, NULL);
 }
