@@ -61,6 +61,9 @@
 #ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
 #  define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
 #endif
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#  define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
 #ifndef SECCOMP_RET_USER_NOTIF
 #  define SECCOMP_RET_USER_NOTIF 0x7fc00000U
 #endif
@@ -200,7 +203,16 @@ static inline int sc_install_(sc_session *s) {
     snprintf(s->why, sizeof s->why, "syscall counting: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
     return -1;
   }
-  long fd = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+  /* WAIT_KILLABLE_RECV (Linux 5.19): once the supervisor has taken a notification, the worker
+   * waits for the answer ignoring all but fatal signals.  Without it, pending task work
+   * (TIF_NOTIFY_SIGNAL, which io_uring raises for a COOP_TASKRUN ring's completions) can end that
+   * wait even after the supervisor answered CONTINUE: the kernel then restarts the call, which is
+   * notified and counted a second time though it ran once (seen under load: 1025 counted io_uring_enter
+   * for 1024 made).  Older kernels refuse the flag (EINVAL): then the filter is installed without it. */
+  long fd = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
+                    SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+  if (fd < 0 && errno == EINVAL)
+    fd = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
   if (fd < 0) {
     snprintf(s->why, sizeof s->why, "syscall counting: seccomp filter with a listener: %s%s",
              strerror(errno), errno == EBUSY ? " (the process already has a seccomp listener)" : "");
