@@ -291,9 +291,38 @@ static void body_host_names(mior_backend b) {
   check_detail("peer no_host:9", "no_host");
 }
 
+/* IPv6 scopes in address text parse and format both ways (an interface name is Linux's "lo"). */
+static void scopes(void) {
+  mior_addr a;
+  char text[80];
+  unsigned lo = if_nametoindex("lo");
+  REQUIRE(lo > 0);
+  CHECK_OK(mior_addr_parse(&a, "[fe80::1%lo]:53"));
+  CHECK_EQ(a.family, MIOR_AF_INET6);
+  CHECK_EQ(a.scope_id, lo);
+  CHECK_EQ(a.port, 53);
+  CHECK_OK(mior_addr_format(&a, text, sizeof text));
+  CHECK(strcmp(text, "[fe80::1%lo]:53") == 0);
+  CHECK_OK(mior_addr_parse(&a, "fe80::2%1"));
+  CHECK_EQ(a.scope_id, 1);
+  CHECK_EQ(a.port, 0);
+  a.scope_id = 999999; /* no such interface: the number */
+  CHECK_OK(mior_addr_format(&a, text, sizeof text));
+  CHECK(strcmp(text, "[fe80::2%999999]:0") == 0);
+  mior_addr b;
+  CHECK_OK(mior_addr_parse(&b, text));
+  CHECK_EQ(b.scope_id, 999999);
+  CHECK_ERR(mior_addr_parse(&a, "[fe80::1%nosuchif0]:53"), -EINVAL);
+  CHECK_ERR(mior_addr_parse(&a, "[fe80::1%]:53"), -EINVAL);
+  CHECK_ERR(mior_addr_parse(&a, "127.0.0.1%lo:53"), -EINVAL);
+  CHECK_ERR(mior_addr_format(&b, text, 12), -ENOSPC);
+  printf("  scopes in address text: %s\n", test_failures ? "FAILED" : "ok");
+}
+
 int main(void) {
   tt_watchdog(60);
   check_misc();
+  scopes();
   int ran = 0;
   ran += tt_for_each_backend("bad endpoints", body_endpoints);
   ran += tt_for_each_backend("bad options", body_options);

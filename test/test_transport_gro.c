@@ -10,7 +10,9 @@
  * and through mior_tx_send_segments; a kernel that refuses UDP_GRO (here: a seccomp filter)
  * leaves a port that receives plainly, says so in its features and counts it; and mior_rx_burst
  * delivers coalesced buffers across calls (each packet once, in order), with bulk, single and
- * cross-thread releases of one slot's packets mixed.
+ * cross-thread releases of one slot's packets mixed.  With every MIOR_OPT_RX_* on, the packets
+ * split from one coalesced receive all carry its metadata (the portable metadata test,
+ * test_transport_meta.c, has no GSO sender to make one).
  */
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -724,6 +726,152 @@ static void segments_busy(mior_backend b, uint32_t flags, const char *name) {
   CHECK_EQ(mior_transport_close(rt), 0);
 }
 
+/* A GSO send (UDP_SEGMENT) from a kernel socket, with its codepoint set on the socket. */
+static void ksend_gso(int fd, int family, const uint8_t *addr, uint16_t port, int ecn, uint32_t first_seq,
+                      uint32_t n, uint32_t seg, uint32_t last) {
+  static uint8_t buf[65536];
+  uint32_t total = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t len = i + 1 == n ? last : seg;
+    tt_fill(buf + total, len, first_seq + i);
+    total += len;
+  }
+  union {
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } a;
+  memset(&a, 0, sizeof a);
+  socklen_t al;
+  if (family == AF_INET6) {
+    a.in6.sin6_family = AF_INET6;
+    a.in6.sin6_port = htons(port);
+    memcpy(&a.in6.sin6_addr, addr, 16);
+    al = sizeof a.in6;
+    REQUIRE(setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &ecn, sizeof ecn) == 0);
+  } else {
+    a.in.sin_family = AF_INET;
+    a.in.sin_port = htons(port);
+    memcpy(&a.in.sin_addr, addr, 4);
+    al = sizeof a.in;
+    REQUIRE(setsockopt(fd, IPPROTO_IP, IP_TOS, &ecn, sizeof ecn) == 0);
+  }
+  union {
+    char b[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } ctl;
+  struct iovec iov = {buf, total};
+  struct msghdr m = {.msg_name = &a, .msg_namelen = al, .msg_iov = &iov, .msg_iovlen = 1,
+                     .msg_control = ctl.b, .msg_controllen = sizeof ctl.b};
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+  cm->cmsg_level = SOL_UDP;
+  cm->cmsg_type = UDP_SEGMENT;
+  cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  uint16_t s16 = (uint16_t)seg;
+  memcpy(CMSG_DATA(cm), &s16, sizeof s16);
+  REQUIRE(sendmsg(fd, &m, 0) == (ssize_t)total);
+}
+
+/* GSO sends to a GRO receiver with every MIOR_OPT_RX_* on: the kernel hands over one coalesced
+ * buffer per send, one receive with one set of metadata, and every packet split from it carries
+ * that set (local address, codepoint, the one receive time, the sender); a coalesced packet sent
+ * back in place (from a copy) keeps the reply's source address and codepoint. */
+static void run_family_gro(mior_backend b, uint32_t flags, int family) {
+  int v6 = family == AF_INET6;
+  mior_options o;
+  mior_options_init(&o);
+  o.backend = b;
+  o.flags = flags | MIOR_OPT_RX_PKTINFO | MIOR_OPT_RX_ECN | MIOR_OPT_RX_TIMESTAMP;
+  mior_transport *t;
+  REQUIRE_OK(mior_transport_open(&t, v6 ? "udp://[::]:0" : "udp://0.0.0.0:0", &o, NULL));
+  mior_port *p = mior_transport_port(t, 0);
+  mior_port_stats st;
+  REQUIRE_OK(mior_port_stats_get(p, &st));
+  if (!(st.features & MIOR_FEAT_UDP_GRO)) {
+    printf("    UDP GRO refused here: coalesced metadata not tested\n");
+    CHECK_EQ(mior_transport_close(t), 0);
+    return;
+  }
+  uint16_t port = tt_local(t).port;
+  tt_peer *peer = tt_peer_open(v6);
+  int k = tt_peer_fd(peer);
+  uint16_t kport = tt_peer_addr(peer).port;
+  uint8_t dsts[2][16];
+  memset(dsts, 0, sizeof dsts);
+  int ndst = 1;
+  if (v6) {
+    dsts[0][15] = 1;
+  } else {
+    uint8_t a1[4] = {127, 0, 0, 1}, a2[4] = {127, 0, 0, 2};
+    memcpy(dsts[0], a1, 4);
+    memcpy(dsts[1], a2, 4);
+    ndst = 2;
+  }
+  mior_pkt first;
+  REQUIRE(mior_rx_burst(p, &first, 1) == 0); /* receives posted first */
+  uint32_t seq = 0, coalesced = 0;
+  for (int round = 0; round < 8; round++) {
+    const uint8_t *dst = dsts[round % ndst];
+    int ecn = round % 4;
+    const uint32_t n = 16;
+    uint64_t t0 = tt_realtime_ns();
+    ksend_gso(k, family, dst, port, ecn, seq, n, 300, 100);
+    static mior_pkt pk[16];
+    uint32_t got = 0;
+    int64_t end = tt_now_ms() + 2000;
+    while (got < n && tt_now_ms() < end) {
+      int r = mior_rx_burst(p, pk + got, n - got);
+      REQUIRE(r >= 0);
+      got += (uint32_t)r;
+    }
+    uint64_t t1 = tt_realtime_ns();
+    CHECK_EQ(got, n);
+    for (uint32_t i = 0; i < got; i++) {
+      uint32_t q;
+      CHECK(tt_check(pk[i].data, pk[i].len, &q) == 0 && q == seq + i);
+      CHECK_EQ(pk[i].len, i + 1 == n ? 100u : 300u);
+      CHECK_EQ(pk[i].flags & (MIOR_PKT_LOCAL | MIOR_PKT_ECN | MIOR_PKT_TIMESTAMP),
+               MIOR_PKT_LOCAL | MIOR_PKT_ECN | MIOR_PKT_TIMESTAMP);
+      CHECK(memcmp(pk[i].local.addr, dst, v6 ? 16 : 4) == 0);
+      CHECK_EQ(pk[i].ecn, ecn);
+      CHECK(pk[i].rx_time_ns >= t0 && pk[i].rx_time_ns <= t1);
+      CHECK_EQ(pk[i].src.port, kport);
+      if (pk[i].flags & MIOR_PKT_COALESCED) {
+        coalesced++;
+        /* One kernel receive: its packets share one receive time. */
+        if (i > 0 && (pk[i - 1].flags & MIOR_PKT_COALESCED) && pk[i - 1].slot == pk[i].slot)
+          CHECK_EQ(pk[i].rx_time_ns, pk[i - 1].rx_time_ns);
+      }
+    }
+    seq += n;
+    if (got != n) break;
+    /* The middle packet, sent back in place with another codepoint: from a copy, it still
+     * leaves from the address the query went to. */
+    mior_pkt reply = pk[n / 2];
+    reply.ecn = (uint8_t)((ecn + 1) % 4);
+    mior_addr to = reply.src;
+    CHECK_OK(mior_tx_send(p, &reply, reply.len, &to));
+    CHECK_OK(mior_tx_flush(p));
+    uint8_t from[16], rbuf[512];
+    int recv_ecn;
+    CHECK_EQ(tt_peer_recv(peer, from, &recv_ecn, rbuf, sizeof rbuf, 2000), 300);
+    CHECK(memcmp(from, dst, v6 ? 16 : 4) == 0);
+    CHECK_EQ(recv_ecn, (ecn + 1) % 4);
+    CHECK_OK(mior_pkt_release_bulk(pk, n / 2));
+    CHECK_OK(mior_pkt_release_bulk(pk + n / 2 + 1, n - n / 2 - 1));
+  }
+  CHECK(coalesced > 0);
+  tt_drain_tx(p, 8, 2000);
+  tt_peer_close(peer);
+  TT_CHECK_POOL_RETURNED(t);
+  CHECK_EQ(mior_transport_close(t), 0);
+}
+
+static void gro_meta(mior_backend b, uint32_t flags, const char *name) {
+  (void)name;
+  run_family_gro(b, flags, AF_INET);
+  run_family_gro(b, flags, AF_INET6);
+}
+
 int main(void) {
   tt_watchdog(180);
   const struct {
@@ -734,11 +882,13 @@ int main(void) {
               {"uring posted", MIOR_BACKEND_URING, MIOR_OPT_NO_MULTISHOT},
               {"sockets", MIOR_BACKEND_SOCKETS, 0}};
   void (*bodies[])(mior_backend, uint32_t, const char *) = {shapes, kept, echo, mior_pair, gro_off, refused,
-                                                             pull, pull_close, pull_close_other_thread, segments_busy};
+                                                             pull, pull_close, pull_close_other_thread, segments_busy,
+                                                             gro_meta};
   const char *names[] = {"shapes", "kept", "echo", "mior to mior", "gro off", "gro refused", "pull and bulk release",
                          "pull, closed mid-buffer",
                          "pull on an ended thread, closed mid-buffer",
-                         "segments from a busy-polling port"};
+                         "segments from a busy-polling port",
+                         "metadata on coalesced packets (GSO to GRO)"};
   for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
     if (mior_backend_supported(cfgs[c].b) != 1) {
       printf("  [%s] skipped: %s\n", cfgs[c].name, mior_last_error());

@@ -53,6 +53,9 @@ const tt_variant *tt_os_variants(size_t *n);
 /* Bulk transfers move every packet their test asks for. */
 #define TT_OS_BULK_DIV 1
 
+/* With MIOR_OPT_RX_TIMESTAMP, every datagram carries a receive timestamp (SO_TIMESTAMPNS). */
+#define TT_OS_RX_TIMESTAMP_EVERY 1
+
 /* No Linux row sets an environment switch yet; this serves the first that does. */
 void tt_os_setenv(const char *assignment, int set);
 
@@ -60,6 +63,9 @@ void tt_os_setenv(const char *assignment, int set);
  * say why one is skipped.  Returns how many ran, so main can turn "none" into a skip.  A body
  * that takes option variants is a tt_test run by tt_run instead. */
 int tt_for_each_backend(const char *name, void (*body)(mior_backend b));
+
+/* The peer's socket (transport_portable.h's tt_peer), for what only Linux sends (a GSO send). */
+int tt_peer_fd(const tt_peer *k);
 
 /* --- plain kernel UDP sockets on loopback (IPv4): the peers a test talks to ------------------ */
 

@@ -178,6 +178,33 @@ void tt_poll_for(mior_port **ports, int n, int64_t ms);
 
 mior_addr tt_local(mior_transport *t);
 
+/* --- a plain OS socket as the other end of a metadata test ------------------------------------ */
+
+/* A UDP socket of the OS's own (no mior), bound to the loopback address (127.0.0.1 or ::1) on a
+ * free port, that receives each datagram's TOS / traffic class.  Supplied by the OS fixture. */
+typedef struct tt_peer tt_peer;
+
+tt_peer *tt_peer_open(int v6);
+void tt_peer_close(tt_peer *k);
+/* Where the peer is bound. */
+mior_addr tt_peer_addr(const tt_peer *k);
+/* Send len bytes to addr (4 or 16 bytes, network order):port with ECN codepoint ecn.  Returns 1
+ * when the datagram left with that codepoint, 0 when it left but the OS would not set the
+ * codepoint (Windows sends no CE, and ignores IP_TOS), -1 when nothing was sent. */
+int tt_peer_send(tt_peer *k, const uint8_t *addr, uint16_t port, int ecn, const void *buf, size_t len);
+/* One datagram within ms milliseconds: its length, with the sender's address (4 or 16 bytes)
+ * in from and its codepoint in *ecn (-1 if the OS did not say); -1 if none came. */
+int tt_peer_recv(tt_peer *k, uint8_t *from, int *ecn, uint8_t *buf, size_t cap, int ms);
+
+/* The system clock, nanoseconds since the Unix epoch (CLOCK_REALTIME; Windows' system time):
+ * the clock mior_pkt.rx_time_ns is on. */
+uint64_t tt_realtime_ns(void);
+
+/* Whether the OS's sends honour a per-send source address and ECN codepoint (control messages):
+ * 1, or 0 with the reason in *why (Wine 8 accepts WSASendMsg's control messages and ignores
+ * them, measured). */
+int tt_os_send_meta(const char **why);
+
 /* --- variants: one body under every way this build moves packets ------------------------------ */
 
 /* What the test is doing, for the watchdog's message; the runner names the body and variant. */

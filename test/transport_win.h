@@ -33,6 +33,10 @@ const tt_variant *tt_os_variants(size_t *n);
  * fills every queue and slot many times over. */
 #define TT_OS_BULK_DIV 4
 
+/* With MIOR_OPT_RX_TIMESTAMP, a datagram carries a receive timestamp only where the stack has one
+ * for it (Microsoft's "Winsock timestamping": "if available"). */
+#define TT_OS_RX_TIMESTAMP_EVERY 0
+
 /* _putenv("NAME=") removes NAME; the C runtime keeps its own copy of what it is given. */
 void tt_os_setenv(const char *assignment, int set);
 

@@ -72,10 +72,14 @@ typedef struct mior_pkt {
                               (port ignored; IP_PKTINFO / IPV6_PKTINFO) */
   uint64_t rx_time_ns;     /* MIOR_PKT_TIMESTAMP (MIOR_OPT_RX_TIMESTAMP): the kernel's software
                               receive timestamp, nanoseconds since the epoch of CLOCK_REALTIME
-                              (SO_TIMESTAMPNS).  Receive only */
+                              (SO_TIMESTAMPNS).  Windows (sockets backend): the stack's
+                              SO_TIMESTAMP (SIO_TIMESTAMPING), a QueryPerformanceCounter count
+                              moved onto the system clock's same epoch; present only for a
+                              datagram the stack has one for.  Receive only */
   uint8_t ecn;             /* MIOR_PKT_ECN.  Receive (MIOR_OPT_RX_ECN): the ECN codepoint of the
                               IP header (0 not-ECT, 1 ECT(1), 2 ECT(0), 3 CE).  Send: the codepoint
-                              to set (IP_TOS / IPV6_TCLASS per send) */
+                              to set (IP_TOS / IPV6_TCLASS per send; Windows: IP_ECN / IPV6_ECN,
+                              and CE is refused with -EINVAL, as Windows refuses it) */
   uint8_t meta_reserved_[7];
 } mior_pkt;
 

@@ -79,15 +79,23 @@ MIOR_API int mior_backend_supported(mior_backend b);
 #define MIOR_OPT_NO_UDP_GSO 0x200u           /* udp: do not send runs of equal-size datagrams to
                                                 one destination as one UDP GSO send */
 #define MIOR_OPT_NO_UDP_GRO 0x400u           /* udp: do not ask the kernel for coalesced receives
-                                                (UDP_GRO); also keeps the 2 KiB default slot */
+                                                (Linux UDP_GRO; on Windows the sockets backend's
+                                                URO, UDP_RECV_MAX_COALESCED_SIZE); also keeps the
+                                                2 KiB default slot */
 /* Per-packet receive metadata (udp ports; mior_pkt's MIOR_PKT_* fields).  Off, they cost nothing;
  * on, the kernel writes a control message per receive (with io_uring multishot receive it goes
- * into the slot, after the sender's address: up to 64 bytes less room for the datagram).  A
- * coalesced receive (UDP GRO) has one set, carried by every packet split from it.  A backend that
- * cannot deliver one refuses the open with -EOPNOTSUPP (Winsock, ioring). */
+ * into the slot, after the sender's address: up to 64 bytes less room for the datagram; on
+ * Windows the sockets backend then receives with WSARecvMsg instead of WSARecvFrom).  A
+ * coalesced receive (UDP GRO, URO) has one set, carried by every packet split from it.  The
+ * Linux backends and the Windows sockets backend deliver them; ioring refuses the open with
+ * -EOPNOTSUPP (its reads carry no control messages), and AUTO then takes the sockets backend.
+ * Windows: a stack that refuses the option an opt-in needs fails the open with -EOPNOTSUPP,
+ * naming the option and what it needs: MIOR_OPT_RX_ECN asks IP_RECVECN (Windows 10 build 20348
+ * and later) and else IP_RECVTOS; MIOR_OPT_RX_TIMESTAMP asks SIO_TIMESTAMPING (build 20348 and
+ * later; Wine 8 has none).  See mior_pkt for what each field holds there. */
 #define MIOR_OPT_RX_PKTINFO 0x800u           /* the local address each datagram arrived on */
 #define MIOR_OPT_RX_ECN 0x1000u              /* the ECN codepoint of each datagram */
-#define MIOR_OPT_RX_TIMESTAMP 0x2000u        /* kernel software receive timestamps (CLOCK_REALTIME) */
+#define MIOR_OPT_RX_TIMESTAMP 0x2000u        /* kernel receive timestamps (CLOCK_REALTIME's epoch) */
 
 typedef struct mior_options {
   size_t sz;             /* sizeof(mior_options); set by mior_options_init */
@@ -98,6 +106,10 @@ typedef struct mior_options {
   uint32_t buf_size;     /* bytes per slot; default 2048, or 65536 on a udp port with UDP GRO
                             (one slot holds one coalesced buffer; buf_count then defaults to
                             256).  With GRO on, a slot smaller than 64 KiB keeps GRO off.
+                            Windows: the same with URO, on the sockets backend only and only
+                            where the stack takes UDP_RECV_MAX_COALESCED_SIZE (asked once per
+                            process); elsewhere (ioring, Wine, Windows before 10 2004) udp ports
+                            keep 2048 x 4096.
                             A received packet must fit: with
                             io_uring multishot receive on a udp port the kernel also writes a
                             header and the sender's address into the slot (32 bytes IPv4, 44
@@ -310,6 +322,12 @@ MIOR_API mior_backend mior_port_backend(const mior_port *port);
                                           stack does not have it (Wine, Windows before 10 2004) */
 #define MIOR_FEAT_UDP_GRO 0x4000u      /* udp: the kernel hands over coalesced receives (UDP_GRO),
                                           split by the port into packets (MIOR_PKT_COALESCED) */
+#define MIOR_FEAT_WINSOCK_URO 0x8000u  /* sockets on Windows, udp: the stack hands over coalesced
+                                          receives (URO, UDP_RECV_MAX_COALESCED_SIZE), split by
+                                          the port as UDP GRO's are; absent where the stack
+                                          refuses it (Wine, Windows before 10 2004: counted in
+                                          offload_refused, the reason in offload_reason), with
+                                          MIOR_OPT_NO_UDP_GRO, or with slots under 64 KiB */
 
 /* Write the names of the features set in `features`, comma separated. */
 MIOR_API int mior_features_format(uint32_t features, char *buf, size_t len);
@@ -346,7 +364,8 @@ typedef struct mior_port_stats {
                                         they submitted, collected completions or waited.  Set-up
                                         calls (socket, io_uring_setup, io_uring_register) are not
                                         counted.  Windows: the calls that issue or submit
-                                        I/O (WSARecvFrom, WSASendTo, send, SubmitIoRing) */
+                                        I/O (WSARecvFrom or WSARecvMsg, WSASendTo or
+                                        WSASendMsg, send, SubmitIoRing) */
   uint64_t completions;              /* completions reaped */
   uint32_t pool_in_use, pool_high_water; /* slots out of the pool: posted for receive, in
                                            flight, cached by the port, or held by the user */
@@ -363,8 +382,11 @@ typedef struct mior_port_stats {
   int32_t thread_error;              /* the negative errno the port's thread stopped on, or 0 */
   uint64_t rx_coalesced;             /* coalesced receive buffers (UDP GRO) split into packets */
   uint64_t tx_gso_sends;             /* UDP GSO sends the kernel completed (each several datagrams) */
-  uint64_t offload_refused;          /* times the kernel refused UDP GSO or GRO and the port fell
-                                        back (to single sends, or to plain receives) */
+  uint64_t offload_refused;          /* times the kernel refused UDP GSO or GRO (Windows: URO)
+                                        and the port fell back (to single sends, or to plain
+                                        receives) */
+  char offload_reason[96];           /* why a receive offload the port asked for is off (UDP GRO
+                                        or URO refused at open), or "" */
 } mior_port_stats;
 
 /* The counters are written by the port's driving thread without locks.  Read them on that

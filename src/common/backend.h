@@ -50,7 +50,8 @@ typedef struct mior__backend_counters {
   uint32_t features_on;  /* MIOR_FEAT_* the backend turned on since open (e.g. Winsock sends) */
   uint32_t features_off; /* ... and off (GSO refused, multishot receive left) */
   uint64_t gso_sends;    /* UDP GSO sends the kernel completed */
-  uint64_t offload_refused; /* UDP GSO sends the kernel refused, each sent again one by one */
+  uint64_t offload_refused; /* UDP GSO sends the kernel refused, each sent again one by one; and
+                               receive coalescing the stack refused at open (Winsock URO) */
 } mior__backend_counters;
 
 /* What a port asks of its backend at open. */
@@ -67,7 +68,12 @@ typedef struct mior__io_cfg {
   const mior_addr *peer;      /* connect the socket to this address, or NULL */
   uint16_t bound_port;        /* udp: the port queue 0 bound to (for SO_REUSEPORT siblings) */
   struct mior__sock *sock;    /* the port's socket, open (see src/common/socket.h) */
+  /* Where the socket layer or the backend writes, at open, why an offload the port asked for is
+   * off (receive coalescing refused by the stack), MIOR__REASON_LEN bytes; NULL: nowhere. */
+  char *offload_reason;
 } mior__io_cfg;
+
+#define MIOR__REASON_LEN sizeof(((mior_port_stats *)0)->offload_reason)
 
 /* Completion record. */
 #define MIOR__OP_RX 1u
@@ -186,6 +192,10 @@ typedef struct mior__backend_ops {
    * tx_queue only when the packet carries some.  Optional (NULL: -EOPNOTSUPP). */
   int (*tx_queue_meta)(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                        const mior_addr *dst, uint32_t flags, const mior__pkt_meta *meta);
+  /* Whether a udp port of this backend takes coalesced receives here (UDP GRO, Winsock URO), so
+   * that its default slots hold one (MIOR__GRO_BUF_SIZE x MIOR__GRO_BUF_COUNT): 1, or 0 with the
+   * reason in why (why may be NULL).  Optional (NULL: never, small slots). */
+  int (*rx_coalesce)(char *why, size_t len);
   /* The MIOR_OPT_RX_* flags the backend can deliver (others refused at open). */
   uint32_t rx_meta_opts;
   uint32_t flags; /* MIOR__BACKEND_* */

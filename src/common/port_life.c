@@ -15,8 +15,9 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
   if (meta && cfg_in->ep->kind != MIOR__KIND_UDP)
     return mior__fail(-EINVAL, "MIOR_OPT_RX_PKTINFO/ECN/TIMESTAMP: udp ports only");
   if (meta & ~ops->rx_meta_opts)
-    return mior__fail(-EOPNOTSUPP, "the %s backend here cannot deliver per-packet metadata "
-                      "(MIOR_OPT_RX_* 0x%x): Linux backends only", ops->name, meta & ~ops->rx_meta_opts);
+    return mior__fail(-EOPNOTSUPP, "the %s backend cannot deliver per-packet metadata (MIOR_OPT_RX_* "
+                      "0x%x): its receives carry no control messages; the sockets backend does",
+                      ops->name, meta & ~ops->rx_meta_opts);
   struct mior_port *p = calloc(1, sizeof *p);
   if (!p) return mior__fail(-ENOMEM, "out of memory for a port");
   int rc;
@@ -66,6 +67,7 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
   mior__io_cfg cfg = *cfg_in;
   cfg.region = p->region;
   cfg.sock = &p->sock;
+  cfg.offload_reason = p->stats.offload_reason;
   /* The port owns the socket: it opens it here and hands it to the backend. */
   if (!(ops->flags & MIOR__BACKEND_NO_SOCKET)) {
     rc = mior__socket_open(&p->sock, &cfg);

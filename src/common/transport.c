@@ -71,7 +71,7 @@ static const char *const feature_names[] = {
     "registered-buffers", "registered-file", "multishot-rx", "single-issuer", "defer-taskrun",
     "coop-taskrun",       "sqpoll",          "mmsg-batch",   "fallback",      "winsock-tx",
     "udp-gso",            "tx-ring",         "ioring-emulation", "udp-uso",
-    "udp-gro",
+    "udp-gro",            "udp-uro",
 };
 
 int mior_features_format(uint32_t features, char *buf, size_t len) {
@@ -125,23 +125,18 @@ static int options_resolve(mior_options *o, const mior_options *user, const mior
   o->rcvbuf = OPTS_GET(user, rcvbuf, o->rcvbuf);
   o->peer = OPTS_GET(user, peer, o->peer);
   o->coalesce_us = OPTS_GET(user, coalesce_us, o->coalesce_us);
-  /* Slots: on a udp port with UDP GRO one slot holds one coalesced buffer, up to 64 KiB (the
-   * kernel truncates, and so loses, what does not fit), so the default slot is 64 KiB and fewer of
-   * them; elsewhere 2 KiB.  Why this layout: docs/ARCHITECTURE.md ("Coalesced receive"). */
-  int gro = ep->kind == MIOR__KIND_UDP && MIOR__SOCK_HAS_GRO &&
-            !(o->flags & (MIOR_OPT_NO_UDP_GRO | MIOR_OPT_NO_RX)); /* a sender only keeps small slots */
-  if (o->buf_size == 0) o->buf_size = gro ? MIOR__GRO_BUF_SIZE : MIOR_POOL_DEFAULT_BUF_SIZE;
-  if (o->buf_count == 0)
-    o->buf_count = gro && o->buf_size >= MIOR__GRO_BUF_SIZE ? MIOR__GRO_BUF_COUNT : MIOR_POOL_DEFAULT_BUF_COUNT;
   if ((unsigned)o->backend > MIOR_BACKEND_IORING)
     return mior__fail(-EINVAL, "unknown backend %d", (int)o->backend);
   if (o->sq_entries > 32768 || o->cq_entries > 65536 || o->cq_entries < o->sq_entries)
     return mior__fail(-EINVAL, "sq_entries %u / cq_entries %u: need sq <= 32768, sq <= cq <= 65536",
                       o->sq_entries, o->cq_entries);
-  if (!mior__is_pow2(o->buf_size) || o->buf_size < MIOR_POOL_MIN_BUF_SIZE || o->buf_size > MIOR_POOL_MAX_BUF_SIZE)
+  /* Slots the caller chose are checked here; the defaults, which depend on the backend, are filled
+   * in by slots_resolve once it is chosen. */
+  if (o->buf_size && (!mior__is_pow2(o->buf_size) || o->buf_size < MIOR_POOL_MIN_BUF_SIZE ||
+                      o->buf_size > MIOR_POOL_MAX_BUF_SIZE))
     return mior__fail(-EINVAL, "buf_size %u: need a power of two in [%u, %u]", o->buf_size,
                       MIOR_POOL_MIN_BUF_SIZE, MIOR_POOL_MAX_BUF_SIZE);
-  if (o->buf_count < 2 || o->buf_count > MIOR_POOL_MAX_BUF_COUNT)
+  if (o->buf_count && (o->buf_count < 2 || o->buf_count > MIOR_POOL_MAX_BUF_COUNT))
     return mior__fail(-EINVAL, "buf_count %u: need 2..%u", o->buf_count, MIOR_POOL_MAX_BUF_COUNT);
   if (o->queues > MIOR_MAX_QUEUES)
     return mior__fail(-EINVAL, "queues %u: at most %u", o->queues, MIOR_MAX_QUEUES);
@@ -149,10 +144,6 @@ static int options_resolve(mior_options *o, const mior_options *user, const mior
     return mior__fail(-EINVAL, "queues %u: an ip:// endpoint has one queue", o->queues);
   if (o->batch > 1024 || o->batch > o->sq_entries)
     return mior__fail(-EINVAL, "batch %u: at most 1024 and at most sq_entries", o->batch);
-  if (o->rx_depth == 0) o->rx_depth = o->buf_count / 2;
-  if (o->rx_depth >= o->buf_count || o->rx_depth > 32768)
-    return mior__fail(-EINVAL, "rx_depth %u: must be below buf_count (%u) and at most 32768",
-                      o->rx_depth, o->buf_count);
   const uint32_t known = MIOR_OPT_NO_REGISTERED_BUFFERS | MIOR_OPT_NO_MULTISHOT | MIOR_OPT_SQPOLL |
                          MIOR_OPT_HUGEPAGES | MIOR_OPT_MLOCK | MIOR_OPT_NO_RX | MIOR_OPT_NO_DEFER_TASKRUN |
                          MIOR_OPT_UDP_GSO | MIOR_OPT_NO_TX_RING | MIOR_OPT_NO_UDP_GSO | MIOR_OPT_NO_UDP_GRO |
@@ -162,6 +153,29 @@ static int options_resolve(mior_options *o, const mior_options *user, const mior
   if (o->busy_poll_us > 1000000 || o->coalesce_us > 1000000)
     return mior__fail(-EINVAL, "busy_poll_us %u / coalesce_us %u: at most 1000000 (1 s)",
                       o->busy_poll_us, o->coalesce_us);
+  return 0;
+}
+
+/* The slots of the backend the ports open with (again when AUTO moves to another one at open):
+ * what the caller chose, else the default.  On a udp port whose backend takes coalesced receives
+ * here (UDP GRO; Winsock URO where the stack has it) one slot holds one coalesced buffer, up to
+ * 64 KiB (the kernel truncates, and so loses, what does not fit), so the default slot is 64 KiB
+ * and fewer of them; elsewhere 2 KiB.  Why this layout: docs/ARCHITECTURE.md ("Coalesced
+ * receive"). */
+static int slots_resolve(mior_options *o, const mior_options *user, const mior__endpoint *ep,
+                         const mior__backend_ops *ops) {
+  int gro = ep->kind == MIOR__KIND_UDP && ops->rx_coalesce && ops->rx_coalesce(NULL, 0) &&
+            !(o->flags & (MIOR_OPT_NO_UDP_GRO | MIOR_OPT_NO_RX)); /* a sender only keeps small slots */
+  o->buf_size = OPTS_GET(user, buf_size, 0);
+  o->buf_count = OPTS_GET(user, buf_count, 0);
+  o->rx_depth = OPTS_GET(user, rx_depth, 0);
+  if (o->buf_size == 0) o->buf_size = gro ? MIOR__GRO_BUF_SIZE : MIOR_POOL_DEFAULT_BUF_SIZE;
+  if (o->buf_count == 0)
+    o->buf_count = gro && o->buf_size >= MIOR__GRO_BUF_SIZE ? MIOR__GRO_BUF_COUNT : MIOR_POOL_DEFAULT_BUF_COUNT;
+  if (o->rx_depth == 0) o->rx_depth = o->buf_count / 2;
+  if (o->rx_depth >= o->buf_count || o->rx_depth > 32768)
+    return mior__fail(-EINVAL, "rx_depth %u: must be below buf_count (%u) and at most 32768",
+                      o->rx_depth, o->buf_count);
   return 0;
 }
 
@@ -272,6 +286,8 @@ int mior_transport_open(mior_transport **out, const char *endpoint, const mior_o
   char reason[sizeof ((mior_port_stats *)0)->fallback_reason];
   rc = choose_backend(&t->opts, &ops, &extra, reason, sizeof reason);
   if (rc < 0) goto fail;
+  rc = slots_resolve(&t->opts, user_opts, &t->ep, ops);
+  if (rc < 0) goto fail;
 
   t->queues = t->opts.queues;
   t->ports = calloc(t->queues, sizeof *t->ports);
@@ -305,7 +321,8 @@ int mior_transport_open(mior_transport **out, const char *endpoint, const mior_o
         }
         ops = next;
         mior__clear_error();
-        rc = mior__port_open(&t->ports[i], t, i, ops, &cfg);
+        rc = slots_resolve(&t->opts, user_opts, &t->ep, ops);
+        if (rc == 0) rc = mior__port_open(&t->ports[i], t, i, ops, &cfg);
       }
     }
     if (rc < 0) goto fail;

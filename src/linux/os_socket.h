@@ -16,8 +16,10 @@ typedef struct mior__sock {
   int offload_refused; /* udp: the kernel refused UDP_GRO at open */
 } mior__sock;
 
-/* UDP GRO (Linux 5.0+): udp ports default to slots that hold a coalesced buffer. */
-#define MIOR__SOCK_HAS_GRO 1
+/* UDP GRO (Linux 5.0+), both backends' rx_coalesce: 1, so udp ports default to slots that hold a
+ * coalesced buffer.  The kernel decides at open; one that refuses leaves plain receives in those
+ * slots (offload_refused, offload_reason). */
+int mior__socket_gro_supported(char *why, size_t len);
 
 /* UDP GSO, both Linux backends: the largest segment of a GSO send on s, the path MTU's payload
  * on a connected socket, an Ethernet MTU's without one, at most max_bytes. */

@@ -135,13 +135,25 @@ static int connect_peer(mior__sock *s, const mior__io_cfg *cfg) {
  * size, with the size in a UDP_GRO control message.  Only where a slot can hold the largest such
  * buffer (64 KiB): the kernel truncates one that does not fit, losing datagrams.  A kernel or a
  * filter (seccomp) that refuses it leaves plain receives, counted in offload_refused. */
-static void set_gro(mior__sock *s, const mior_options *o) {
+static void set_gro(mior__sock *s, const mior__io_cfg *cfg) {
+  const mior_options *o = cfg->opts;
   s->gro = 0;
   s->offload_refused = 0;
   if ((o->flags & MIOR_OPT_NO_UDP_GRO) || o->buf_size < MIOR__GRO_BUF_SIZE) return;
   int one = 1;
-  if (setsockopt(s->fd, IPPROTO_UDP, UDP_GRO, &one, sizeof one) == 0) s->gro = 1;
-  else s->offload_refused = 1;
+  if (setsockopt(s->fd, IPPROTO_UDP, UDP_GRO, &one, sizeof one) == 0) {
+    s->gro = 1;
+    return;
+  }
+  s->offload_refused = 1;
+  if (cfg->offload_reason)
+    snprintf(cfg->offload_reason, MIOR__REASON_LEN, "GRO: setsockopt(UDP_GRO) refused: %s", strerror(errno));
+}
+
+int mior__socket_gro_supported(char *why, size_t len) {
+  (void)why;
+  (void)len;
+  return 1;
 }
 
 static int open_udp(mior__sock *s, const mior__io_cfg *cfg) {
@@ -153,7 +165,7 @@ static int open_udp(mior__sock *s, const mior__io_cfg *cfg) {
   if (cfg->queues > 1 && setsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
     return fail_errno(s->fd, errno, "setsockopt(SO_REUSEPORT)", "needed for queues > 1");
   set_bufs(s->fd, cfg->opts);
-  set_gro(s, cfg->opts);
+  set_gro(s, cfg);
   mior_addr local = ep->addr;
   if (cfg->queue > 0) local.port = cfg->bound_port;
   mior__sockaddr ss;

@@ -545,4 +545,5 @@ const mior__backend_ops mior__sockets_ops = {
     .event_done = sockets_event_done,
     .tx_queue_meta = sockets_tx_queue_meta,
     .rx_meta_opts = MIOR__RX_META_OPTS,
+    .rx_coalesce = mior__socket_gro_supported,
 };

@@ -12,11 +12,8 @@ typedef struct mior__sock {
   enum mior__kind kind;
   int connected;     /* connected to cfg->peer: sends may omit the destination */
   int rcvall;        /* SIO_RCVALL is on (ip kind receiving TCP) */
-  int gro;           /* never: mior has no Windows receive coalescing (URO) yet */
+  int gro;           /* unused: URO is the sockets backend's (src/win/winsock.c), set at its open */
   int offload_refused;
 } mior__sock;
-
-/* UDP receive coalescing is not used on this OS: udp ports keep the small default slot. */
-#define MIOR__SOCK_HAS_GRO 0
 
 #endif

@@ -10,6 +10,7 @@
 #include "common/internal.h"
 #include "win/error.h"
 #include "common/socket.h"
+#include "win/rx_meta.h"
 
 #define MIOR_DEFAULT_SOCKBUF (4 << 20)
 
@@ -117,6 +118,12 @@ static int open_udp(mior__sock *s, const mior__io_cfg *cfg) {
     char text[64] = "";
     mior_addr_format(&ep->addr, text, sizeof text);
     return fail_wsa(s, "bind", text);
+  }
+  /* Per-packet metadata: only the sockets backend asks (port open refuses it for ioring). */
+  rc = mior__meta_sockopts(s->fd, s->family, cfg->opts->flags & MIOR__RX_META_OPTS);
+  if (rc < 0) {
+    mior__socket_close(s, 0);
+    return rc;
   }
   return connect_peer(s, cfg);
 }

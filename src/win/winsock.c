@@ -22,6 +22,16 @@
  * one.  Where the option is unknown (Wine, Windows before 10 2004) sends stay single, the feature
  * is absent, and that is the whole difference.
  *
+ * Control messages (src/win/rx_meta.c): a udp port with per-packet metadata (MIOR_OPT_RX_*) or
+ * URO on receives with WSARecvMsg, each op with its own WSAMSG and control buffer (the kernel
+ * writes both back on completion); the one parser turns them into the completion's metadata and
+ * URO's segment size (mior__cqe.seg, which the front end splits as a GRO buffer).  Otherwise
+ * receives stay plain WSARecvFrom: nothing is paid for what is off.  A send with a source address
+ * or ECN codepoint goes as WSASendMsg with IP_PKTINFO / IP_ECN, and never joins a USO run.  URO
+ * (UDP_RECV_MAX_COALESCED_SIZE) is asked by default where the stack has it, as Linux asks for UDP
+ * GRO; where it refuses (Wine 8, Windows before 10 2004) receives stay plain, counted and said
+ * why (offload_refused, offload_reason).
+ *
  * The event handle (mior_port_event_handle) is a manual-reset event made at open and named in every
  * OVERLAPPED's hEvent (low bit clear, so the completion still goes to the port too): the kernel
  * sets it when an operation it holds completes.  It is named from the start because Windows takes
@@ -50,6 +60,7 @@
 #include "common/os.h"
 #include "win/error.h"
 #include "common/socket.h"
+#include "win/rx_meta.h"
 
 enum { OP_IDLE = 0, OP_QUEUED = 1, OP_PENDING = 2, OP_IN_RUN = 3 };
 
@@ -84,6 +95,12 @@ struct op {
   uint8_t state;     /* OP_* */
   uint8_t has_dst;
   uso_run *run;      /* tx: the USO run this op heads, or NULL */
+  /* Receives that take control messages (WSARecvMsg), and sends that carry some (WSASendMsg):
+   * the message, which the kernel writes back (namelen, Control.len, dwFlags) when it completes,
+   * and this op's control buffer (MIOR__CMSG_SPACE bytes, made when first needed). */
+  WSAMSG msg;
+  uint8_t *ctl;
+  ULONG ctl_len;     /* tx: bytes of control messages this send carries; 0: a plain WSASendTo */
 };
 
 struct mior__io {
@@ -105,6 +122,11 @@ struct mior__io {
   uso_run *runs;        /* USO_RUNS records ... */
   uint32_t *runs_free;  /* ... and the free ones */
   uint32_t runs_nfree;
+  /* Receives through WSARecvMsg with a control buffer each, where the port needs control
+   * messages (per-packet metadata, or URO's segment size); NULL: plain WSARecvFrom. */
+  LPFN_WSARECVMSG recvmsg;
+  uint8_t *ctl;         /* the ops' control buffers, one block */
+  int uro;              /* URO on: a receive may be a coalesced buffer (cqe.seg) */
 };
 
 #define USO_RUNS 64u
@@ -132,8 +154,12 @@ static void complete_rx(struct mior__io *r, uint32_t slot, int32_t res, int trun
   c->slot = slot;
   c->res = res;
   c->off = 0;
-  c->seg = 0; /* never a coalesced buffer: no receive coalescing on Windows yet */
+  c->seg = 0;
   c->flags = truncated ? MIOR__CQE_TRUNC : 0;
+  if (res >= 0 && r->recvmsg) {
+    op->addrlen = op->msg.namelen;
+    mior__rx_cmsg_meta(&op->msg, c); /* metadata, and URO's segment size */
+  }
   if (res > 0 && r->names) mior__sockaddr_to(&op->addr.sa, op->addrlen, &c->src);
   else memset(&c->src, 0, sizeof c->src);
 }
@@ -191,8 +217,21 @@ static void issue_rx(struct mior__io *r, uint32_t slot) {
   op->flags = 0;
   op->state = OP_PENDING;
   DWORD bytes = 0;
-  int rc = WSARecvFrom(r->sock->fd, &op->wb, 1, &bytes, &op->flags, r->names ? &op->addr.sa : NULL,
-                       r->names ? &op->addrlen : NULL, &op->ov, NULL);
+  int rc;
+  if (r->recvmsg) {
+    memset(&op->msg, 0, sizeof op->msg);
+    op->msg.name = &op->addr.sa;
+    op->msg.namelen = (INT)sizeof op->addr;
+    op->msg.lpBuffers = &op->wb;
+    op->msg.dwBufferCount = 1;
+    op->msg.Control.buf = (CHAR *)op->ctl;
+    op->msg.Control.len = MIOR__CMSG_SPACE;
+    memset(op->ctl, 0, MIOR__CMSG_SPACE); /* what the kernel does not write parses as nothing */
+    rc = r->recvmsg(r->sock->fd, &op->msg, &bytes, &op->ov, NULL);
+  } else {
+    rc = WSARecvFrom(r->sock->fd, &op->wb, 1, &bytes, &op->flags, r->names ? &op->addr.sa : NULL,
+                     r->names ? &op->addrlen : NULL, &op->ov, NULL);
+  }
   r->cnt.submits++;
   if (rc == 0) {
     if (r->skip_on_success) complete_rx(r, slot, (int32_t)bytes, 0);
@@ -215,11 +254,12 @@ static uint32_t uso_run_len(struct mior__io *r) {
   if (!r->uso || r->runs_nfree == 0) return 0;
   const mior__tx_rec *first = mior__tx_fifo_at(&r->txq, 0);
   uint32_t seg = first->len;
-  if (first->has_dst || seg == 0 || seg > USO_MAX_BYTES / 2) return 0;
+  if (first->has_dst || seg == 0 || seg > USO_MAX_BYTES / 2 || r->ops[first->slot].ctl_len) return 0;
   uint32_t n = 1, total = seg;
   while (n < r->txq.len && n < USO_MAX_SEGS) {
     const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, n);
-    if (e->has_dst || e->len == 0 || e->len > seg || total + e->len > USO_MAX_BYTES) break;
+    if (e->has_dst || e->len == 0 || e->len > seg || total + e->len > USO_MAX_BYTES || r->ops[e->slot].ctl_len)
+      break;
     total += e->len;
     n++;
     if (e->len < seg) break; /* a shorter datagram can only end a run */
@@ -287,8 +327,20 @@ static void issue_tx(struct mior__io *r, uint32_t slot) {
   op->wb.len = op->len;
   op->state = OP_PENDING;
   DWORD bytes = 0;
-  int rc = WSASendTo(r->sock->fd, &op->wb, 1, &bytes, 0, op->has_dst ? &op->addr.sa : NULL,
-                     op->has_dst ? op->addrlen : 0, &op->ov, NULL);
+  int rc;
+  if (op->ctl_len) { /* a source address or ECN codepoint of its own */
+    memset(&op->msg, 0, sizeof op->msg);
+    op->msg.name = op->has_dst ? &op->addr.sa : NULL;
+    op->msg.namelen = op->has_dst ? op->addrlen : 0;
+    op->msg.lpBuffers = &op->wb;
+    op->msg.dwBufferCount = 1;
+    op->msg.Control.buf = (CHAR *)op->ctl;
+    op->msg.Control.len = op->ctl_len;
+    rc = WSASendMsg(r->sock->fd, &op->msg, 0, &bytes, &op->ov, NULL);
+  } else {
+    rc = WSASendTo(r->sock->fd, &op->wb, 1, &bytes, 0, op->has_dst ? &op->addr.sa : NULL,
+                   op->has_dst ? op->addrlen : 0, &op->ov, NULL);
+  }
   r->cnt.submits++;
   if (rc == 0) {
     if (r->skip_on_success) complete_tx(r, slot, (int32_t)bytes);
@@ -370,6 +422,7 @@ static void winsock_close(struct mior__io *r) {
   if (r->event) CloseHandle(r->event);
   free(r->runs);
   free(r->runs_free);
+  free(r->ctl);
   free(r->ops);
   mior__tx_fifo_free(&r->txq);
   mior__cq_free(&r->cq);
@@ -400,6 +453,81 @@ static void uso_setup(struct mior__io *r, const mior__io_cfg *cfg, uint32_t *fea
   r->runs_nfree = USO_RUNS;
   r->uso = 1;
   *features |= MIOR_FEAT_WINSOCK_USO;
+}
+
+/* The ops' control buffers, one block, made the first time a receive or a send needs one. */
+static int ctl_alloc(struct mior__io *r) {
+  if (r->ctl) return 0;
+  r->ctl = calloc(r->region.buf_count, MIOR__CMSG_SPACE);
+  if (!r->ctl) return mior__fail(-ENOMEM, "out of memory for %u control buffers", r->region.buf_count);
+  for (uint32_t i = 0; i < r->region.buf_count; i++) r->ops[i].ctl = r->ctl + (size_t)i * MIOR__CMSG_SPACE;
+  return 0;
+}
+
+/* WSARecvMsg is an extension of the socket's provider, asked for by its GUID. */
+static LPFN_WSARECVMSG recvmsg_fn(SOCKET fd) {
+  GUID id = WSAID_WSARECVMSG;
+  LPFN_WSARECVMSG fn = NULL;
+  DWORD bytes = 0;
+  if (WSAIoctl(fd, SIO_GET_EXTENSION_FUNCTION_POINTER, &id, sizeof id, &fn, sizeof fn, &bytes, NULL, NULL) != 0)
+    return NULL;
+  return fn;
+}
+
+/* URO was asked for (a udp port that receives, without MIOR_OPT_NO_UDP_GRO) and is off: counted
+ * as Linux counts a refused UDP_GRO, and said why. */
+static void uro_refused(struct mior__io *r, const mior__io_cfg *cfg, const char *why) {
+  r->cnt.offload_refused++;
+  if (cfg->offload_reason) snprintf(cfg->offload_reason, MIOR__REASON_LEN, "%s", why);
+}
+
+/* UDP receive coalescing (URO, UDP_RECV_MAX_COALESCED_SIZE), as Linux's UDP GRO: on by default
+ * for a udp port that receives, where the stack has it (Windows 10 2004 / Server 2022; Wine 8
+ * refuses it, so there receives stay plain) and the slots hold a coalesced buffer (the transport
+ * chose 64 KiB slots because the stack has it, or the caller did; smaller slots keep it off
+ * quietly, as on Linux).  A coalesced receive names its segment size in a UDP_COALESCED_INFO
+ * control message, so URO needs WSARecvMsg (r->recvmsg, set first). */
+static void uro_setup(struct mior__io *r, const mior__io_cfg *cfg, uint32_t *features) {
+  if (r->sock->kind != MIOR__KIND_UDP || (cfg->opts->flags & (MIOR_OPT_NO_UDP_GRO | MIOR_OPT_NO_RX))) return;
+  char why[128];
+  if (!mior__uro_supported(why, sizeof why)) {
+    uro_refused(r, cfg, why);
+    return;
+  }
+  if (r->region.buf_size < MIOR__GRO_BUF_SIZE) return;
+  if (!r->recvmsg) {
+    uro_refused(r, cfg, "URO: the socket's provider has no WSARecvMsg to read segment sizes with");
+    return;
+  }
+  DWORD err = mior__uro_enable(r->sock->fd);
+  if (err) {
+    snprintf(why, sizeof why, "URO: UDP_RECV_MAX_COALESCED_SIZE refused on this socket (Windows error %lu)",
+             (unsigned long)err);
+    uro_refused(r, cfg, why);
+    return;
+  }
+  r->uro = 1;
+  *features |= MIOR_FEAT_WINSOCK_URO;
+}
+
+/* Receives take control messages where the port asked for metadata (the socket layer turned the
+ * options on at open) or may get URO: then WSARecvMsg, with a control buffer per op. */
+static int rx_msg_setup(struct mior__io *r, const mior__io_cfg *cfg, uint32_t *features) {
+  if (r->sock->kind != MIOR__KIND_UDP || (cfg->opts->flags & MIOR_OPT_NO_RX)) return 0;
+  int meta = (cfg->opts->flags & MIOR__RX_META_OPTS) != 0;
+  int uro_wanted = !(cfg->opts->flags & MIOR_OPT_NO_UDP_GRO) && r->region.buf_size >= MIOR__GRO_BUF_SIZE &&
+                   mior__uro_supported(NULL, 0);
+  if (meta || uro_wanted) {
+    r->recvmsg = recvmsg_fn(r->sock->fd);
+    if (!r->recvmsg && meta)
+      return mior__fail(-EOPNOTSUPP, "MIOR_OPT_RX_*: the socket's provider has no WSARecvMsg, which "
+                        "per-packet metadata needs");
+    if (r->recvmsg && ctl_alloc(r) < 0) return -ENOMEM;
+  }
+  uro_setup(r, cfg, features);
+  /* Metadata alone needs WSARecvMsg; URO alone too, but only once it is on. */
+  if (!meta && !r->uro) r->recvmsg = NULL;
+  return 0;
 }
 
 static int winsock_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features) {
@@ -439,6 +567,11 @@ static int winsock_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t
                                                                 FILE_SKIP_SET_EVENT_ON_HANDLE))
     r->skip_on_success = 1;
   uso_setup(r, cfg, features);
+  rc = rx_msg_setup(r, cfg, features);
+  if (rc < 0) {
+    winsock_close(r);
+    return rc;
+  }
   *out = r;
   return 0;
 }
@@ -464,8 +597,27 @@ static int winsock_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uin
   op->off = off;
   op->len = len;
   op->has_dst = dst != NULL;
+  op->ctl_len = 0;
   if (dst) op->addrlen = mior__sockaddr_from(dst, &op->addr);
   return mior__tx_fifo_push(&r->txq, slot, off, len, dst != NULL);
+}
+
+/* A send with its own source address or ECN codepoint: WSASendMsg with IP_PKTINFO / IPV6_PKTINFO
+ * and IP_ECN / IPV6_ECN control messages (Microsoft's "Winsock explicit congestion notification"),
+ * which Windows does not let an application send Congestion Experienced (it fails the send with
+ * WSAEINVAL): refused here at once, with the reason. */
+static int winsock_tx_queue_meta(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
+                                 const mior_addr *dst, uint32_t flags, const mior__pkt_meta *meta) {
+  if ((flags & MIOR_PKT_ECN) && meta->ecn == 3)
+    return mior__fail(-EINVAL, "mior_tx_send: Windows does not let an application send the CE "
+                      "codepoint (ECN 3); only a congested router sets it");
+  if (r->txq.len == r->txq.cap) return -EAGAIN;
+  int rc = ctl_alloc(r);
+  if (rc < 0) return rc;
+  rc = winsock_tx_queue(r, slot, off, len, dst);
+  if (rc < 0) return rc;
+  r->ops[slot].ctl_len = mior__tx_cmsg_meta(r->ops[slot].ctl, MIOR__CMSG_SPACE, r->sock->family, flags, meta);
+  return rc;
 }
 
 static int winsock_submit(struct mior__io *r, int wait, int64_t timeout_us) {
@@ -547,4 +699,7 @@ const mior__backend_ops mior__winsock_ops = {
     .event_open = winsock_event_open,
     .event_clear = winsock_event_clear,
     .event_done = winsock_event_done,
+    .tx_queue_meta = winsock_tx_queue_meta,
+    .rx_meta_opts = MIOR__RX_META_OPTS,
+    .rx_coalesce = mior__uro_supported,
 };

@@ -272,3 +272,121 @@ int tt_icmp_echo_from(int ns_fd, const char *ip, int count, uint16_t id) {
   close(s);
   return replies;
 }
+
+/* --- a plain OS socket as the other end of a metadata test ------------------------------------ */
+
+#include <netinet/in.h>
+#include <poll.h>
+
+struct tt_peer {
+  int fd;
+  int v6;
+};
+
+tt_peer *tt_peer_open(int v6) {
+  tt_peer *k = calloc(1, sizeof *k);
+  REQUIRE(k != NULL);
+  k->v6 = v6;
+  k->fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  REQUIRE(k->fd >= 0);
+  int one = 1;
+  if (v6) {
+    REQUIRE(setsockopt(k->fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof one) == 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    REQUIRE(bind(k->fd, (struct sockaddr *)&a, sizeof a) == 0);
+  } else {
+    REQUIRE(setsockopt(k->fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one) == 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr = {htonl(INADDR_LOOPBACK)}};
+    REQUIRE(bind(k->fd, (struct sockaddr *)&a, sizeof a) == 0);
+  }
+  return k;
+}
+
+void tt_peer_close(tt_peer *k) {
+  if (!k) return;
+  close(k->fd);
+  free(k);
+}
+
+mior_addr tt_peer_addr(const tt_peer *k) {
+  union {
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } a;
+  socklen_t al = sizeof a;
+  REQUIRE(getsockname(k->fd, (struct sockaddr *)&a, &al) == 0);
+  mior_addr m;
+  memset(&m, 0, sizeof m);
+  m.family = k->v6 ? MIOR_AF_INET6 : MIOR_AF_INET;
+  m.port = ntohs(k->v6 ? a.in6.sin6_port : a.in.sin_port);
+  memcpy(m.addr, k->v6 ? (void *)&a.in6.sin6_addr : (void *)&a.in.sin_addr, k->v6 ? 16 : 4);
+  return m;
+}
+
+int tt_peer_send(tt_peer *k, const uint8_t *addr, uint16_t port, int ecn, const void *buf, size_t len) {
+  union {
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } a;
+  memset(&a, 0, sizeof a);
+  socklen_t al;
+  if (k->v6) {
+    a.in6.sin6_family = AF_INET6;
+    a.in6.sin6_port = htons(port);
+    memcpy(&a.in6.sin6_addr, addr, 16);
+    al = sizeof a.in6;
+    if (setsockopt(k->fd, IPPROTO_IPV6, IPV6_TCLASS, &ecn, sizeof ecn) != 0) return -1;
+  } else {
+    a.in.sin_family = AF_INET;
+    a.in.sin_port = htons(port);
+    memcpy(&a.in.sin_addr, addr, 4);
+    al = sizeof a.in;
+    if (setsockopt(k->fd, IPPROTO_IP, IP_TOS, &ecn, sizeof ecn) != 0) return -1;
+  }
+  return sendto(k->fd, buf, len, 0, (struct sockaddr *)&a, al) == (ssize_t)len ? 1 : -1;
+}
+
+int tt_peer_recv(tt_peer *k, uint8_t *from, int *ecn, uint8_t *buf, size_t cap, int ms) {
+  struct pollfd pfd = {.fd = k->fd, .events = POLLIN, .revents = 0};
+  if (poll(&pfd, 1, ms) != 1) return -1;
+  union {
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } a;
+  union {
+    char b[256];
+    struct cmsghdr align;
+  } ctl;
+  struct iovec iov = {buf, cap};
+  struct msghdr m = {.msg_name = &a, .msg_namelen = sizeof a, .msg_iov = &iov, .msg_iovlen = 1,
+                     .msg_control = ctl.b, .msg_controllen = sizeof ctl.b};
+  ssize_t n = recvmsg(k->fd, &m, 0);
+  if (n < 0) return -1;
+  *ecn = -1;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) *ecn = *(uint8_t *)CMSG_DATA(c) & 3;
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS) {
+      int tc;
+      memcpy(&tc, CMSG_DATA(c), sizeof tc);
+      *ecn = tc & 3;
+    }
+  }
+  if (k->v6) memcpy(from, &a.in6.sin6_addr, 16);
+  else memcpy(from, &a.in.sin_addr, 4);
+  return (int)n;
+}
+
+uint64_t tt_realtime_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int tt_os_send_meta(const char **why) {
+  *why = NULL;
+  return 1;
+}
+
+int tt_peer_fd(const tt_peer *k) {
+  return k->fd;
+}

@@ -392,4 +392,5 @@ const mior__backend_ops mior__uring_ops = {
     .event_done = uring_event_done,
     .tx_queue_meta = mior__uring_tx_queue_meta,
     .rx_meta_opts = MIOR__RX_META_OPTS,
+    .rx_coalesce = mior__socket_gro_supported,
 };
