@@ -9,8 +9,15 @@
  * offload_refused and explained in offload_reason, and the same traffic arrives whole.  Only the
  * fallback has run here (under Wine), never URO itself: the log says which one ran.
  * MIOR_OPT_NO_UDP_GRO turns URO off without a count or a reason, as it turns GRO off on Linux.
+ * The one control-message parser (src/win/rx_meta.c) is also fed hand-built buffers: it reads the
+ * segment size and metadata there, and nothing past a short, overlong or cut message.
  */
+#include <winsock2.h> /* before windows.h (transport_os.h) */
+#include <ws2tcpip.h>
+#include <mswsock.h>
+
 #include "transport_os.h"
+#include "win/rx_meta.h"
 
 static void body_uro(const tt_variant *v) {
   enum { N = 2000 };
@@ -71,6 +78,83 @@ static void body_uro_off(const tt_variant *v) {
   CHECK_EQ(mior_transport_close(t), 0);
 }
 
+/* The one parser of a receive's control messages reads what is there and nothing past it: a
+ * segment size and an arrival address are read, and a header whose length is too small, runs
+ * past the buffer, or a buffer cut inside a header, end the walk without reading further. */
+static void parser_bounds(void) {
+  union {
+    char b[MIOR__CMSG_SPACE];
+    WSACMSGHDR align;
+  } ctl;
+  memset(&ctl, 0, sizeof ctl);
+  WSAMSG m;
+  memset(&m, 0, sizeof m);
+  m.Control.buf = ctl.b;
+  WSACMSGHDR *h = (WSACMSGHDR *)ctl.b;
+  h->cmsg_level = IPPROTO_UDP;
+  h->cmsg_type = 3; /* UDP_COALESCED_INFO */
+  h->cmsg_len = WSA_CMSG_LEN(sizeof(DWORD));
+  DWORD seg = 1200;
+  memcpy(WSA_CMSG_DATA(h), &seg, sizeof seg);
+  WSACMSGHDR *h2 = (WSACMSGHDR *)(ctl.b + WSA_CMSG_SPACE(sizeof(DWORD)));
+  h2->cmsg_level = IPPROTO_IP;
+  h2->cmsg_type = IP_PKTINFO;
+  h2->cmsg_len = WSA_CMSG_LEN(sizeof(IN_PKTINFO));
+  IN_PKTINFO pi;
+  memset(&pi, 0, sizeof pi);
+  pi.ipi_addr.s_addr = htonl(0x7f000002);
+  memcpy(WSA_CMSG_DATA(h2), &pi, sizeof pi);
+  ULONG both = (ULONG)(WSA_CMSG_SPACE(sizeof(DWORD)) + WSA_CMSG_SPACE(sizeof(IN_PKTINFO)));
+  mior__cqe c;
+  memset(&c, 0, sizeof c);
+  m.Control.len = both;
+  mior__rx_cmsg_meta(&m, &c);
+  CHECK_EQ(c.seg, 1200);
+  CHECK_EQ(c.flags, MIOR_PKT_LOCAL);
+  CHECK_EQ(c.meta.local.family, MIOR_AF_INET);
+  CHECK_EQ(c.meta.local.addr[3], 2);
+  /* The buffer ends inside the second message: only the first is read. */
+  memset(&c, 0, sizeof c);
+  m.Control.len = both - 1;
+  mior__rx_cmsg_meta(&m, &c);
+  CHECK_EQ(c.seg, 1200);
+  CHECK_EQ(c.flags, 0);
+  /* A first length past the buffer, or below a header: nothing is read. */
+  h->cmsg_len = both + 64;
+  memset(&c, 0, sizeof c);
+  m.Control.len = both;
+  mior__rx_cmsg_meta(&m, &c);
+  CHECK(c.seg == 0 && c.flags == 0);
+  h->cmsg_len = 3;
+  mior__rx_cmsg_meta(&m, &c);
+  CHECK(c.seg == 0 && c.flags == 0);
+  /* A message too short for its type is skipped, the next still read. */
+  h->cmsg_len = WSA_CMSG_LEN(2);
+  mior__rx_cmsg_meta(&m, &c);
+  CHECK_EQ(c.seg, 0);
+  CHECK_EQ(c.flags, MIOR_PKT_LOCAL);
+  /* No buffer at all. */
+  m.Control.buf = NULL;
+  memset(&c, 0, sizeof c);
+  mior__rx_cmsg_meta(&m, &c);
+  CHECK(c.seg == 0 && c.flags == 0);
+  /* What a send carries parses back to what was asked. */
+  mior__pkt_meta pm;
+  memset(&pm, 0, sizeof pm);
+  pm.local.family = MIOR_AF_INET;
+  pm.local.addr[0] = 127;
+  pm.local.addr[3] = 5;
+  pm.ecn = 2;
+  m.Control.buf = ctl.b;
+  m.Control.len = mior__tx_cmsg_meta(ctl.b, sizeof ctl.b, AF_INET, MIOR_PKT_LOCAL | MIOR_PKT_ECN, &pm);
+  memset(&c, 0, sizeof c);
+  mior__rx_cmsg_meta(&m, &c);
+  CHECK_EQ(c.flags, MIOR_PKT_LOCAL | MIOR_PKT_ECN);
+  CHECK_EQ(c.meta.local.addr[3], 5);
+  CHECK_EQ(c.meta.ecn, 2);
+  printf("  control-message parser bounds: %s\n", test_failures ? "FAILED" : "ok");
+}
+
 static const tt_config sockets_only[] = {{"", MIOR_BACKEND_SOCKETS, 0, 0, 0}};
 
 static const tt_test tests[] = {
@@ -80,6 +164,7 @@ static const tt_test tests[] = {
 
 int main(void) {
   tt_watchdog(50);
+  parser_bounds();
   if (tt_run(tests, sizeof tests / sizeof tests[0]) == 0) TEST_SKIP("no sockets backend here");
   TEST_DONE();
 }
