@@ -245,8 +245,8 @@ static int submit_ring(struct mior__io *r, UINT32 wait_ops, UINT32 ms) {
 /* Rings closed with operations still running: never closed, their memory never freed. */
 static volatile LONG rings_leaked;
 
-static void ioring_close(struct mior__io *r) {
-  if (!r) return;
+static int ioring_close(struct mior__io *r) {
+  if (!r) return 0;
   int leak = 0;
   if (r->ring) {
     /* CloseIoRing neither cancels nor waits: an operation still running when it returns goes on
@@ -282,7 +282,7 @@ static void ioring_close(struct mior__io *r) {
     }
   }
   mior__socket_close(r->sock, 0);
-  if (leak) return;
+  if (leak) return 1;
   if (r->event) CloseHandle(r->event);
   free(r->state);
   free(r->tx_asked);
@@ -292,6 +292,7 @@ static void ioring_close(struct mior__io *r) {
   mior__tx_fifo_free(&r->txw);
   mior__cq_free(&r->cq);
   free(r);
+  return 0;
 }
 
 /* Run one registration entry to completion at open.  A SubmitIoRing that fails leaves the entry
@@ -510,18 +511,21 @@ static int ioring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t 
   if (rc < 0) goto fail;
   rc = register_socket(r, features);
   if (rc < 0) goto fail;
-  if (!(o->flags & MIOR_OPT_NO_REGISTERED_BUFFERS)) {
-    rc = register_pool(r, features);
-    if (rc < 0) goto fail;
-  }
   r->tx_ring = api->has_write;
   if (!r->tx_ring) *features |= MIOR_FEAT_TX_WINSOCK;
   /* The IoRing says it is a user-mode emulation (IORING_FEATURE_UM_EMULATION): say so too. */
   if (api->caps.FeatureFlags & MIOR_IORING_FEATURE_UM_EMULATION) *features |= MIOR_FEAT_IORING_EMULATION;
   rc = set_completion_event(r);
   if (rc < 0) goto fail;
+  /* The probe before the pool's registration: a probe READ that never ends leaves this ring
+   * allocated (ioring_close), and the failed open then frees the pool, which the ring must not
+   * have registered (issue 13). */
   rc = probe_read(r);
   if (rc < 0) goto fail;
+  if (!(o->flags & MIOR_OPT_NO_REGISTERED_BUFFERS)) {
+    rc = register_pool(r, features);
+    if (rc < 0) goto fail;
+  }
   *out = r;
   return 0;
 
