@@ -53,6 +53,9 @@ const tt_variant *tt_os_variants(size_t *n);
 /* Bulk transfers move every packet their test asks for. */
 #define TT_OS_BULK_DIV 1
 
+/* Datagrams a sender may keep ahead of a 1024-slot port's receiver: what the socket holds. */
+#define TT_OS_UDP_WINDOW 512u
+
 /* No Linux row sets an environment switch yet; this serves the first that does. */
 void tt_os_setenv(const char *assignment, int set);
 

@@ -33,6 +33,10 @@ const tt_variant *tt_os_variants(size_t *n);
  * fills every queue and slot many times over. */
 #define TT_OS_BULK_DIV 4
 
+/* Datagrams a sender may keep ahead of a 1024-slot port's receiver: the receives Winsock keeps
+ * posted (half the pool); Wine's socket buffer holds few more. */
+#define TT_OS_UDP_WINDOW 256u
+
 /* _putenv("NAME=") removes NAME; the C runtime keeps its own copy of what it is given. */
 void tt_os_setenv(const char *assignment, int set);
 
