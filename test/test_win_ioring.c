@@ -287,6 +287,13 @@ static mior_options ioring_opts(void) {
   return o;
 }
 
+/* A port connected to itself (its only possible peer): its endpoint and peer, on a free port. */
+static void self_ends(char ep[64], char peer[64]) {
+  uint16_t p = free_port();
+  snprintf(ep, 64, "udp://127.0.0.1:%u", p);
+  snprintf(peer, 64, "127.0.0.1:%u", p);
+}
+
 /* Defect 6: IORING_FEATURE_UM_EMULATION is reported, in the features of the port's statistics. */
 static void emu_feature(void) {
   printf("  emulation feature flag\n");
@@ -408,10 +415,8 @@ static void emu_close_cancel_deaf(void) {
 static void emu_registration_submit_fails(void) {
   printf("  registration submit fails\n");
   mior_ioring_emu_stats before = emu_now();
-  uint16_t p = free_port();
   char ep[64], peer[64];
-  snprintf(ep, sizeof ep, "udp://127.0.0.1:%u", p);
-  snprintf(peer, sizeof peer, "127.0.0.1:%u", p);
+  self_ends(ep, peer);
   for (int skip = 0; skip <= 1; skip++) {
     /* skip 0: the submit of the socket's registration fails; 1: the pool's, which comes after the
      * socket's and the open probe's two (its READ, its cancel). */
@@ -439,10 +444,8 @@ static void emu_registration_submit_fails(void) {
  * room for their completions. */
 static void emu_small_ring(void) {
   printf("  small ring: receives and sends on one port\n");
-  uint16_t p = free_port();
   char ep[64], peer[64];
-  snprintf(ep, sizeof ep, "udp://127.0.0.1:%u", p);
-  snprintf(peer, sizeof peer, "127.0.0.1:%u", p);
+  self_ends(ep, peer);
   mior_options o = ioring_opts();
   o.sq_entries = 16;
   o.cq_entries = 32;
@@ -510,10 +513,8 @@ static mior_ioring_emu_stats wait_stuck_done(const mior_ioring_emu_stats *before
 static void emu_stuck_open(void) {
   printf("  a READ that outlives every cancel, at open\n");
   mior_ioring_emu_stats before = emu_now();
-  uint16_t port = free_port();
   char ep[64], peer[64];
-  snprintf(ep, sizeof ep, "udp://127.0.0.1:%u", port);
-  snprintf(peer, sizeof peer, "127.0.0.1:%u", port);
+  self_ends(ep, peer);
   mior_options o = ioring_opts();
   o.peer = peer;
   mior_transport *t = NULL;
