@@ -164,8 +164,9 @@ static int feed_cancel(struct mior__io *r) {
 static uint32_t feed_outstanding(struct mior__io *r) {
   return r->rx_n + r->tx_n;
 }
-static void feed_close(struct mior__io *r) {
+static int feed_close(struct mior__io *r) {
   free(r);
+  return 0;
 }
 
 static const mior__backend_ops feed_ops = {

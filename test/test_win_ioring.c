@@ -16,7 +16,9 @@
  * leaving the entry to read a freed array later), a completion queue that must keep room for
  * cancels and for sends, SubmitIoRing waits that time out with entries queued, and the
  * emulation's own feature flag.  The emulation's statistics then show that no operation was still
- * running when a ring was closed.
+ * running when a ring was closed.  Issue 13: READs that outlive every cancel (the emulation's
+ * stuck=MS) leave their ring allocated, at open (the probe) and at close; memory registered with
+ * such a ring, and memory those READs write into later, must still be allocated when they end.
  */
 #include <windows.h>
 
@@ -285,6 +287,13 @@ static mior_options ioring_opts(void) {
   return o;
 }
 
+/* A port connected to itself (its only possible peer): its endpoint and peer, on a free port. */
+static void self_ends(char ep[64], char peer[64]) {
+  uint16_t p = free_port();
+  snprintf(ep, 64, "udp://127.0.0.1:%u", p);
+  snprintf(peer, 64, "127.0.0.1:%u", p);
+}
+
 /* Defect 6: IORING_FEATURE_UM_EMULATION is reported, in the features of the port's statistics. */
 static void emu_feature(void) {
   printf("  emulation feature flag\n");
@@ -406,16 +415,15 @@ static void emu_close_cancel_deaf(void) {
 static void emu_registration_submit_fails(void) {
   printf("  registration submit fails\n");
   mior_ioring_emu_stats before = emu_now();
-  uint16_t p = free_port();
   char ep[64], peer[64];
-  snprintf(ep, sizeof ep, "udp://127.0.0.1:%u", p);
-  snprintf(peer, sizeof peer, "127.0.0.1:%u", p);
+  self_ends(ep, peer);
   for (int skip = 0; skip <= 1; skip++) {
-    /* skip 0: the submit of the socket's registration fails; 1: the pool's. */
+    /* skip 0: the submit of the socket's registration fails; 1: the pool's, which comes after the
+     * socket's and the open probe's two (its READ, its cancel). */
     mior_options o = ioring_opts();
     o.peer = peer;
     mior_transport *t = NULL;
-    emu_set(skip ? "fail_skip=1" : "fail_skip=0");
+    emu_set(skip ? "fail_skip=3" : "fail_skip=0");
     emu_set("fail_submit=1");
     int rc = mior_transport_open(&t, ep, &o, NULL);
     printf("    open -> %d: %s\n", rc, rc < 0 ? mior_last_error() : "opened");
@@ -436,10 +444,8 @@ static void emu_registration_submit_fails(void) {
  * room for their completions. */
 static void emu_small_ring(void) {
   printf("  small ring: receives and sends on one port\n");
-  uint16_t p = free_port();
   char ep[64], peer[64];
-  snprintf(ep, sizeof ep, "udp://127.0.0.1:%u", p);
-  snprintf(peer, sizeof peer, "127.0.0.1:%u", p);
+  self_ends(ep, peer);
   mior_options o = ioring_opts();
   o.sq_entries = 16;
   o.cq_entries = 32;
@@ -485,6 +491,86 @@ static void emu_idle_waits(void) {
   CHECK_EQ(mior_transport_close(rx), 0);
 }
 
+/* Rings the tests below leave allocated on purpose (an operation outlived every cancel). */
+static LONG64 leaked_rings;
+
+/* Wait (bounded) until the stuck READs started since `before` have ended: n of them. */
+static mior_ioring_emu_stats wait_stuck_done(const mior_ioring_emu_stats *before, LONG64 n) {
+  mior_ioring_emu_stats now = emu_now();
+  int64_t deadline = now_ms() + 10000;
+  while (now.stuck_done - before->stuck_done < n && now_ms() < deadline) {
+    Sleep(20);
+    now = emu_now();
+  }
+  return now;
+}
+
+/* Issue 13: a ring the backend leaves allocated because an operation outlived every cancel must not
+ * outlive the memory registered with it.  A READ that ignores cancels (stuck) makes the open's
+ * probe time out, the open fails, and its ring is left allocated, still open; the failed open then
+ * frees the port's pool.  When the READ ends, every buffer still registered with that ring must be
+ * allocated memory: so the pool must never have been registered with it (or must be kept). */
+static void emu_stuck_open(void) {
+  printf("  a READ that outlives every cancel, at open\n");
+  mior_ioring_emu_stats before = emu_now();
+  char ep[64], peer[64];
+  self_ends(ep, peer);
+  mior_options o = ioring_opts();
+  o.peer = peer;
+  mior_transport *t = NULL;
+  /* Longer than the probe's wait and close's wait together, so that the ring is left allocated. */
+  emu_set("stuck=4500");
+  int64_t t0 = now_ms();
+  int rc = mior_transport_open(&t, ep, &o, NULL);
+  emu_set("stuck=0");
+  printf("    open -> %d after %lld ms: %s\n", rc, (long long)(now_ms() - t0), mior_last_error());
+  CHECK_EQ(rc, -EOPNOTSUPP);
+  CHECK(t == NULL);
+  mior_ioring_emu_stats mid = emu_now();
+  CHECK_EQ(mid.rings_created - before.rings_created, 1);
+  CHECK_EQ(mid.rings_closed - before.rings_closed, 0); /* left allocated: the case under test */
+  mior_ioring_emu_stats after = wait_stuck_done(&before, 1);
+  printf("    stuck READ ended: %lld registered buffer(s) found freed, %lld write(s) into freed memory\n",
+         (long long)(after.registered_freed - before.registered_freed),
+         (long long)(after.writes_to_freed - before.writes_to_freed));
+  CHECK_EQ(after.stuck_done - before.stuck_done, 1);
+  CHECK_EQ(after.registered_freed - before.registered_freed, 0);
+  CHECK_EQ(after.writes_to_freed - before.writes_to_freed, 0);
+  leaked_rings += after.rings_created - after.rings_closed - (before.rings_created - before.rings_closed);
+}
+
+/* ... and at close: receives that outlive every cancel keep the port's pool allocated (close
+ * reports it, -ETIMEDOUT with the reason), so that when they end they write into live memory. */
+static void emu_stuck_close(void) {
+  printf("  READs that outlive every cancel, at close\n");
+  mior_ioring_emu_stats before = emu_now();
+  counter c;
+  mior_transport *rx = NULL, *tx = NULL;
+  open_pair(ioring_opts(), &c, &rx, &tx);
+  mior_port *rxp = mior_transport_port(rx, 0), *txp = mior_transport_port(tx, 0);
+  CHECK_EQ(exchange(txp, rxp, &c, 0, 50, NULL), 50);
+  /* Receives that complete are posted again (a batch at a time), now stuck. */
+  emu_set("stuck=3000");
+  CHECK_EQ(exchange(txp, rxp, &c, 50, 150, NULL), 150);
+  mior_port_poll(rxp, 0, 0);
+  emu_set("stuck=0");
+  CHECK_EQ(c.got, 200);
+  LONG64 stuck = emu_now().stuck_started - before.stuck_started;
+  CHECK(stuck > 0);
+  int rc = mior_transport_close(rx);
+  printf("    %lld stuck READ(s); close -> %d: %s\n", (long long)stuck, rc, mior_last_error());
+  CHECK_EQ(rc, -ETIMEDOUT);
+  CHECK(strstr(mior_last_error(), "left allocated") != NULL);
+  CHECK_EQ(mior_transport_close(tx), 0);
+  mior_ioring_emu_stats after = wait_stuck_done(&before, stuck);
+  printf("    %lld ended, %lld write(s) into freed memory\n", (long long)(after.stuck_done - before.stuck_done),
+         (long long)(after.writes_to_freed - before.writes_to_freed));
+  CHECK_EQ(after.stuck_done - before.stuck_done, stuck);
+  CHECK_EQ(after.writes_to_freed - before.writes_to_freed, 0);
+  CHECK_EQ(after.registered_freed - before.registered_freed, 0);
+  leaked_rings += after.rings_created - after.rings_closed - (before.rings_created - before.rings_closed);
+}
+
 static void check_emulation(void) {
   emu_control = (mior_ioring_emu_control_fn)(void (*)(void))GetProcAddress(emu, MIOR_IORING_EMU_CONTROL);
   emu_stats = (mior_ioring_emu_stats_fn)(void (*)(void))GetProcAddress(emu, MIOR_IORING_EMU_STATS);
@@ -501,6 +587,11 @@ static void check_emulation(void) {
     emu_registration_submit_fails();
     emu_small_ring();
     emu_idle_waits();
+    /* Seconds each (they wait out the cancels): in one configuration only. */
+    if (strcmp(getenv("MIOR_IORING_EMU"), "version=3") == 0) {
+      emu_stuck_open();
+      emu_stuck_close();
+    }
   }
   mior_ioring_emu_stats st = emu_now();
   printf("  emulation: %lld rings created, %lld closed, %lld operations started, %lld running at a "
@@ -509,7 +600,7 @@ static void check_emulation(void) {
          (long long)st.rings_created, (long long)st.rings_closed, (long long)st.ops_started,
          (long long)st.in_flight_at_close, (long long)st.late_completions,
          (long long)st.stale_registrations, (long long)st.cq_overflow, (long long)st.cq_too_full);
-  CHECK_EQ(st.rings_created, st.rings_closed);
+  CHECK_EQ(st.rings_created - st.rings_closed, leaked_rings);
   CHECK_EQ(st.in_flight_at_close, 0);
   CHECK_EQ(st.late_completions, 0);
   CHECK_EQ(st.stale_registrations, 0);

@@ -56,6 +56,9 @@ const tt_variant *tt_os_variants(size_t *n);
 /* With MIOR_OPT_RX_TIMESTAMP, every datagram carries a receive timestamp (SO_TIMESTAMPNS). */
 #define TT_OS_RX_TIMESTAMP_EVERY 1
 
+/* Datagrams a sender may keep ahead of a 1024-slot port's receiver: what the socket holds. */
+#define TT_OS_UDP_WINDOW 512u
+
 /* No Linux row sets an environment switch yet; this serves the first that does. */
 void tt_os_setenv(const char *assignment, int set);
 

@@ -293,6 +293,25 @@ int tt_run_test(const tt_test *t);
 /* Run a test list; how many runs there were, so that main can turn "none" into a skip. */
 int tt_run(const tt_test *tests, size_t n);
 
+/* --- the system's own UDP socket, and waiting on an event handle (each OS fixture) ------------ */
+
+/* A plain UDP socket of the system (a kernel socket on Linux, Winsock on Windows) bound to
+ * 127.0.0.1 on a free port, whose address goes to *local: the peer a test talks to without mior. */
+intptr_t tt_os_udp4(mior_addr *local);
+/* Send payload seq (tt_fill, len bytes) from s to `to`; the test ends if it is not sent whole. */
+void tt_os_udp_send(intptr_t s, const mior_addr *to, uint32_t seq, uint32_t len);
+void tt_os_udp_close(intptr_t s);
+
+/* 1 if the event handle (mior_port_event_handle) is readable, or becomes so within ms: Linux poll
+ * for POLLIN, Windows WaitForSingleObject (signalled). */
+int tt_os_ready(mior_handle h, int ms);
+/* Wait on h the way an application's loop does: Linux an epoll instance over it, edge-triggered if
+ * edge is set; Windows the event itself (a manual-reset event has no edge mode: edge is ignored).
+ * tt_os_waiter_wait: 1 if woken within ms, else 0. */
+intptr_t tt_os_waiter_open(mior_handle h, int edge);
+int tt_os_waiter_wait(intptr_t w, int ms);
+void tt_os_waiter_close(intptr_t w);
+
 /* --- UDP between transports on loopback, under a variant ------------------------------------- */
 
 /* A UDP port on host that was free a moment ago (opened and closed through the sockets backend). */

@@ -37,6 +37,10 @@ const tt_variant *tt_os_variants(size_t *n);
  * for it (Microsoft's "Winsock timestamping": "if available"). */
 #define TT_OS_RX_TIMESTAMP_EVERY 0
 
+/* Datagrams a sender may keep ahead of a 1024-slot port's receiver: the receives Winsock keeps
+ * posted (half the pool); Wine's socket buffer holds few more. */
+#define TT_OS_UDP_WINDOW 256u
+
 /* _putenv("NAME=") removes NAME; the C runtime keeps its own copy of what it is given. */
 void tt_os_setenv(const char *assignment, int set);
 

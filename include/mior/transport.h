@@ -231,10 +231,13 @@ typedef intptr_t mior_handle;
 /* The port's event handle, for epoll, poll, select, libuv's uv_poll_t or any loop: Linux a file
  * descriptor that becomes readable when the port has work ready (io_uring: an eventfd registered
  * with the ring, signalled by the kernel as completions arrive; sockets: an epoll descriptor
- * over the socket and an eventfd of the port's own).  Windows, Winsock backend: a manual-reset
- * event HANDLE (cast the intptr_t), signalled when work is ready, for WaitForSingleObject /
- * WaitForMultipleObjects / RegisterWaitForSingleObject; "readable" below means "signalled"
- * (tested under Wine only, never run on Windows).  Not on IoRing (-EOPNOTSUPP).  Created on the first call (on the driving
+ * over the socket and an eventfd of the port's own).  Windows: a manual-reset event HANDLE (cast
+ * the intptr_t), signalled when work is ready, for WaitForSingleObject / WaitForMultipleObjects /
+ * RegisterWaitForSingleObject; "readable" below means "signalled" (tested under Wine only, never
+ * run on Windows).  Winsock backend: an event every operation names.  IoRing backend: the ring's
+ * completion event (SetIoRingCompletionEvent; tested only against the IoRing emulation); a ring
+ * without IORING_FEATURE_SET_COMPLETION_EVENT has none: -EOPNOTSUPP with the reason, and the port
+ * is driven with mior_port_poll instead.  Created on the first call (on the driving
  * thread: the call binds the port like mior_port_poll); later calls return the same handle.
  * The port owns it: do not read it or close it; mior_transport_close closes it.
  *
@@ -254,7 +257,8 @@ typedef intptr_t mior_handle;
  * make the handle readable: after releasing such a backlog, make one work call yourself.
  *
  * Returns 0 and *out, or -EINVAL, -EBUSY (not the driving thread), -EOPNOTSUPP where the backend
- * has none (ioring: the reason in mior_last_error()), or the system's error. */
+ * has none (an IoRing without a completion event: the reason in mior_last_error()), or the
+ * system's error. */
 MIOR_API int mior_port_event_handle(mior_port *port, mior_handle *out);
 
 /* Do the work that is ready, without waiting: mior_port_poll(port, budget, 0).  Received packets

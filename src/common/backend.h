@@ -118,7 +118,9 @@ typedef struct mior__backend_ops {
    * (kernel.io_uring_disabled=2)"). */
   int (*supported)(char *why, size_t len);
   /* Open the socket and the ring, register the region and the socket.  Returns 0 or -errno with
-   * mior__fail detail; *features gets MIOR_FEAT_* of what was chosen. */
+   * mior__fail detail; *features gets MIOR_FEAT_* of what was chosen.  A failed open leaves nothing
+   * using the region (the front end frees the pool): a ring it has to leave allocated (an operation
+   * of its own outlived every cancel) must not have the region registered. */
   int (*open)(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features);
   /* Called on the thread that will drive the ring, before its first use; and again on a new
    * thread when the one that drove the ring has ended (mior_transport_start after stop, close on
@@ -177,8 +179,11 @@ typedef struct mior__backend_ops {
    * (mior__socket_close) at the point its teardown needs (Winsock aborts pending operations that
    * way; io_uring waits there for its file table to let go); the port closes it afterwards
    * otherwise.  When the port's close returns, the socket's address is free to bind again.
-   * Unused receive slots are the front end's again. */
-  void (*close)(struct mior__io *r);
+   * Unused receive slots are the front end's again.  Returns 0; or 1 when operations were still
+   * running after the backend's own bounded wait and it left them, and the ring, allocated rather
+   * than free memory the system may still write: those operations may write into the region too,
+   * so the front end then never frees the pool (a leak, counted and reported). */
+  int (*close)(struct mior__io *r);
   /* The event handle (mior_port_event_handle): create it on the first call, on the driving
    * thread, and return the same one after; the backend closes it in close().  Optional (NULL:
    * the port has none, -EOPNOTSUPP).  event_clear: make it unreadable (the front end then does

@@ -8,6 +8,16 @@
 #include "common/internal.h"
 #include "common/port.h"
 
+/* The port's own bookkeeping (not its pool, socket or ring), and the port. */
+static void free_port_state(struct mior_port *p) {
+  free((void *)p->ret_next);
+  free(p->cqes);
+  free(p->cache);
+  free((void *)p->slot_state);
+  free((void *)p->slot_share);
+  free(p);
+}
+
 int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t index,
                     const mior__backend_ops *ops, const mior__io_cfg *cfg_in) {
   const mior_options *o = cfg_in->opts;
@@ -90,12 +100,9 @@ int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t i
 out_socket:
   if (!(ops->flags & MIOR__BACKEND_NO_SOCKET)) mior__socket_close(&p->sock, 0);
 out_pool:
-  free((void *)p->ret_next);
-  free(p->cqes);
-  free(p->cache);
-  free((void *)p->slot_state);
-  free((void *)p->slot_share);
   mior_pool_destroy(p->pool, NULL);
+  free_port_state(p);
+  return rc;
 out_port:
   free(p);
   return rc;
@@ -153,6 +160,22 @@ uint32_t mior__port_shutdown(struct mior_port *p) {
   return left;
 }
 
+/* Pools left allocated because their port's ring was (operations still running at its close). */
+static atomic_uint pools_kept;
+
+/* The backend left its ring allocated with operations still running (close returned 1): they may
+ * write into the pool, so its memory stays allocated for the life of the process, as the ring
+ * does; the port's own bookkeeping goes.  Counted, and reported as the close's error. */
+static int keep_pool(struct mior_port *p) {
+  unsigned n = atomic_fetch_add(&pools_kept, 1) + 1;
+  int rc = mior__fail(-ETIMEDOUT, "port %u: its ring was left allocated with operation(s) still "
+                      "running after cancel, so its pool (%llu bytes) is left allocated too, never "
+                      "freed under them (%u pool(s) so far in this process)",
+                      p->index, (unsigned long long)p->region.len, n);
+  free_port_state(p);
+  return rc;
+}
+
 int mior__port_close(struct mior_port *p, uint32_t outstanding) {
   if (!p) return 0;
   if (outstanding) {
@@ -166,11 +189,12 @@ int mior__port_close(struct mior_port *p, uint32_t outstanding) {
   /* Read before close: a wrapping backend (test/support's fault injection) frees the ops table
    * the port points to when it closes. */
   int has_socket = !(p->ops->flags & MIOR__BACKEND_NO_SOCKET);
-  if (p->io) p->ops->close(p->io);
+  int ring_kept = p->io ? p->ops->close(p->io) : 0;
   p->io = NULL;
   p->ops = NULL;
   if (has_socket) mior__socket_close(&p->sock, 0);
   mior__thread_ref_drop(&p->owner_ref);
+  if (ring_kept) return keep_pool(p);
   /* A coalesced buffer mior_rx_burst handed out in part: its undelivered packets hold the slot,
    * and nobody can take them now (when the port could not be moved to this thread, shutdown
    * did not get to them). */
@@ -186,12 +210,7 @@ int mior__port_close(struct mior_port *p, uint32_t outstanding) {
   uint32_t left = 0;
   int rc = mior_pool_close(p->pool, &left);
   if (rc == -EBUSY) mior_pool_destroy(p->pool, NULL);
-  free((void *)p->ret_next);
-  free(p->cqes);
-  free(p->cache);
-  free((void *)p->slot_state);
-  free((void *)p->slot_share);
-  free(p);
+  free_port_state(p);
   if (held) return mior__fail(-EBUSY, "%u packet(s) still held by the application at close", held);
   if (rc == -EBUSY)
     return mior__fail(-EBUSY, "%u slot(s) unaccounted for at close (a lost buffer: a bug)", left);

@@ -105,8 +105,8 @@ static int sockets_supported(char *why, size_t len) {
   return 1;
 }
 
-static void sockets_close(struct mior__io *r) {
-  if (!r) return;
+static int sockets_close(struct mior__io *r) {
+  if (!r) return 0;
   free(r->rx_slots);
   mior__tx_fifo_free(&r->txq);
   free(r->dst);
@@ -124,6 +124,7 @@ static void sockets_close(struct mior__io *r) {
   if (r->epfd >= 0) close(r->epfd);
   if (r->evfd >= 0) close(r->evfd);
   free(r);
+  return 0;
 }
 
 static int sockets_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features) {

@@ -17,6 +17,18 @@
  * S_FALSE) before waiting on it.  Without the SET_COMPLETION_EVENT feature, SubmitIoRing's own
  * wait is used instead.
  *
+ * The event handle (mior_port_event_handle) is that same completion event, made manual-reset.
+ * Not a second event: a ring has at most one completion event (setting another replaces it), so
+ * a separate one for the application could only be set by a thread relaying the ring's.
+ * Manual-reset, as on the Winsock backend: an application's wait must not consume the signal,
+ * or a second wait before the work call would sleep on ready work; so every wait of our own
+ * resets it first and drains the ring before it sleeps (wait_ring).  event_clear resets it;
+ * event_done submits what the work call only built (receives it posted again), resets it again,
+ * drains the ring into the local queue and sets it if any work is left.  A completion that comes after that drain found the ring empty is an empty -> non-empty
+ * edge, which the system signals; one that comes before it is drained and seen.  So no wake-up is
+ * lost, and one that the work call itself took leaves no spurious signal behind.  A ring without
+ * the feature has no event: mior_port_event_handle then fails with -EOPNOTSUPP and the reason.
+ *
  * Every ring operation carries its slot in the user data; every one that was built produces
  * exactly one completion (also when cancelled), which is how each slot comes back once.
  *
@@ -214,6 +226,16 @@ static int drain_ring(struct mior__io *r) {
   return any;
 }
 
+/* Wait up to ms for a completion with the (manual-reset) completion event: reset it, look once
+ * more, and sleep only if the ring is still empty, so that a completion that came before the reset
+ * is not waited for.  1 if any came. */
+static int wait_ring(struct mior__io *r, DWORD ms) {
+  ResetEvent(r->event);
+  if (drain_ring(r)) return 1;
+  WaitForSingleObject(r->event, ms);
+  return drain_ring(r);
+}
+
 static int is_timeout(HRESULT hr) {
   return hr == HRESULT_FROM_WIN32(WAIT_TIMEOUT) || hr == HRESULT_FROM_WIN32(ERROR_TIMEOUT) ||
          mior__hresult_errno(hr) == -ETIMEDOUT;
@@ -245,8 +267,8 @@ static int submit_ring(struct mior__io *r, UINT32 wait_ops, UINT32 ms) {
 /* Rings closed with operations still running: never closed, their memory never freed. */
 static volatile LONG rings_leaked;
 
-static void ioring_close(struct mior__io *r) {
-  if (!r) return;
+static int ioring_close(struct mior__io *r) {
+  if (!r) return 0;
   int leak = 0;
   if (r->ring) {
     /* CloseIoRing neither cancels nor waits: an operation still running when it returns goes on
@@ -265,7 +287,7 @@ static void ioring_close(struct mior__io *r) {
     while (r->in_ring > 0 && mior__now_ns() < end) {
       mior__cq_clear(&r->cq);
       if (!drain_ring(r)) {
-        if (r->event) WaitForSingleObject(r->event, 20);
+        if (r->event) wait_ring(r, 20);
         else submit_ring(r, 1, 20);
       }
     }
@@ -282,7 +304,7 @@ static void ioring_close(struct mior__io *r) {
     }
   }
   mior__socket_close(r->sock, 0);
-  if (leak) return;
+  if (leak) return 1;
   if (r->event) CloseHandle(r->event);
   free(r->state);
   free(r->tx_asked);
@@ -292,6 +314,7 @@ static void ioring_close(struct mior__io *r) {
   mior__tx_fifo_free(&r->txw);
   mior__cq_free(&r->cq);
   free(r);
+  return 0;
 }
 
 /* Run one registration entry to completion at open.  A SubmitIoRing that fails leaves the entry
@@ -438,9 +461,14 @@ static int probe_read(struct mior__io *r) {
   uint64_t end = mior__now_ns() + 2000u * 1000000u;
   while (mior__now_ns() < end) {
     hr = r->api->PopIoRingCompletion(r->ring, &e);
+    if (hr != S_OK && r->event) {
+      /* Manual-reset: reset, then look again before sleeping (wait_ring's order). */
+      ResetEvent(r->event);
+      hr = r->api->PopIoRingCompletion(r->ring, &e);
+      if (hr != S_OK) WaitForSingleObject(r->event, 10);
+    }
     if (hr != S_OK) {
-      if (r->event) WaitForSingleObject(r->event, 10);
-      else Sleep(1);
+      if (!r->event) Sleep(1);
       continue;
     }
     if (e.UserData != ud) continue;
@@ -455,10 +483,11 @@ static int probe_read(struct mior__io *r) {
                     "use the sockets backend");
 }
 
-/* An event for blocking waits, where the IoRing has them (SET_COMPLETION_EVENT). */
+/* An event for blocking waits and for the event handle, where the IoRing has them
+ * (SET_COMPLETION_EVENT); manual-reset (see the top of this file). */
 static int set_completion_event(struct mior__io *r) {
   if (!(r->api->caps.FeatureFlags & MIOR_IORING_FEATURE_SET_COMPLETION_EVENT)) return 0;
-  r->event = CreateEventW(NULL, FALSE, FALSE, NULL);
+  r->event = CreateEventW(NULL, TRUE, FALSE, NULL);
   if (!r->event) return mior__win_fail(GetLastError(), "CreateEvent");
   HRESULT hr = r->api->SetIoRingCompletionEvent(r->ring, r->event);
   if (FAILED(hr)) {
@@ -510,18 +539,21 @@ static int ioring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t 
   if (rc < 0) goto fail;
   rc = register_socket(r, features);
   if (rc < 0) goto fail;
-  if (!(o->flags & MIOR_OPT_NO_REGISTERED_BUFFERS)) {
-    rc = register_pool(r, features);
-    if (rc < 0) goto fail;
-  }
   r->tx_ring = api->has_write;
   if (!r->tx_ring) *features |= MIOR_FEAT_TX_WINSOCK;
   /* The IoRing says it is a user-mode emulation (IORING_FEATURE_UM_EMULATION): say so too. */
   if (api->caps.FeatureFlags & MIOR_IORING_FEATURE_UM_EMULATION) *features |= MIOR_FEAT_IORING_EMULATION;
   rc = set_completion_event(r);
   if (rc < 0) goto fail;
+  /* The probe before the pool's registration: a probe READ that never ends leaves this ring
+   * allocated (ioring_close), and the failed open then frees the pool, which the ring must not
+   * have registered (issue 13). */
   rc = probe_read(r);
   if (rc < 0) goto fail;
+  if (!(o->flags & MIOR_OPT_NO_REGISTERED_BUFFERS)) {
+    rc = register_pool(r, features);
+    if (rc < 0) goto fail;
+  }
   *out = r;
   return 0;
 
@@ -646,9 +678,7 @@ static int ioring_submit(struct mior__io *r, int wait, int64_t timeout_us) {
     if (rc < 0) return rc;
   }
   if (!waits) return 0;
-  if (drain_ring(r)) return 0;
-  WaitForSingleObject(r->event, ms);
-  drain_ring(r);
+  wait_ring(r, ms);
   return 0;
 }
 
@@ -692,6 +722,33 @@ static void ioring_counters(const struct mior__io *r, mior__backend_counters *ou
   *out = r->cnt;
 }
 
+static int ioring_event_open(struct mior__io *r, mior_handle *out) {
+  if (!r->event)
+    return mior__fail(-EOPNOTSUPP, "ioring: this IoRing has no completion event "
+                      "(IORING_FEATURE_SET_COMPLETION_EVENT missing, or SetIoRingCompletionEvent "
+                      "refused it), so the port has no event handle: drive it with mior_port_poll, "
+                      "or use the sockets backend");
+  *out = (mior_handle)(intptr_t)r->event;
+  return 0;
+}
+
+/* Before the work: what completes from now on, once the work has emptied the ring, sets it. */
+static void ioring_event_clear(struct mior__io *r) {
+  ResetEvent(r->event);
+}
+
+/* After the work: entries the work call only built (receives posted again after a call that had
+ * completions to deliver) are submitted, or nothing would ever complete them.  The system signals
+ * only an empty ring's first completion, so empty the ring (after a reset, so that completions the
+ * work took leave no signal) and decide from what is here: work the front end left, completions
+ * waiting, Winsock sends not yet made, entries a failed submit left queued. */
+static void ioring_event_done(struct mior__io *r, int more) {
+  if (r->unsubmitted) submit_ring(r, 0, 0);
+  ResetEvent(r->event);
+  drain_ring(r);
+  if (more || r->cq.len || r->txw.len || r->unsubmitted) SetEvent(r->event);
+}
+
 const mior__backend_ops mior__ioring_ops = {
     .id = MIOR_BACKEND_IORING,
     .name = "ioring",
@@ -707,4 +764,7 @@ const mior__backend_ops mior__ioring_ops = {
     .outstanding = ioring_outstanding,
     .counters = ioring_counters,
     .close = ioring_close,
+    .event_open = ioring_event_open,
+    .event_clear = ioring_event_clear,
+    .event_done = ioring_event_done,
 };

@@ -401,8 +401,8 @@ static void drain_port(struct mior__io *r, DWORD ms) {
   for (ULONG i = 0; i < got; i++) from_port(r, &r->entries[i]);
 }
 
-static void winsock_close(struct mior__io *r) {
-  if (!r) return;
+static int winsock_close(struct mior__io *r) {
+  if (!r) return 0;
   mior__socket_close(r->sock, 0);
   /* Closing the socket aborts every pending operation, but each still comes out of the port
    * (and the kernel may write its OVERLAPPED until then): wait for them, bounded. */
@@ -416,7 +416,7 @@ static void winsock_close(struct mior__io *r) {
      * memory, so they are leaked on purpose: a bounded leak instead of a corruption. */
     mior__fail(-EBUSY, "winsock: %u operation(s) did not complete after the socket closed",
                r->pending);
-    return;
+    return 1;
   }
   if (r->iocp) CloseHandle(r->iocp);
   if (r->event) CloseHandle(r->event);
@@ -428,6 +428,7 @@ static void winsock_close(struct mior__io *r) {
   mior__cq_free(&r->cq);
   free(r->entries);
   free(r);
+  return 0;
 }
 
 /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is only safe when every provider is an IFS one: a layered

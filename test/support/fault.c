@@ -125,12 +125,13 @@ static void fault_counters(const struct mior__io *w, mior__backend_counters *out
   w->inner_ops->counters(w->inner, out);
 }
 
-static void fault_close(struct mior__io *w) {
-  if (!w) return;
-  w->inner_ops->close(w->inner);
+static int fault_close(struct mior__io *w) {
+  if (!w) return 0;
+  int kept = w->inner_ops->close(w->inner);
   /* The port's ops pointer points into w: the front end must not use it after close, and
    * mior__port_close does not. */
   free(w);
+  return kept;
 }
 
 int mior__fault_install(mior_port *port, const mior__fault_plan *plan) {

@@ -1,5 +1,8 @@
 /* The bodies of test/transport_common.h's helpers, compiled once into mior_test_support (as
  * liburing's test/helpers.c) rather than into every test. */
+#include <poll.h>
+#include <sys/epoll.h>
+
 #include "transport_common.h"
 
 netns_pair *tt_pairs[TT_MAX_PAIRS];
@@ -150,13 +153,49 @@ int tt_kernel_udp4(int timeout_ms) {
 }
 
 void tt_kernel_send4(int fd, const mior_addr *to, uint32_t n, uint32_t len) {
+  for (uint32_t i = 0; i < n; i++) tt_os_udp_send(fd, to, i, len);
+}
+
+intptr_t tt_os_udp4(mior_addr *local) {
+  int fd = tt_kernel_udp4(2000);
+  *local = tt_addr4_of(fd);
+  return fd;
+}
+
+void tt_os_udp_send(intptr_t s, const mior_addr *to, uint32_t seq, uint32_t len) {
   struct sockaddr_in sin = tt_sin4(to);
   uint8_t buf[2048];
   REQUIRE(len <= sizeof buf);
-  for (uint32_t i = 0; i < n; i++) {
-    tt_fill(buf, len, i);
-    CHECK(sendto(fd, buf, len, 0, (struct sockaddr *)&sin, sizeof sin) == (ssize_t)len);
-  }
+  tt_fill(buf, len, seq);
+  REQUIRE(sendto((int)s, buf, len, 0, (struct sockaddr *)&sin, sizeof sin) == (ssize_t)len);
+}
+
+void tt_os_udp_close(intptr_t s) {
+  close((int)s);
+}
+
+int tt_os_ready(mior_handle h, int ms) {
+  struct pollfd pfd = {.fd = (int)h, .events = POLLIN, .revents = 0};
+  return poll(&pfd, 1, ms) > 0 && (pfd.revents & POLLIN);
+}
+
+intptr_t tt_os_waiter_open(mior_handle h, int edge) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  REQUIRE(ep >= 0);
+  struct epoll_event ev = {.events = EPOLLIN | (edge ? EPOLLET : 0), .data = {.u64 = 1}};
+  REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, (int)h, &ev) == 0);
+  return ep;
+}
+
+/* Interrupted (io_uring's task work without DEFER_TASKRUN interrupts the wait) counts as woken, as
+ * in a loop that makes a work call after every return of epoll_wait but a timeout. */
+int tt_os_waiter_wait(intptr_t w, int ms) {
+  struct epoll_event out;
+  return epoll_wait((int)w, &out, 1, ms) != 0;
+}
+
+void tt_os_waiter_close(intptr_t w) {
+  close((int)w);
 }
 
 int tt_bind_now4(const mior_addr *a) {

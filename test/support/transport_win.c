@@ -46,6 +46,59 @@ void tt_os_setenv(const char *assignment, int set) {
   REQUIRE(_putenv(clear) == 0);
 }
 
+intptr_t tt_os_udp4(mior_addr *local) {
+  static LONG started;
+  WSADATA wsa;
+  if (InterlockedExchange(&started, 1) == 0) REQUIRE(WSAStartup(MAKEWORD(2, 2), &wsa) == 0);
+  SOCKET s = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+  REQUIRE(s != INVALID_SOCKET);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(s, (const struct sockaddr *)&sa, (int)sizeof sa) == 0);
+  int len = (int)sizeof sa;
+  REQUIRE(getsockname(s, (struct sockaddr *)&sa, &len) == 0);
+  memset(local, 0, sizeof *local);
+  local->family = MIOR_AF_INET;
+  local->port = ntohs(sa.sin_port);
+  memcpy(local->addr, &sa.sin_addr, 4);
+  return (intptr_t)s;
+}
+
+void tt_os_udp_send(intptr_t s, const mior_addr *to, uint32_t seq, uint32_t len) {
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(to->port);
+  memcpy(&sa.sin_addr, to->addr, 4);
+  char buf[2048];
+  REQUIRE(len <= sizeof buf);
+  tt_fill((uint8_t *)buf, len, seq);
+  REQUIRE(sendto((SOCKET)s, buf, (int)len, 0, (const struct sockaddr *)&sa, (int)sizeof sa) == (int)len);
+}
+
+void tt_os_udp_close(intptr_t s) {
+  closesocket((SOCKET)s);
+}
+
+int tt_os_ready(mior_handle h, int ms) {
+  return WaitForSingleObject((HANDLE)h, (DWORD)ms) == WAIT_OBJECT_0;
+}
+
+intptr_t tt_os_waiter_open(mior_handle h, int edge) {
+  (void)edge;
+  return h;
+}
+
+int tt_os_waiter_wait(intptr_t w, int ms) {
+  return tt_os_ready(w, ms);
+}
+
+void tt_os_waiter_close(intptr_t w) {
+  (void)w;
+}
+
 DWORD WINAPI tt_watchdog_main(LPVOID arg) {
   (void)arg;
   while (tt_now_ms() < InterlockedCompareExchange64(&tt_watchdog_deadline_ms, 0, 0)) Sleep(100);

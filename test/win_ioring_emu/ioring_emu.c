@@ -18,6 +18,11 @@
  *   - a CANCEL entry cancels with CancelIoEx (user data 0: everything on the handle);
  *   - CloseIoRing neither waits nor cancels: operations still running go on writing into their
  *     buffers, and the emulation counts them (in_flight_at_close, late_completions, late_bytes);
+ *   - cancelling is only a request: with stuck=MS a READ ignores every cancel (the ring's and
+ *     CancelIoEx) and ends MS milliseconds after it started, writing a datagram's worth of bytes
+ *     into its buffer then, as a datagram arriving late would.  Before it writes, it checks that
+ *     its buffer and the ring's registered buffers are still allocated memory, and counts what is
+ *     not (writes_to_freed, registered_freed) instead of writing into it;
  *   - registered handles are duplicated, as the ring holds its own reference: closing the
  *     program's socket handle does not end the ring's operations on it;
  *   - result codes are HRESULT_FROM_WIN32 of the NTSTATUS's Win32 code.
@@ -82,7 +87,8 @@ static struct {
   UINT32 version;
   int event, um, trunc_short, read_refuse, write_refuse, cancel_deaf;
   LONG fail_submit, fail_skip;
-} cfg = {SRWLOCK_INIT, EMU_VERSION_3, 1, 1, 0, REFUSE_NO, REFUSE_NO, 0, 0, 0};
+  DWORD stuck_ms;
+} cfg = {SRWLOCK_INIT, EMU_VERSION_3, 1, 1, 0, REFUSE_NO, REFUSE_NO, 0, 0, 0, 0};
 
 static mior_ioring_emu_stats stats;
 
@@ -114,6 +120,9 @@ static int apply_setting(const char *key, size_t klen, const char *val, size_t v
     if (VAL("ok")) cfg.cancel_deaf = 0;
     else if (VAL("deaf")) cfg.cancel_deaf = 1;
     else return -1;
+  } else if (IS(key, "stuck")) {
+    if (n < 0) return -1;
+    cfg.stuck_ms = (DWORD)n;
   } else if (IS(key, "fail_submit")) {
     InterlockedExchange(&cfg.fail_submit, (LONG)n);
   } else if (IS(key, "fail_skip")) {
@@ -174,6 +183,10 @@ typedef struct emu_op {
   HANDLE handle;
   UINT_PTR user_data;
   int op;
+  int stuck;      /* stuck=MS: ignores cancels, ends by itself (stuck_main) */
+  void *buf;      /* ... into this buffer, */
+  UINT32 len;     /* ... this long, */
+  DWORD stuck_ms; /* ... this long after it started */
 } emu_op;
 
 #define RING_MAGIC 0x474e4952756d65ull /* "emuRING" */
@@ -545,9 +558,53 @@ static int associate(emu_ring *r, HANDLE h) {
   return 1;
 }
 
+/* 1 if [p, p + len) is committed memory of this process (not freed, not only reserved). */
+static int allocated(const void *p, size_t len) {
+  MEMORY_BASIC_INFORMATION mbi;
+  if (VirtualQuery(p, &mbi, sizeof mbi) != sizeof mbi || mbi.State != MEM_COMMIT) return 0;
+  return (const char *)p + len <= (const char *)mbi.BaseAddress + mbi.RegionSize;
+}
+
+/* A stuck READ ends by itself: the bytes of a late datagram go into its buffer, unless that is no
+ * longer allocated memory, and it completes through the port like any other operation. */
+static DWORD WINAPI stuck_main(LPVOID arg) {
+  emu_op *op = arg;
+  emu_ring *r = op->ring;
+  Sleep(op->stuck_ms);
+  UINT32 n = op->len < 64 ? op->len : 64;
+  EnterCriticalSection(&r->lock);
+  for (UINT32 i = 0; i < r->nbufs; i++)
+    if (!allocated(r->bufs[i].Address, r->bufs[i].Length)) STAT_ADD(registered_freed, 1);
+  LeaveCriticalSection(&r->lock);
+  if (allocated(op->buf, n)) {
+    memset(op->buf, 0x5a, n);
+  } else {
+    STAT_ADD(writes_to_freed, 1);
+    n = 0;
+  }
+  STAT_ADD(stuck_done, 1);
+  op->ov.Internal = 0;
+  op->ov.InternalHigh = n;
+  PostQueuedCompletionStatus(port, n, 0, &op->ov);
+  return 0;
+}
+
+static int start_stuck(emu_op *op, void *p, UINT32 len, DWORD ms) {
+  op->stuck = 1;
+  op->buf = p;
+  op->len = len;
+  op->stuck_ms = ms;
+  HANDLE t = CreateThread(NULL, 0, stuck_main, op, 0, NULL);
+  if (!t) return 0;
+  CloseHandle(t);
+  STAT_ADD(stuck_started, 1);
+  return 1;
+}
+
 static void run_io(emu_ring *r, const emu_sqe *e) {
   AcquireSRWLockShared(&cfg.lock);
   int refuse = e->op == EMU_OP_READ ? cfg.read_refuse : cfg.write_refuse;
+  DWORD stuck_ms = e->op == EMU_OP_READ ? cfg.stuck_ms : 0;
   ReleaseSRWLockShared(&cfg.lock);
   if (refuse == REFUSE_COMPLETE) {
     push_cqe(r, e->user_data, HRESULT_FROM_WIN32(ERROR_NOT_SUPPORTED), 0);
@@ -576,6 +633,10 @@ static void run_io(emu_ring *r, const emu_sqe *e) {
   if (op->next) op->next->prev = op;
   r->running = op;
   r->nrunning++;
+  if (stuck_ms && start_stuck(op, p, e->len, stuck_ms)) {
+    STAT_ADD(ops_started, 1);
+    return;
+  }
   BOOL ok = e->op == EMU_OP_READ ? ReadFile(h, p, e->len, NULL, &op->ov) : WriteFile(h, p, e->len, NULL, &op->ov);
   DWORD err = ok ? 0 : GetLastError();
   if (ok || err == ERROR_IO_PENDING || err == ERROR_MORE_DATA) {
@@ -598,7 +659,7 @@ static void run_cancel(emu_ring *r, const emu_sqe *e) {
   ReleaseSRWLockShared(&cfg.lock);
   UINT32 n = 0;
   for (emu_op *op = r->running; op; op = op->next) {
-    if (op->handle != h || (e->target != 0 && op->user_data != e->target)) continue;
+    if (op->handle != h || (e->target != 0 && op->user_data != e->target) || op->stuck) continue;
     n++;
     if (!deaf && CancelIoEx(op->handle, &op->ov)) STAT_ADD(cancels_done, 1);
   }

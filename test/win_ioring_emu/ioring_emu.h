@@ -15,6 +15,9 @@
  *   write=ok|complete    WRITE refused at completion (ERROR_NOT_SUPPORTED); default ok
  *   cancel=ok|deaf       deaf: CANCEL entries complete but cancel nothing (CancelIoEx on the
  *                        handle still does); default ok
+ *   stuck=MS             READs built from now on ignore every cancel and end MS ms after they
+ *                        start, writing 64 bytes into their buffer if it is still allocated;
+ *                        0 (default): off
  *   fail_submit=N        the next N SubmitIoRing calls fail with E_OUTOFMEMORY, entries queued
  *   fail_skip=K          ... after K more have gone through (set it before fail_submit)
  */
@@ -33,6 +36,11 @@ typedef struct mior_ioring_emu_stats {
   LONG64 cq_overflow;        /* completions lost to a full completion queue (versions 1 and 2) */
   LONG64 cq_too_full;        /* SubmitIoRing refused with IORING_E_COMPLETION_QUEUE_TOO_FULL */
   LONG64 cancels_done;       /* operations a CANCEL entry cancelled */
+  LONG64 stuck_started;      /* READs started stuck (stuck=MS) */
+  LONG64 stuck_done;         /* ... that have ended */
+  LONG64 writes_to_freed;    /* ... whose buffer was no longer allocated memory when they wrote */
+  LONG64 registered_freed;   /* registered buffers found freed when a stuck READ of their ring
+                                ended (the ring still open: the memory must outlive it) */
 } mior_ioring_emu_stats;
 
 typedef HRESULT(WINAPI *mior_ioring_emu_control_fn)(const char *settings);

@@ -134,8 +134,8 @@ static int unregister_socket(struct mior__io *r) {
   return 0;
 }
 
-static void uring_close(struct mior__io *r) {
-  if (!r) return;
+static int uring_close(struct mior__io *r) {
+  if (!r) return 0;
   int held = unregister_socket(r) < 0;
   if (r->regfd_thread && r->regfd_thread != mior__thread_self()) forget_ring_fd(r);
   if (r->ring_ready) io_uring_queue_exit(&r->ring);
@@ -160,6 +160,7 @@ static void uring_close(struct mior__io *r) {
   if (r->evfd >= 0) close(r->evfd); /* the ring, gone, held it registered */
   if (r->epfd >= 0) close(r->epfd);
   free(r);
+  return 0;
 }
 
 static int uring_open(struct mior__io **out, const mior__io_cfg *cfg, uint32_t *features) {
