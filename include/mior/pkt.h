@@ -70,12 +70,17 @@ typedef struct mior_pkt {
                               the datagram was sent to (port 0; scope_id the interface it came in
                               on, for link-local IPv6).  Send: the source address to send from
                               (port ignored; IP_PKTINFO / IPV6_PKTINFO) */
-  uint64_t rx_time_ns;     /* MIOR_PKT_TIMESTAMP (MIOR_OPT_RX_TIMESTAMP): the kernel's software
-                              receive timestamp, nanoseconds since the epoch of CLOCK_REALTIME
-                              (SO_TIMESTAMPNS).  Windows (sockets backend): the stack's
-                              SO_TIMESTAMP (SIO_TIMESTAMPING), a QueryPerformanceCounter count
-                              moved onto the system clock's same epoch; present only for a
-                              datagram the stack has one for.  Receive only */
+  uint64_t rx_time_ns;     /* MIOR_PKT_TIMESTAMP: the receive timestamp in nanoseconds.  Without
+                              MIOR_PKT_TIMESTAMP_HW, the kernel's software stamp, since the epoch
+                              of CLOCK_REALTIME (MIOR_OPT_RX_TIMESTAMP, or RX_TIMESTAMP_HW when
+                              the device made none).  With MIOR_PKT_TIMESTAMP_HW (Linux), the
+                              device's raw hardware stamp (MIOR_OPT_RX_TIMESTAMP_HW): the time of
+                              its PTP hardware clock, not comparable with system time unless
+                              something (ptp4l, phc2sys) keeps the two in step.  Windows (sockets
+                              backend): the stack's SO_TIMESTAMP (SIO_TIMESTAMPING), a
+                              QueryPerformanceCounter count moved onto the system clock's same
+                              epoch; present only for a datagram the stack has one for.  Receive
+                              only */
   uint8_t ecn;             /* MIOR_PKT_ECN.  Receive (MIOR_OPT_RX_ECN): the ECN codepoint of the
                               IP header (0 not-ECT, 1 ECT(1), 2 ECT(0), 3 CE).  Send: the codepoint
                               to set (IP_TOS / IPV6_TCLASS per send; Windows: IP_ECN / IPV6_ECN,
@@ -91,6 +96,8 @@ typedef struct mior_pkt {
 #define MIOR_PKT_LOCAL 0x2u     /* local holds a value */
 #define MIOR_PKT_TIMESTAMP 0x4u /* rx_time_ns holds a value */
 #define MIOR_PKT_ECN 0x8u       /* ecn holds a value */
+#define MIOR_PKT_TIMESTAMP_HW 0x10u /* rx_time_ns is the device's hardware stamp (its PTP clock),
+                                       not the kernel's software one; set with MIOR_PKT_TIMESTAMP */
 
 /* A datagram longer than a slot is never delivered cut: it is dropped and counted in
  * mior_port_stats.rx_drop_truncated. */

@@ -96,6 +96,12 @@ MIOR_API int mior_backend_supported(mior_backend b);
 #define MIOR_OPT_RX_PKTINFO 0x800u           /* the local address each datagram arrived on */
 #define MIOR_OPT_RX_ECN 0x1000u              /* the ECN codepoint of each datagram */
 #define MIOR_OPT_RX_TIMESTAMP 0x2000u        /* kernel receive timestamps (CLOCK_REALTIME's epoch) */
+#define MIOR_OPT_RX_TIMESTAMP_HW 0x4000u     /* Linux: the receiving device's hardware timestamps
+                                                where it makes them, else the software ones
+                                                (MIOR_PKT_TIMESTAMP_HW says which; SO_TIMESTAMPING).
+                                                The port does not turn the device's stamping on:
+                                                that is the administrator's (docs/INTEGRATION.md,
+                                                "Receive timestamps").  Windows: -EOPNOTSUPP */
 
 typedef struct mior_options {
   size_t sz;             /* sizeof(mior_options); set by mior_options_init */

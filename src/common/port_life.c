@@ -21,9 +21,13 @@ static void free_port_state(struct mior_port *p) {
 int mior__port_open(struct mior_port **out, struct mior_transport *t, uint32_t index,
                     const mior__backend_ops *ops, const mior__io_cfg *cfg_in) {
   const mior_options *o = cfg_in->opts;
-  uint32_t meta = o->flags & (MIOR_OPT_RX_PKTINFO | MIOR_OPT_RX_ECN | MIOR_OPT_RX_TIMESTAMP);
+  uint32_t meta = o->flags & (MIOR_OPT_RX_PKTINFO | MIOR_OPT_RX_ECN | MIOR_OPT_RX_TIMESTAMP |
+                              MIOR_OPT_RX_TIMESTAMP_HW);
   if (meta && cfg_in->ep->kind != MIOR__KIND_UDP)
     return mior__fail(-EINVAL, "MIOR_OPT_RX_PKTINFO/ECN/TIMESTAMP: udp ports only");
+  if (meta & ~ops->rx_meta_opts & MIOR_OPT_RX_TIMESTAMP_HW)
+    return mior__fail(-EOPNOTSUPP, "MIOR_OPT_RX_TIMESTAMP_HW: hardware receive timestamps are "
+                      "Linux only (the %s backend has none)", ops->name);
   if (meta & ~ops->rx_meta_opts)
     return mior__fail(-EOPNOTSUPP, "the %s backend cannot deliver per-packet metadata (MIOR_OPT_RX_* "
                       "0x%x): its receives carry no control messages; the sockets backend does",

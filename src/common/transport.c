@@ -147,7 +147,8 @@ static int options_resolve(mior_options *o, const mior_options *user, const mior
   const uint32_t known = MIOR_OPT_NO_REGISTERED_BUFFERS | MIOR_OPT_NO_MULTISHOT | MIOR_OPT_SQPOLL |
                          MIOR_OPT_HUGEPAGES | MIOR_OPT_MLOCK | MIOR_OPT_NO_RX | MIOR_OPT_NO_DEFER_TASKRUN |
                          MIOR_OPT_UDP_GSO | MIOR_OPT_NO_TX_RING | MIOR_OPT_NO_UDP_GSO | MIOR_OPT_NO_UDP_GRO |
-                         MIOR_OPT_RX_PKTINFO | MIOR_OPT_RX_ECN | MIOR_OPT_RX_TIMESTAMP;
+                         MIOR_OPT_RX_PKTINFO | MIOR_OPT_RX_ECN | MIOR_OPT_RX_TIMESTAMP |
+                         MIOR_OPT_RX_TIMESTAMP_HW;
   if (o->flags & ~known) return mior__fail(-EINVAL, "unknown option flags 0x%x", o->flags & ~known);
   if (o->sndbuf < 0 || o->rcvbuf < 0) return mior__fail(-EINVAL, "negative socket buffer size");
   if (o->busy_poll_us > 1000000 || o->coalesce_us > 1000000)

@@ -3,6 +3,7 @@
  * segment size), and the control
  * messages of a send that sets its source address or ECN codepoint.  See mior_pkt in pkt.h. */
 #include <errno.h>
+#include <linux/net_tstamp.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <string.h>
@@ -10,6 +11,24 @@
 
 #include "common/internal.h"
 #include "linux/rx_meta.h"
+
+/* Hardware stamps need SO_TIMESTAMPING, which carries the software stamp too (ts[0]), so one
+ * option serves both; it only asks for stamps the device makes: turning the device's stamping on
+ * (SIOCSHWTSTAMP) changes it for every socket and PTP daemon on it, so that is left to the
+ * administrator.  Software only, SO_TIMESTAMPNS is the smaller message. */
+static int timestamp_sockopt(int fd, uint32_t opts) {
+  if (opts & MIOR_OPT_RX_TIMESTAMP_HW) {
+    int v = SOF_TIMESTAMPING_RX_HARDWARE | SOF_TIMESTAMPING_RAW_HARDWARE | SOF_TIMESTAMPING_RX_SOFTWARE |
+            SOF_TIMESTAMPING_SOFTWARE;
+    if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &v, sizeof v) < 0)
+      return mior__fail(-errno, "setsockopt(SO_TIMESTAMPING): %s", strerror(errno));
+  } else if (opts & MIOR_OPT_RX_TIMESTAMP) {
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) < 0)
+      return mior__fail(-errno, "setsockopt(SO_TIMESTAMPNS): %s", strerror(errno));
+  }
+  return 0;
+}
 
 int mior__meta_sockopts(int fd, int family, uint32_t opts) {
   int one = 1;
@@ -26,9 +45,7 @@ int mior__meta_sockopts(int fd, int family, uint32_t opts) {
     if (setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one) < 0 && family == AF_INET)
       return mior__fail(-errno, "setsockopt(IP_RECVTOS): %s", strerror(errno));
   }
-  if ((opts & MIOR_OPT_RX_TIMESTAMP) && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) < 0)
-    return mior__fail(-errno, "setsockopt(SO_TIMESTAMPNS): %s", strerror(errno));
-  return 0;
+  return timestamp_sockopt(fd, opts);
 }
 
 static void local4(mior__cqe *c, const struct in_addr *a) {
@@ -36,6 +53,25 @@ static void local4(mior__cqe *c, const struct in_addr *a) {
   c->meta.local.family = MIOR_AF_INET;
   memcpy(c->meta.local.addr, a, 4);
   c->flags |= MIOR_PKT_LOCAL;
+}
+
+static uint64_t timespec_ns(const struct timespec *ts) {
+  return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+}
+
+/* SCM_TIMESTAMPING: ts[0] the software stamp, ts[2] the device's raw hardware stamp; a stamp the
+ * kernel did not make is zero.  The hardware one wins when there is one. */
+static void stamping(mior__cqe *c, const void *d) {
+  struct timespec ts[3];
+  memcpy(ts, d, sizeof ts);
+  uint64_t hw = timespec_ns(&ts[2]), sw = timespec_ns(&ts[0]);
+  if (hw) {
+    c->meta.time_ns = hw;
+    c->flags |= MIOR_PKT_TIMESTAMP | MIOR_PKT_TIMESTAMP_HW;
+  } else if (sw) {
+    c->meta.time_ns = sw;
+    c->flags |= MIOR_PKT_TIMESTAMP;
+  }
 }
 
 void mior__rx_cmsg_meta(const struct msghdr *msg, mior__cqe *c) {
@@ -73,8 +109,11 @@ void mior__rx_cmsg_meta(const struct msghdr *msg, mior__cqe *c) {
                dlen >= sizeof(struct timespec)) {
       struct timespec ts;
       memcpy(&ts, d, sizeof ts);
-      c->meta.time_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+      c->meta.time_ns = timespec_ns(&ts);
       c->flags |= MIOR_PKT_TIMESTAMP;
+    } else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPING &&
+               dlen >= 3 * sizeof(struct timespec)) {
+      stamping(c, d);
     }
   }
 }

@@ -6,15 +6,16 @@
 
 #include "common/backend.h"
 
-/* Room for the control messages of one receive with every MIOR_OPT_RX_* on (a v6 socket may get
- * IPv4 and IPv6 ones), for UDP GRO's segment size, and for one send's source address and ECN
- * codepoint.  A receive's room is what its port turned on (mior__rx_cmsg_space): a multishot
+/* Room for the control messages of one receive with every MIOR_OPT_RX_* on, for UDP GRO's segment
+ * size, and for one send's source address and ECN codepoint.  The most a receive gets is an IPv4
+ * datagram on a v6 socket: IP_PKTINFO (32), IP_TOS (24), IPV6_PKTINFO (40, the mapped address) and
+ * SCM_TIMESTAMPING (64, three timespecs); an IPv6 datagram gets no IPv4 messages.  A receive's room is what its port turned on (mior__rx_cmsg_space): a multishot
  * receive puts it in the slot, ahead of the datagram. */
 #define MIOR__RX_CMSG_SPACE_META 160u
 #define MIOR__RX_CMSG_SPACE_GRO CMSG_SPACE(sizeof(int))
 #define MIOR__RX_CMSG_SPACE (MIOR__RX_CMSG_SPACE_META + MIOR__RX_CMSG_SPACE_GRO)
 #define MIOR__TX_CMSG_SPACE 64u
-#define MIOR__RX_META_OPTS (MIOR_OPT_RX_PKTINFO | MIOR_OPT_RX_ECN | MIOR_OPT_RX_TIMESTAMP)
+#define MIOR__RX_META_OPTS (MIOR_OPT_RX_PKTINFO | MIOR_OPT_RX_ECN | MIOR_OPT_RX_TIMESTAMP | MIOR_OPT_RX_TIMESTAMP_HW)
 
 /* Control room a receive needs for the metadata in opts and, with gro, the segment size; 0 if
  * none (then receives carry no control buffer at all). */
