@@ -7,7 +7,8 @@
  * a plain OS socket), is not readable once the work is done, and stays readable while a budget
  * left work behind.  stress: a sender thread in bursts with pauses, the receiver waiting only on
  * the handle and taking one small rx_burst per wake-up: every datagram arrives once and no wait
- * times out while one is outstanding (no lost wake-up); bounded in count and time.  run_ready
+ * times out while one is outstanding (no lost wake-up); bounded in count and time.  send_first: a
+ * port that sent before its first receive still wakes for the datagrams that came.  run_ready
  * never blocks.  args: NULL arguments, and another thread is refused.  Pool fully returned at the
  * end of each.
  *
@@ -135,6 +136,44 @@ static void body_exact(const tt_variant *v) {
   mior_port_run_ready(p, 3); /* the last call may have stopped at its budget: one more says so */
   CHECK(!tt_os_ready(h, 0));
   tt_os_udp_close(s);
+  TT_CHECK_POOL_RETURNED(t);
+  CHECK_EQ(mior_transport_close(t), 0);
+}
+
+/* Regression: an io_uring port whose first work call only reaped the completion of a send made
+ * before (its multishot receive not armed yet) ended that call without arming the receive, so a
+ * loop waiting on the handle slept through a datagram already in the socket until its wait timed
+ * out.  Send first (to the port itself, or to the peer of a connected variant), let datagrams
+ * arrive, then wait on the handle as an event loop does: every one must come without a wait
+ * running out. */
+static void body_send_first(const tt_variant *v) {
+  mior_options o = tt_vopts(v);
+  o.buf_count = 256;
+  mior_transport *t;
+  intptr_t s;
+  mior_handle h;
+  if (!open_port(v, &o, NULL, &t, &s, &h)) TT_RETURN_SKIP("this ring has no completion event");
+  mior_port *p = mior_transport_port(t, 0);
+  mior_addr self = tt_local(t);
+  mior_pkt tp, pk[2];
+  REQUIRE_OK(mior_tx_acquire(p, &tp));
+  tt_fill(tp.data, 64, 1);
+  CHECK_OK(mior_tx_send(p, &tp, 64, v->connected ? NULL : &self));
+  CHECK_OK(mior_tx_flush(p));
+  tt_os_udp_send(s, &self, 2, 64);
+  int want = v->connected ? 1 : 2, got = 0, timeouts = 0;
+  int64_t end = tt_now_ms() + 3000;
+  while (got < want && tt_now_ms() < end) {
+    int n = mior_rx_burst(p, pk + got, (uint32_t)(want - got));
+    REQUIRE(n >= 0);
+    got += n;
+    if (got < want && !tt_os_ready(h, 1000)) timeouts++;
+  }
+  CHECK_EQ(got, want);
+  CHECK_EQ(timeouts, 0);
+  if (got) CHECK_OK(mior_pkt_release_bulk(pk, (uint32_t)got));
+  tt_os_udp_close(s);
+  mior_port_run_ready(p, 0);
   TT_CHECK_POOL_RETURNED(t);
   CHECK_EQ(mior_transport_close(t), 0);
 }
@@ -273,6 +312,7 @@ static const tt_config configs[] = {
 static const tt_test tests[] = {
     {"event handle wakes exactly when work is ready", body_exact, TT_CONFIGS(configs)},
     {"event handle under a bursty stress, no lost wake-up", body_stress, TT_CONFIGS(configs)},
+    {"event handle after a send made before the first receive", body_send_first, TT_CONFIGS(configs)},
     {"event handle arguments", body_args, TT_AS_IS},
 };
 

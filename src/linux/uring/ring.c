@@ -350,7 +350,11 @@ static void uring_event_clear(struct mior__io *r) {
 
 static void uring_event_done(struct mior__io *r, int more) {
   /* Receives re-posted at the end of the work call are only SQEs yet: a loop that waits on the
-   * handle makes no enter until it wakes, so they go to the kernel now, or nothing could wake it. */
+   * handle makes no enter until it wakes, so they go to the kernel now, or nothing could wake it.
+   * The same holds for a multishot receive not armed yet, which only a submit arms: a work call
+   * that found completions waiting (a send's) makes none, and a port that sent before its first
+   * receive then slept through a datagram.  A rejected arm is left for the next submit to report. */
+  if (r->ms_state == MS_OK) (void)mior__uring_rx_arm(r);
   if (io_uring_sq_ready(&r->ring)) mior__uring_submit_now(r, 0);
   uint64_t v;
   if (read(r->evfd, &v, sizeof v) < 0) { /* EAGAIN: it was not signalled */ }
