@@ -105,6 +105,11 @@ void tt_open_a_to_b(const netns_pair *p, const char *ep_a, const mior_options *o
                                   mior_transport **tx, const char *ep_b, const mior_options *orx,
                                   tt_rx *r, mior_transport **rx);
 
+/* One packet pulled with mior_rx_burst from a port opened without a receiver, waiting on its event
+ * handle (never mior_port_poll, which would drop what it reaps there): 0, or -1 if none came in
+ * timeout_ms. */
+int tt_pull_one(mior_port *p, mior_pkt *out, int timeout_ms);
+
 /* A kernel socket made inside namespace fd. */
 int tt_socket_in(int ns_fd, int domain, int type, int proto);
 

@@ -233,6 +233,20 @@ void tt_open_a_to_b(const netns_pair *p, const char *ep_a, const mior_options *o
   tt_require_open_in(p->fd_a, p->ns_a, tx, ep_a, otx, NULL);
 }
 
+int tt_pull_one(mior_port *p, mior_pkt *out, int timeout_ms) {
+  mior_handle h;
+  REQUIRE_OK(mior_port_event_handle(p, &h));
+  int64_t end = tt_now_ms() + timeout_ms;
+  for (;;) {
+    int n = mior_rx_burst(p, out, 1);
+    REQUIRE(n >= 0);
+    if (n == 1) return 0;
+    int64_t left = end - tt_now_ms();
+    if (left <= 0) return -1;
+    tt_os_ready(h, (int)(left < 100 ? left : 100));
+  }
+}
+
 int tt_socket_in(int ns_fd, int domain, int type, int proto) {
   REQUIRE_OK(netns_enter(ns_fd));
   int s = socket(domain, type, proto);
