@@ -29,7 +29,11 @@
  *                 nothing, and after the releases a second close returns 0.
  *   7 poll        every timeout kind (0, a small one, infinite when a datagram is on its way);
  *                 the return value is the number of packets delivered; poll from inside consume
- *                 returns -EBUSY.
+ *                 returns -EBUSY.  Pull receive: mior_rx_burst hands at most max packets to the
+ *                 caller's array, never to consume, each checked as consume's are (intact,
+ *                 expected, once, from the right source, in a slot nobody holds); the caller
+ *                 holds them until it releases them (one at a time, in bulk, from any thread) or
+ *                 sends them; from inside consume or a wrong thread it returns -EBUSY.
  *   8 start/stop  start works on a port never driven; after stop user_held is what the model
  *                 holds; a restart returns 0 (traffic then flows again) or -EBUSY (then it stays
  *                 refused); a hand-driven io_uring port cannot be started (-EBUSY).
@@ -54,12 +58,15 @@
  * again (ABA); double release; poll/acquire/send/flush from the helper (wrong thread); close from
  * the helper while the driver lives; start on a hand-driven io_uring port; mior_pkt_release_bulk
  * of up to 16 held packets (all released, or, with one given twice, -EINVAL and all still
- * held); a drain with the
+ * held), on the driver or queued to the helper so that it runs while the driver polls; pull
+ * receive (mior_rx_burst, max 1/4/16/64, mixed with the polls that deliver to consume), each
+ * pulled packet held, released at once, echoed in place, or released with the rest of its burst
+ * in one bulk call on the driver or the helper; rx_burst from the helper (wrong thread); a drain with the
  * counting checks.  Inside consume, each packet's fate: done, keep, echo in place (dst =
  * &pkt->src, data moved by up to 64 bytes, new length, then KEEP or DONE), release (then KEEP or
- * DONE), acquire and send another slot, acquire and hold a slot, or poll (-EBUSY).  Started mode:
- * datagrams, sleeps, releases, stale and double releases and wrong-thread calls from the
- * application's thread, stop + restart (with traffic in flight or after a drain), drains.  Each
+ * DONE), acquire and send another slot, acquire and hold a slot, or poll or rx_burst (-EBUSY).
+ * Started mode: datagrams, sleeps, releases, stale and double releases and wrong-thread calls
+ * (rx_burst among them) from the application's thread, stop + restart (with traffic in flight or after a drain), drains.  Each
  * sequence ends with a drain, the counting checks, the releases and a close (on the driving
  * thread, after joining it, or while holding packets), and the address must bind again.
  *
@@ -205,12 +212,13 @@ enum {
   F_STOPSTART = 1u << 16,/* stop and restart (started mode) */
   F_INFPOLL = 1u << 17,  /* polls with an infinite timeout */
   F_KEMPTY = 1u << 18,   /* empty datagrams sent to the port by the kernel socket */
-  F_ALL = (1u << 19) - 1,
+  F_PULL = 1u << 19,     /* mior_rx_burst (pull receive), beside consume */
+  F_ALL = (1u << 20) - 1,
 };
 static const char *const mm_feat_names[] = {
     "keep",  "echo",   "relin", "acqother", "acqhold", "pinside",   "txempty",   "oversize", "nearmax",
     "stale", "double", "wrong", "fclose",   "start",   "drain",     "helperrel", "stopstart", "infpoll",
-    "rxempty",
+    "rxempty", "pull",
 };
 #define MM_NFEAT (sizeof mm_feat_names / sizeof mm_feat_names[0])
 
@@ -237,13 +245,18 @@ typedef struct mm_held {
   uint8_t pending;   /* a release is queued on the helper thread */
 } mm_held;
 
-enum { RQ_RELEASE, RQ_POLL, RQ_ACQUIRE, RQ_SEND, RQ_FLUSH, RQ_CLOSE };
-static const char *const mm_rq_name[] = {"mior_pkt_release", "mior_port_poll", "mior_tx_acquire",
-                                         "mior_tx_send",     "mior_tx_flush",  "mior_transport_close"};
+enum { RQ_RELEASE, RQ_POLL, RQ_ACQUIRE, RQ_SEND, RQ_FLUSH, RQ_CLOSE, RQ_BULK, RQ_RXBURST };
+static const char *const mm_rq_name[] = {"mior_pkt_release", "mior_port_poll",       "mior_tx_acquire",
+                                         "mior_tx_send",     "mior_tx_flush",        "mior_transport_close",
+                                         "mior_pkt_release_bulk", "mior_rx_burst"};
+#define MM_BULK 16 /* packets per mior_pkt_release_bulk */
 
 typedef struct mm_req {
   int type, sync, expect, rc;
   mior_pkt pkt;
+  uint32_t nbulk;               /* RQ_BULK: packets in bulk[], the model's ids in bulk_id[] */
+  mior_pkt bulk[MM_BULK];
+  uint64_t bulk_id[MM_BULK];
   uint32_t len;
   mior_addr dst;
   uint64_t hid;
@@ -791,18 +804,14 @@ static void mm_check_consume_thread(mm *m, const char *what) {
   }
 }
 
-static int mm_consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
-  mm *m = ctx;
-  pthread_mutex_lock(&m->mu);
-  mm_check_consume_thread(m, "consume");
-  if (m->in_consume) mm_fail(m, 2, "consume was entered again from inside consume");
-  m->in_consume = 1;
-  m->consume_calls++;
-  if (port != m->port)
-    mm_fail(m, 2, "consume got port %p, not the transport's port %p", (void *)port, (void *)m->port);
-  if (!pkt || !pkt->data) mm_fail(m, 2, "consume got a NULL packet or data");
+/* A packet delivered (to consume, or by mior_rx_burst, named by `how`): intact, expected, from
+ * the right source, delivered once, in a slot the application does not hold.  Records it as
+ * delivered; *seq is its payload's number (0: empty), *key names its fate's random stream.
+ * Returns 1 if the port sent it to itself, 0 if the kernel socket did. */
+static int mm_delivered(mm *m, const mior_pkt *pkt, const char *how, uint32_t *seq_out, uint64_t *key_out) {
+  if (!pkt || !pkt->data) mm_fail(m, 2, "%s got a NULL packet or data", how);
   if (pkt->len > pkt->cap || pkt->cap > m->buf_size)
-    mm_fail(m, 2, "consume got len %u cap %u (buf_size %u)", pkt->len, pkt->cap, m->buf_size);
+    mm_fail(m, 2, "%s got len %u cap %u (buf_size %u)", how, pkt->len, pkt->cap, m->buf_size);
 #ifdef MIOR_PKT_TRUNCATED /* gone where the contract holds: a cut datagram is never delivered */
   if (pkt->flags & MIOR_PKT_TRUNCATED)
     mm_fail(m, 4, "a datagram was delivered with MIOR_PKT_TRUNCATED (len %u): datagrams longer than "
@@ -854,7 +863,23 @@ static int mm_consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
   m->rep->delivered++;
   mm_check_fresh(m, pkt, "a received");
   if (!m->probe) m->probe = pkt->data;
+  *seq_out = seq;
+  *key_out = key;
+  return from_self;
+}
 
+static int mm_consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
+  mm *m = ctx;
+  pthread_mutex_lock(&m->mu);
+  mm_check_consume_thread(m, "consume");
+  if (m->in_consume) mm_fail(m, 2, "consume was entered again from inside consume");
+  m->in_consume = 1;
+  m->consume_calls++;
+  if (port != m->port)
+    mm_fail(m, 2, "consume got port %p, not the transport's port %p", (void *)port, (void *)m->port);
+  uint32_t seq;
+  uint64_t key;
+  int from_self = mm_delivered(m, pkt, "consume", &seq, &key);
   mior_pkt copy = *pkt;
   mm_rng r = mm_rng_for(m->seed, 0xC0C0, key);
   int d = m->draining ? D_DONE : mm_decide(m, &r);
@@ -922,11 +947,15 @@ static int mm_consume(void *ctx, mior_port *port, const mior_pkt *pkt) {
     mm_hist(m, "  consume #%u: acquired #%llu and holds it", seq, (unsigned long long)h->id);
     goto done;
   }
-  case D_PINSIDE:
-    rc = mior_port_poll(port, 0, 0);
-    mm_hist(m, "  consume #%u: mior_port_poll inside consume = %d", seq, rc);
-    MM_EXPECT(m, 7, rc, -EBUSY, "mior_port_poll from inside consume");
+  case D_PINSIDE: {
+    mior_pkt one;
+    int pull = (m->feat & F_PULL) && mm_chance(&r, 50);
+    rc = pull ? mior_rx_burst(port, &one, 1) : mior_port_poll(port, 0, 0);
+    const char *name = pull ? "mior_rx_burst" : "mior_port_poll";
+    mm_hist(m, "  consume #%u: %s inside consume = %d", seq, name, rc);
+    MM_EXPECT(m, 7, rc, -EBUSY, "%s from inside consume", name);
     goto done;
+  }
   default:
   done:
     mm_ghost(m, pkt);
@@ -975,6 +1004,8 @@ static void *mm_helper_main(void *arg) {
     case RQ_SEND: rc = mior_tx_send(m->port, &rq.pkt, rq.len, &rq.dst); break;
     case RQ_FLUSH: rc = mior_tx_flush(m->port); break;
     case RQ_CLOSE: rc = mior_transport_close(rq.t); break;
+    case RQ_BULK: rc = mior_pkt_release_bulk(rq.bulk, rq.nbulk); break;
+    case RQ_RXBURST: rc = mior_rx_burst(m->port, &rq.pkt, 1); break;
     }
     pthread_mutex_lock(&m->qmu);
     mm_req *slot = &m->reqs[m->q_exec % MM_REQS];
@@ -1038,6 +1069,21 @@ static void mm_wait_req(mm *m, uint32_t n, int item, const char *what) {
   pthread_mutex_unlock(&m->qmu);
 }
 
+/* A bulk release the helper made: 0, and every packet in it is the port's again. */
+static void mm_collect_bulk(mm *m, const mm_req *rq) {
+  mm_hist(m, "helper: mior_pkt_release_bulk(%u held) = %d", rq->nbulk, rq->rc);
+  if (rq->rc != 0)
+    mm_fail(m, 3, "mior_pkt_release_bulk on the helper thread of %u packets the application held -> %d "
+            "(%s), expected 0%s%s", rq->nbulk, rq->rc, mior_strerror(rq->rc), *rq->err ? ": " : "", rq->err);
+  for (uint32_t k = 0; k < rq->nbulk; k++) {
+    int i = mm_find_held(m, rq->bulk_id[k]);
+    if (i < 0) mm_fail(m, 0, "model: bulk-released packet #%llu not found", (unsigned long long)rq->bulk_id[k]);
+    mm_ghost(m, &m->held[i].pkt);
+    mm_unhold(m, (uint32_t)i);
+    m->npending--;
+  }
+}
+
 /* Results of the releases the helper made since the last look. */
 static void mm_collect(mm *m) {
   if (!m->helper_up) return;
@@ -1047,6 +1093,10 @@ static void mm_collect(mm *m) {
   for (; m->q_collect != upto; m->q_collect++) {
     mm_req *rq = &m->reqs[m->q_collect % MM_REQS];
     if (rq->sync) continue;
+    if (rq->type == RQ_BULK) {
+      mm_collect_bulk(m, rq);
+      continue;
+    }
     int i = rq->expect == 0 ? mm_find_held(m, rq->hid) : -1;
     mm_hist(m, "helper: mior_pkt_release(%s #%llu) = %d", rq->expect == 0 ? "held" : "stale copy of",
             (unsigned long long)rq->hid, rq->rc);
@@ -1264,7 +1314,7 @@ static void mm_drain(mm *m, const char *when) {
 /* --- operations (hand-driven) ----------------------------------------------------------------- */
 
 enum { OP_ACQUIRE, OP_SEND, OP_BURST, OP_KSEND, OP_POLL, OP_FLUSH, OP_RELEASE, OP_STALE, OP_DOUBLE,
-       OP_WRONG, OP_FCLOSE, OP_START, OP_DRAIN, OP_BULK, OP_N };
+       OP_WRONG, OP_FCLOSE, OP_START, OP_DRAIN, OP_BULK, OP_RXBURST, OP_N };
 static const struct {
   const char *name;
   int weight, item;
@@ -1275,7 +1325,7 @@ static const struct {
     {"release", 7, 3, 0},       {"stale", 4, 3, F_STALE},    {"double", 2, 3, F_DOUBLE},
     {"wrong-thread", 4, 1, F_WRONG}, {"foreign-close", 1, 6, F_FCLOSE}, {"start", 1, 8, F_START},
     {"drain", 1, 5, F_DRAIN},
-    {"release-bulk", 4, 3, 0},
+    {"release-bulk", 4, 3, 0},   {"rx-burst", 10, 7, F_PULL},
 };
 
 /* Draw the length and destination of a send. */
@@ -1341,15 +1391,56 @@ static void mm_release_one(mm *m, mm_rng *r, uint32_t i, int allow_helper, const
   mm_unhold(m, i);
 }
 
-/* mior_pkt_release_bulk of up to 16 held packets on the driver: 0 and all released; or, with
- * one of them given twice, -EINVAL and every one still held (all or nothing). */
+/* mior_pkt_release_bulk of the held packets ids[0..k) (k <= MM_BULK), queued on the helper
+ * thread while the driver goes on: the packets are the application's until it returns, and the
+ * driver's polls take their slots back from the port's return list meanwhile. */
+static void mm_bulk_on_helper(mm *m, const uint64_t *ids, uint32_t k, const char *what) {
+  mm_req rq;
+  memset(&rq, 0, sizeof rq);
+  rq.type = RQ_BULK;
+  rq.nbulk = k;
+  for (uint32_t i = 0; i < k; i++) {
+    mm_held *h = &m->held[mm_find_held(m, ids[i])];
+    rq.bulk[i] = h->pkt;
+    rq.bulk_id[i] = ids[i];
+    h->pending = 1;
+    m->npending++;
+  }
+  mm_submit(m, &rq);
+  mm_hist(m, "%s: mior_pkt_release_bulk(%u) queued on the helper", what, k);
+}
+
+/* mior_pkt_release_bulk of the held packets ids[0..k): on the driver (0, and all are the port's
+ * again) or, with F_HELPERREL, queued on the helper. */
+static void mm_bulk_ids(mm *m, mm_rng *r, const uint64_t *ids, uint32_t k, const char *what) {
+  if (m->helper_up && (m->feat & F_HELPERREL) && mm_chance(r, 40)) {
+    mm_bulk_on_helper(m, ids, k, what);
+    return;
+  }
+  mior_pkt pk[MM_BULK];
+  memset(pk, 0, sizeof pk);
+  for (uint32_t i = 0; i < k; i++) pk[i] = m->held[mm_find_held(m, ids[i])].pkt;
+  int rc = mior_pkt_release_bulk(pk, k);
+  mm_hist(m, "%s: mior_pkt_release_bulk(%u) = %d", what, k, rc);
+  MM_EXPECT(m, 3, rc, 0, "%s: mior_pkt_release_bulk of %u packets the application holds", what, k);
+  for (uint32_t i = 0; i < k; i++) {
+    mm_ghost(m, &pk[i]);
+    mm_unhold(m, (uint32_t)mm_find_held(m, ids[i]));
+  }
+}
+
+/* mior_pkt_release_bulk of up to 16 held packets, on the driver or (F_HELPERREL) queued on the
+ * helper: 0 and all released; or, on the driver, with one of them given twice, -EINVAL and every
+ * one still held (all or nothing). */
 static void mm_bulk_release(mm *m, mm_rng *r) {
-  mior_pkt pk[17];
-  uint32_t idx[16], k = 0, want = 1 + mm_below(r, 16);
+  mior_pkt pk[MM_BULK + 1];
+  uint64_t ids[MM_BULK];
+  uint32_t idx[MM_BULK], k = 0, want = 1 + mm_below(r, MM_BULK);
   for (uint32_t j = 0; j < m->nheld && k < want; j++) {
     if (m->held[j].pending) continue;
     mm_verify_held(m, &m->held[j], "before a bulk release");
     idx[k] = j;
+    ids[k] = m->held[j].id;
     pk[k++] = m->held[j].pkt;
   }
   if (k == 0) return;
@@ -1361,12 +1452,7 @@ static void mm_bulk_release(mm *m, mm_rng *r) {
     for (uint32_t i = 0; i < k; i++) mm_verify_held(m, &m->held[idx[i]], "after a refused bulk release");
     return;
   }
-  int rc = mior_pkt_release_bulk(pk, k);
-  mm_hist(m, "mior_pkt_release_bulk(%u) = %d", k, rc);
-  MM_EXPECT(m, 3, rc, 0, "mior_pkt_release_bulk of %u packets the application holds", k);
-  for (uint32_t i = 0; i < k; i++) mm_ghost(m, &pk[i]);
-  /* idx ascends, and mm_unhold moves the last entry into the hole: unhold from the top. */
-  for (uint32_t i = k; i-- > 0;) mm_unhold(m, idx[i]);
+  mm_bulk_ids(m, r, ids, k, "release-bulk");
 }
 
 static void mm_release_all(mm *m, mm_rng *r, int allow_helper, const char *what) {
@@ -1436,7 +1522,7 @@ static void mm_double_release(mm *m, mm_rng *r) {
 static void mm_wrong_thread(mm *m, mm_rng *r) {
   mm_req rq;
   memset(&rq, 0, sizeof rq);
-  uint32_t what = mm_below(r, 4);
+  uint32_t what = mm_below(r, (m->feat & F_PULL) ? 5 : 4);
   m->suspects |= 1u << 1;
   m->rep->wrong++;
   if (what == 3) {
@@ -1468,13 +1554,16 @@ static void mm_wrong_thread(mm *m, mm_rng *r) {
               "holds %u (the port takes the slot back)", st.user_held, m->nheld);
     return;
   }
-  rq.type = what == 0 ? RQ_POLL : what == 1 ? RQ_ACQUIRE : RQ_FLUSH;
+  rq.type = what == 0 ? RQ_POLL : what == 1 ? RQ_ACQUIRE : what == 4 ? RQ_RXBURST : RQ_FLUSH;
   m->wrong_call = 1;
   int rc = mm_helper_call(m, &rq, 1);
   m->wrong_call = 0;
   mm_hist(m, "wrong thread: %s = %d", mm_rq_name[rq.type], rc);
   if (rq.type == RQ_ACQUIRE && rc == 0)
     mm_fail(m, 1, "mior_tx_acquire from a thread that is not the port's handed out a slot (data %p), "
+            "expected -EBUSY", (void *)rq.pkt.data);
+  if (rq.type == RQ_RXBURST && rc > 0)
+    mm_fail(m, 1, "mior_rx_burst from a thread that is not the port's handed out a packet (data %p), "
             "expected -EBUSY", (void *)rq.pkt.data);
   MM_EXPECT(m, 1, rc, -EBUSY, "%s from a thread that is not the port's%s%s", mm_rq_name[rq.type],
             *rq.err ? ": " : "", rq.err);
@@ -1540,6 +1629,54 @@ static void mm_poll_op(mm *m, mm_rng *r) {
     mm_fail(m, 7, "mior_port_poll returned %d but consume ran %u times", rc, ran);
   if (budget && (uint32_t)rc > budget)
     mm_fail(m, 7, "mior_port_poll(budget %u) delivered %d packets", budget, rc);
+}
+
+/* mior_rx_burst on the driver, beside consume (which it must not call): each packet is checked as
+ * consume checks its own, then the application holds it, or releases it at once, or echoes it in
+ * place, or gives it back with the others of its burst in one mior_pkt_release_bulk (on the
+ * driver, or on the helper while the driver goes on). */
+static void mm_rx_burst_op(mm *m, mm_rng *r) {
+  static const uint32_t maxes[] = {1, 4, 16, 64};
+  uint32_t room = m->hold_cap > m->nheld ? m->hold_cap - m->nheld : 0, max = maxes[mm_below(r, 4)];
+  if (max > room) max = room;
+  if (max == 0) return;
+  mior_pkt pk[64];
+  uint32_t before = m->consume_calls;
+  int n = mior_rx_burst(m->port, pk, max);
+  mm_hist(m, "mior_rx_burst(max %u) = %d (%u pending)", max, n, (unsigned)m->port_pending);
+  if (n < 0) MM_EXPECT(m, 7, n, 0, "mior_rx_burst(max %u)", max);
+  if ((uint32_t)n > max) mm_fail(m, 7, "mior_rx_burst(max %u) returned %d packets", max, n);
+  if (m->consume_calls != before)
+    mm_fail(m, 7, "mior_rx_burst ran consume %u times: its packets go to the caller's array only",
+            m->consume_calls - before);
+  uint64_t bulk[MM_BULK];
+  uint32_t nb = 0;
+  for (int i = 0; i < n; i++) {
+    uint32_t seq;
+    uint64_t key;
+    int from_self = mm_delivered(m, &pk[i], "mior_rx_burst", &seq, &key);
+    mm_held *h = mm_hold(m, &pk[i], 'K', seq, pk[i].len);
+    mm_rng f = mm_rng_for(m->seed, 0xB0B0, key);
+    uint32_t x = mm_below(&f, 100);
+    if (x < 35) {
+      m->rep->keeps++;
+    } else if (x < 55) {
+      mm_release_one(m, &f, m->nheld - 1, 1, "rx_burst");
+    } else if (x < 70 && (m->feat & F_ECHO) && m->port_pending < MM_MAX_PORT_PENDING &&
+               m->k_pending < MM_MAX_K_PENDING) {
+      int dest = from_self ? TO_PORT : TO_K;
+      uint32_t hi = dest == TO_PORT && h->pkt.cap > m->limit ? m->limit : h->pkt.cap;
+      mior_pkt copy = h->pkt;
+      mior_addr src = pk[i].src;
+      mm_unhold(m, m->nheld - 1);
+      mm_port_send(m, &copy, mm_range(&f, TT_HDR, hi), dest, RK_ECHO, &src, 7, "rx_burst: echo in place");
+      mm_ghost(m, &copy);
+      m->rep->echoes++;
+    } else if (nb < MM_BULK) {
+      bulk[nb++] = h->id;
+    }
+  }
+  if (nb) mm_bulk_ids(m, r, bulk, nb, "rx_burst");
 }
 
 static void mm_step(mm *m, mm_rng *r, int op) {
@@ -1620,6 +1757,7 @@ static void mm_step(mm *m, mm_rng *r, int op) {
   }
   case OP_DRAIN: mm_drain(m, "mid-sequence drain"); return;
   case OP_BULK: mm_bulk_release(m, r); return;
+  case OP_RXBURST: mm_rx_burst_op(m, r); return;
   }
 }
 
@@ -1949,7 +2087,7 @@ static void mm_started_stale(mm *m, mm_rng *r) {
 }
 
 static void mm_started_wrong(mm *m, mm_rng *r) {
-  uint32_t what = mm_below(r, 4);
+  uint32_t what = mm_below(r, (m->feat & F_PULL) ? 5 : 4);
   m->rep->wrong++;
   int rc;
   mior_pkt p;
@@ -1983,15 +2121,19 @@ static void mm_started_wrong(mm *m, mm_rng *r) {
     return;
   }
   m->wrong_call = 1;
-  const char *name = what == 0 ? "mior_port_poll" : what == 1 ? "mior_tx_acquire" : "mior_tx_flush";
+  const char *name = what == 0   ? "mior_port_poll"
+                     : what == 1 ? "mior_tx_acquire"
+                     : what == 4 ? "mior_rx_burst"
+                                 : "mior_tx_flush";
   rc = what == 0   ? mior_port_poll(m->port, 0, 0)
        : what == 1 ? mior_tx_acquire(m->port, &p)
+       : what == 4 ? mior_rx_burst(m->port, &p, 1)
                    : mior_tx_flush(m->port);
   m->wrong_call = 0;
   mm_hist(m, "wrong thread: %s from the application thread = %d", name, rc);
-  if (what == 1 && rc == 0)
-    mm_fail(m, 1, "mior_tx_acquire from the application thread, while the port runs on its own thread, "
-            "handed out a slot (data %p); expected -EBUSY", (void *)p.data);
+  if ((what == 1 && rc == 0) || (what == 4 && rc > 0))
+    mm_fail(m, 1, "%s from the application thread, while the port runs on its own thread, "
+            "handed out a slot (data %p); expected -EBUSY", name, (void *)p.data);
   MM_EXPECT(m, 1, rc, -EBUSY, "%s from the application thread while the port runs on its own thread", name);
 }
 
