@@ -131,6 +131,9 @@ class Bench:
         self.notes = []        # things that could not run, said in the output
         self.have_xdp = os.path.exists(self.bl("bl_xdp"))
         self.have_sockperf = shutil.which("sockperf") is not None
+        self.have_dnsperf = shutil.which("dnsperf") is not None
+        if not self.have_dnsperf and not self.skip("dns"):
+            self.notes.append("dnsperf: not installed, the DNS rows are missing")
         if not self.have_xdp:
             self.notes.append("AF_XDP: bl_xdp was not built (libxdp-dev/libbpf-dev missing)")
         if not self.have_sockperf:
@@ -152,6 +155,8 @@ class Bench:
         tag = rec["test"] + " " + rec["method"] + (" veth" if rec.get("netns") else " lo")
         if rec.get("error"):
             print(f"  {tag:40s} FAILED: {rec['error'][:160]}")
+        elif rec["mode"] == "dns":
+            print(f"  {tag:40s} {rec['qps']:10.0f} queries/s  avg latency {rec['lat_us']:8.0f} us  lost {rec['lost']}")
         elif rec["mode"] == "throughput":
             print(f"  {tag:40s} frame {rec['frame']:4d}  tx {rec['tx_pps']:10.0f}  rx {rec['rx_pps']:10.0f} pps"
                   f"  cpu/Mpkt {rec['cpu_per_mpkt']:.2f} s")
@@ -160,8 +165,14 @@ class Bench:
         sys.stdout.flush()
 
     # -- throughput --------------------------------------------------------------------
+    def skip(self, section):
+        """--only: the sections to run (pps, latency, rate, batch, queues, dns); all by default."""
+        return bool(self.a.only) and section not in self.a.only
+
     def mior_tp(self, test, backend, kind, netns, frame, batch=None, rate=None, queues=None, secs=None,
                 opt=None):
+        if self.skip(test):
+            return None
         argv = [self.perf, "throughput", "--backend", backend, "--kind", kind,
                 "--size", str(frame_to_size(kind, frame))] + self.common(netns, secs)
         if opt:
@@ -190,6 +201,8 @@ class Bench:
         return rec
 
     def bl_tp(self, test, prog, method, netns, frame, kind="udp", batch=None, rate=None, secs=None):
+        if self.skip(test):
+            return None
         argv = [self.bl(prog)] + (["--method", method] if prog == "bl_udp" else []) + \
                ["--size", str(frame_to_size(kind, frame))] + self.common(netns, secs)
         if batch:
@@ -215,6 +228,8 @@ class Bench:
 
     # -- latency ------------------------------------------------------------------------
     def mior_lat(self, test, backend, netns, busy):
+        if self.skip(test):
+            return None
         argv = [self.perf, "latency", "--backend", backend] + self.common(netns)
         if busy:
             argv += ["--busy-poll", str(busy)]
@@ -235,6 +250,8 @@ class Bench:
         return rec
 
     def bl_lat(self, test, netns, busy, method="sockets"):
+        if self.skip(test):
+            return None
         argv = [self.bl("bl_pingpong"), "--method", method] + self.common(netns) + \
                (["--busy-poll", "1"] if busy else [])
         rc, out, err, cpu, rss = run_proc(argv, self.timeout())
@@ -299,6 +316,60 @@ class Bench:
         self.record(rec)
         return rec
 
+    # -- DNS: dnsperf against examples/dns_responder and bench/baselines/bl_dns.c (loopback) ---
+    DNS_PORT = 25399
+    DNS_QUERIES = "www.example.test A\nexample.test AAAA\ntxt.example.test TXT\nnope.example.test A\n"
+
+    def dns(self, method, argv):
+        """One dnsperf run (8 clients, 256 outstanding queries, self.secs) against a server started
+        for it on 127.0.0.1, which prints "ready" once it serves and stops on SIGTERM."""
+        rec = {"test": "dns", "method": method, "mode": "dns", "netns": False, "argv": " ".join(argv[1:]),
+               "mior": method.startswith("mior")}
+        if self.skip("dns") or not self.have_dnsperf:
+            return None
+        qfile = os.path.join(self.a.out_dir, "dns_queries.txt")
+        with open(qfile, "w") as f:
+            f.write(self.DNS_QUERIES)
+        srv = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        STATE["pids"].add(srv.pid)
+        try:
+            first = srv.stdout.readline()  # "... ready on ..." or an error
+            if "ready" not in first:
+                rec["error"] = f"server did not start: {first.strip()[-200:]}"
+                self.record(rec)
+                return rec
+            rc, out, err, cpu, rss = run_proc(["dnsperf", "-s", "127.0.0.1", "-p", str(self.DNS_PORT), "-d", qfile,
+                                               "-l", str(max(1, int(round(self.secs)))), "-c", "8", "-T", "1",
+                                               "-q", "256"], self.timeout())
+        finally:
+            srv.send_signal(signal.SIGTERM)
+            try:
+                srv.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+                srv.wait()
+        vals = {}
+        for line in (out + err).splitlines():
+            for key, name in (("Queries per second:", "qps"), ("Average Latency (s):", "lat_s"),
+                              ("Queries lost:", "lost")):
+                if key in line:
+                    vals[name] = float(line.split(key)[1].split()[0])
+        if rc != 0 or "qps" not in vals:
+            rec["error"] = (out + err).strip()[-300:] or f"exit {rc}"
+        else:
+            rec.update(qps=vals["qps"], lat_us=vals.get("lat_s", 0) * 1e6, lost=int(vals.get("lost", 0)),
+                       dnsperf_cpu_s=cpu)
+        self.record(rec)
+        return rec
+
+    def dns_rows(self):
+        resp = os.path.join(self.a.build, "examples", "dns_responder")
+        ep = f"udp://127.0.0.1:{self.DNS_PORT}"
+        self.dns("mior uring", [resp, ep, "--backend", "uring", "--no-pktinfo"])
+        self.dns("mior uring, MIOR_OPT_RX_PKTINFO", [resp, ep, "--backend", "uring"])
+        self.dns("mior sockets", [resp, ep, "--backend", "sockets", "--no-pktinfo"])
+        self.dns("plain recvmmsg/sendmmsg", [self.bl("bl_dns"), "127.0.0.1", str(self.DNS_PORT)])
+
     # -- the whole matrix ---------------------------------------------------------------------
     def run(self):
         quick = self.a.quick
@@ -354,8 +425,13 @@ class Bench:
                 self.bl_tp("batch", "bl_udp", "mmsg", True, 60, batch=b)
             self.mior_tp("queues", "uring", "udp", True, 60, queues=2)
             self.mior_tp("queues", "sockets", "udp", True, 60, queues=2)
+            if not self.skip("dns"):
+                print(f"== run {r + 1} of {runs}: DNS responder under dnsperf, loopback")
+                self.dns_rows()
 
     def sockperf_pair(self, netns):
+        if self.skip("latency"):
+            return
         if not netns:
             for busy in (False, True):
                 self.sockperf_lat("latency", None, busy)
@@ -450,7 +526,38 @@ def summarize(raw):
                            for b, rs in sorted(bs.items())}
     for m, rs in s["queues"].items():
         out["queues"][m] = {"tx_pps": med([r["tx_pps"] for r in rs]), "rx_pps": med([r["rx_pps"] for r in rs])}
+    out["dns"] = summarize_dns(raw)
     return out
+
+
+DNS_ORDER = ["mior uring", "mior uring, MIOR_OPT_RX_PKTINFO", "mior sockets", "plain recvmmsg/sendmmsg"]
+
+
+def summarize_dns(raw):
+    by = {}
+    for r in raw:
+        if r["test"] == "dns" and not r.get("error"):
+            by.setdefault(r["method"], []).append(r)
+    return {m: {"qps": med([r["qps"] for r in rs]), "lat_us": med([r["lat_us"] for r in rs]),
+                "lost": sum(r["lost"] for r in rs), "runs": len(rs)} for m, rs in by.items()}
+
+
+def markdown_dns(sm, meta):
+    d = sm.get("dns")
+    if not d:
+        return []
+    base = d.get("plain recvmmsg/sendmmsg")
+    L = [f"### DNS responder under dnsperf (loopback; 8 clients, 256 queries outstanding, {meta['seconds']:.0f} s per run)",
+         "",
+         "| server | queries/s | avg latency (us) | queries/s against the baseline | lost (all runs) |",
+         "|---|---:|---:|---:|---:|"]
+    for meth in DNS_ORDER:
+        x = d.get(meth)
+        if x:
+            rel = f"{x['qps'][0] / base['qps'][0]:.2f}" if base else "-"
+            L.append(f"| {meth} | {fmt_mmm(x['qps'])} | {fmt_mmm(x['lat_us'])} | {rel} | {x['lost']} |")
+    L.append("")
+    return L
 
 
 def ratio(a, b):
@@ -627,6 +734,7 @@ def markdown(sm, tgt, meta, notes):
             cells.append(f"{x['tx_pps'][0]:.0f} / {x['rx_pps'][0]:.0f}" if x else "-")
         L.append(f"| {b} | " + " | ".join(cells) + " |")
     L.append("")
+    L += markdown_dns(sm, meta)
     L.append("### Targets (ratios of medians from this run)")
     L.append("")
     L.append("| target | measured | wanted | met |")
@@ -768,6 +876,8 @@ def main():
     ap.add_argument("--rps", action="store_true", help="set RPS on the receiving veth")
     ap.add_argument("--out", help="output directory (default bench/results/<date>)")
     ap.add_argument("--docs", action="store_true", help="also write docs/PERFORMANCE.md and docs/perf/*.png")
+    ap.add_argument("--only", type=lambda v: set(v.split(",")), default=set(),
+                    help="run only these sections, comma separated: pps, latency, rate, batch, queues, dns")
     a = ap.parse_args()
     a.runs = a.runs or (1 if a.quick else 5)
     a.seconds = a.seconds or (1.0 if a.quick else 3.0)
@@ -776,6 +886,7 @@ def main():
     date = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
     outdir = a.out or os.path.join(a.src, "bench", "results", date)
     os.makedirs(outdir, exist_ok=True)
+    a.out_dir = outdir
     signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigint)
     signal.signal(signal.SIGHUP, on_sigint)
