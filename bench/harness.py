@@ -98,6 +98,16 @@ def run_proc(argv, timeout, quiet=False):
     return rc, "".join(out_chunks), err, cpu_of(ru) if ru else 0.0, ru.ru_maxrss if ru else 0
 
 
+def stop_server(proc, sig):
+    """Stop a server the harness started beside a measurement: sig, then SIGKILL after 5 s."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def cleanup_namespaces():
     """Remove namespaces that one of our children made and did not remove (after a crash)."""
     try:
@@ -290,12 +300,7 @@ class Bench:
                             "-t", str(max(1, int(round(self.secs)))), "--full-rtt", "--client_ip", cli_ip] + nb
             rc, out, err, cpu, rss = run_proc(argv, self.timeout())
         finally:
-            srv.send_signal(signal.SIGINT)
-            try:
-                srv.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                srv.kill()
-                srv.wait()
+            stop_server(srv, signal.SIGINT)
         rec["argv"] = " ".join(argv)
         text = out + err
         pct = {}
@@ -342,12 +347,7 @@ class Bench:
                                                "-l", str(max(1, int(round(self.secs)))), "-c", "8", "-T", "1",
                                                "-q", "256"], self.timeout())
         finally:
-            srv.send_signal(signal.SIGTERM)
-            try:
-                srv.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                srv.kill()
-                srv.wait()
+            stop_server(srv, signal.SIGTERM)
         vals = {}
         for line in (out + err).splitlines():
             for key, name in (("Queries per second:", "qps"), ("Average Latency (s):", "lat_s"),
