@@ -19,6 +19,8 @@ typedef struct mior__tx_rec {
   uint32_t off;
   uint32_t len;
   uint32_t has_dst; /* the destination is in the backend's storage for this slot */
+  uint32_t seg;     /* 0: one datagram; else the slot holds datagrams of seg bytes back to back,
+                       sent as one GSO send (backend_ops.tx_queue_gso) */
 } mior__tx_rec;
 
 typedef struct mior__tx_fifo {
@@ -61,6 +63,7 @@ static inline int mior__tx_fifo_push(mior__tx_fifo *f, uint32_t slot, uint32_t o
   e->off = off;
   e->len = len;
   e->has_dst = has_dst;
+  e->seg = 0;
   f->len++;
   return 0;
 }
