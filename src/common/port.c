@@ -135,6 +135,41 @@ static inline void pkt_meta_from(mior_pkt *pk, const mior__cqe *c) {
   }
 }
 
+/* Clear the bits of a run of one coalesced slot's packets: one atomic for the run.  Returns how
+ * many packets were given back; *last is set if they were the slot's last (the caller then owns
+ * the slot).  A packet given twice in one bulk, in two runs, fails the run's step: then its
+ * packets go one by one and *dup counts the refused ones. */
+static uint32_t bulk_unshare(struct mior_port *p, uint32_t slot, uint64_t bits, int *last, uint32_t *dup) {
+  int r = mior__slot_unshare(p, slot, bits);
+  uint32_t done = 0;
+  if (r >= 0) {
+    *last = r;
+    for (uint64_t b = bits; b; b &= b - 1u) done++;
+    return done;
+  }
+  *last = 0;
+  for (uint64_t b = bits; b; b &= b - 1u) {
+    r = mior__slot_unshare(p, slot, b & (~b + 1u));
+    if (r < 0) {
+      (*dup)++;
+      continue;
+    }
+    done++;
+    if (r) *last = 1;
+  }
+  return done;
+}
+
+/* The packets `bits` of coalesced slot `slot` that consume is done with: one atomic for all of
+ * them rather than one each.  Their bits stay set until here, so no release of a kept packet (any
+ * thread) can be the slot's last meanwhile; the last one done takes the slot back to the cache. */
+static void split_done(struct mior_port *p, uint32_t slot, uint64_t bits) {
+  int last;
+  uint32_t dup = 0;
+  p->user_taken -= bulk_unshare(p, slot, bits, &last, &dup);
+  if (last && mior__slot_from_user(p, slot, p->split_gen, MIOR__SLOT_CACHE)) p->cache[p->cache_len++] = slot;
+}
+
 /* Deliver the packets of the coalesced buffer in c from packet p->split_next - 1 on: to consume,
  * or into mior_rx_burst's array while it has room.  Returns 1 when the buffer is done, 0 when the
  * array filled first: the rest stay with the port (their bits stay set in slot_share, so the slot
@@ -144,6 +179,7 @@ static int split_deliver(struct mior_port *p, const mior__cqe *c, uint32_t *deli
   uint32_t n = (total + seg - 1u) / seg;
   uint8_t *base = mior_pool_region_slot(&p->region, c->slot) + c->off;
   mior_pkt pkt_local;
+  uint64_t done = 0; /* packets consume is done with, given back together after the loop */
   for (uint32_t i = p->split_next - 1u; i < n; i++) {
     mior_pkt *pk = &pkt_local;
     if (p->burst) {
@@ -180,15 +216,11 @@ static int split_deliver(struct mior_port *p, const mior__cqe *c, uint32_t *deli
       if (mior__slot_share_held(p, c->slot, pk->gen, pk->seg)) p->stats.rx_kept++;
       continue;
     }
-    /* Still held (not sent, not released): done with it.  The last one done takes the slot back
-     * to the cache; a release from another thread can only make this one not the last. */
-    if (!mior__slot_share_held(p, c->slot, pk->gen, pk->seg)) continue;
-    int last = mior__slot_unshare(p, c->slot, (uint64_t)1 << i);
-    if (last < 0) continue;
-    p->user_taken--;
-    if (last && mior__slot_from_user(p, c->slot, pk->gen, MIOR__SLOT_CACHE)) p->cache[p->cache_len++] = c->slot;
+    /* Still held (not sent, not released): done with it, given back after the loop. */
+    if (mior__slot_share_held(p, c->slot, pk->gen, pk->seg)) done |= (uint64_t)1 << i;
   }
   p->split_next = 0;
+  if (done) split_done(p, c->slot, done);
   return 1;
 }
 
@@ -930,31 +962,6 @@ static void bulk_unclaim(const mior_pkt *pkts, uint32_t n) {
 
 static inline int same_shared_slot(const mior_pkt *a, const mior_pkt *b) {
   return a->seg && b->seg && a->port == b->port && a->slot == b->slot && a->gen == b->gen;
-}
-
-/* Clear the bits of a run of one coalesced slot's packets: one atomic for the run.  Returns how
- * many packets were given back; *last is set if they were the slot's last (the caller then owns
- * the slot).  A packet given twice in one bulk, in two runs, fails the run's step: then its
- * packets go one by one and *dup counts the refused ones. */
-static uint32_t bulk_unshare(struct mior_port *p, uint32_t slot, uint64_t bits, int *last, uint32_t *dup) {
-  int r = mior__slot_unshare(p, slot, bits);
-  uint32_t done = 0;
-  if (r >= 0) {
-    *last = r;
-    for (uint64_t b = bits; b; b &= b - 1u) done++;
-    return done;
-  }
-  *last = 0;
-  for (uint64_t b = bits; b; b &= b - 1u) {
-    r = mior__slot_unshare(p, slot, b & (~b + 1u));
-    if (r < 0) {
-      (*dup)++;
-      continue;
-    }
-    done++;
-    if (r) *last = 1;
-  }
-  return done;
 }
 
 int mior_pkt_release_bulk(const mior_pkt *pkts, uint32_t n) {
