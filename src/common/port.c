@@ -170,6 +170,16 @@ static void split_done(struct mior_port *p, uint32_t slot, uint64_t bits) {
   if (last && mior__slot_from_user(p, slot, p->split_gen, MIOR__SLOT_CACHE)) p->cache[p->cache_len++] = slot;
 }
 
+/* What every packet split from the coalesced buffer in c has in common. */
+static inline void split_pkt_init(mior_pkt *pk, struct mior_port *p, const mior__cqe *c) {
+  pk->port = p;
+  pk->slot = c->slot;
+  pk->flags = c->flags | MIOR_PKT_COALESCED;
+  pk->src = c->src;
+  pk->gen = p->split_gen;
+  pkt_meta_from(pk, c); /* one kernel receive: every packet split from it has its metadata */
+}
+
 /* Deliver the packets of the coalesced buffer in c from packet p->split_next - 1 on: to consume,
  * or into mior_rx_burst's array while it has room.  Returns 1 when the buffer is done, 0 when the
  * array filled first: the rest stay with the port (their bits stay set in slot_share, so the slot
@@ -178,7 +188,9 @@ static int split_deliver(struct mior_port *p, const mior__cqe *c, uint32_t *deli
   uint32_t total = (uint32_t)c->res, seg = c->seg;
   uint32_t n = (total + seg - 1u) / seg;
   uint8_t *base = mior_pool_region_slot(&p->region, c->slot) + c->off;
+  /* consume gets one mior_pkt (const) for the whole buffer: only the per-packet fields change. */
   mior_pkt pkt_local;
+  split_pkt_init(&pkt_local, p, c);
   uint64_t done = 0; /* packets consume is done with, given back together after the loop */
   for (uint32_t i = p->split_next - 1u; i < n; i++) {
     mior_pkt *pk = &pkt_local;
@@ -188,6 +200,7 @@ static int split_deliver(struct mior_port *p, const mior__cqe *c, uint32_t *deli
         return 0;
       }
       pk = &p->burst[p->burst_n++];
+      split_pkt_init(pk, p, c);
     } else if (!p->receiver.consume) {
       /* Nobody to give the rest to (a pull port polled, or closing): they are done here. */
       uint64_t rest = ~(((uint64_t)1 << i) - 1u) & (n >= 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1u);
@@ -201,13 +214,7 @@ static int split_deliver(struct mior_port *p, const mior__cqe *c, uint32_t *deli
     pk->data = base + off;
     pk->len = total - off < seg ? total - off : seg;
     pk->cap = pk->len; /* the next datagram follows: this packet may not grow */
-    pk->port = p;
-    pk->slot = c->slot;
-    pk->flags = c->flags | MIOR_PKT_COALESCED;
-    pk->src = c->src;
-    pk->gen = p->split_gen;
     pk->seg = i + 1u;
-    pkt_meta_from(pk, c); /* one kernel receive: every packet split from it has its metadata */
     p->user_taken++;
     (*delivered)++;
     if (p->burst) continue; /* the caller's now, until it releases or sends it */
