@@ -295,6 +295,20 @@ MIOR_API int mior_tx_flush(mior_port *port);
  * above or a port that is not udp. */
 MIOR_API int mior_tx_send_segments(mior_port *port, mior_pkt *pkts, const uint32_t *lens, uint32_t n,
                                    const mior_addr *dst);
+/* Send one slot that holds up to 64 datagrams back to back (what a QUIC sender builds): pkt->data
+ * [0..len) is cut into datagrams of seg bytes, the last possibly shorter, and goes as one UDP GSO
+ * send from the slot, no copy and one completion; each datagram counts in tx_packets.  Where
+ * that cannot be done (the port's GSO is off, refused, or not yet confirmed by a GSO send that
+ * went out, which a port's first runs do; seg beyond the path's limit; the sockets and Windows
+ * backends) the datagrams are copied into slots of their own and sent as mior_tx_send_segments
+ * sends them: the same datagrams, slower.  That way needs one free slot per datagram: -EAGAIN
+ * (nothing sent) when the port has not that many.  A GSO send of the slot that the kernel
+ * refuses after GSO had worked (the path's MTU shrank below seg) fails whole (tx_errors), and
+ * later sends of that size take the copying way.  One datagram (len <= seg) is mior_tx_send.
+ * As mior_tx_send: the slot is the port's from here, also on error.  -EINVAL: not a udp port,
+ * seg or len 0, more than 64 datagrams, len beyond the slot; -EOPNOTSUPP: MIOR_PKT_LOCAL or
+ * MIOR_PKT_ECN set. */
+MIOR_API int mior_tx_send_gso(mior_port *port, mior_pkt *pkt, uint32_t len, uint32_t seg, const mior_addr *dst);
 
 /* A random 32-bit value from a per-port generator seeded from the OS: TCP initial sequence
  * numbers, IP ids. */

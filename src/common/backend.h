@@ -85,6 +85,9 @@ typedef struct mior__io_cfg {
 /* tx: the slot comes back because its bytes were copied (into an AF_PACKET TX ring), not because
  * they were sent: the backend counts the send itself once the kernel has taken the frame. */
 #define MIOR__CQE_COPIED 0x40000000u
+/* tx: the slot held datagrams of `seg` bytes back to back, sent as one GSO send (tx_queue_gso):
+ * res bytes are ceil(res / seg) datagrams. */
+#define MIOR__CQE_GSO 0x20000000u
 
 /* Per-packet metadata: a receive's (filled by the backend's one control-message parser, with the
  * MIOR_PKT_* bits in the record's flags) and a send's (from the mior_pkt). */
@@ -104,7 +107,8 @@ typedef struct mior__cqe {
   uint32_t flags;  /* rx: MIOR_PKT_*, and MIOR__CQE_TRUNC; tx: MIOR__CQE_COPIED */
   mior_addr src;   /* rx udp: sender */
   uint32_t seg;    /* rx: a coalesced buffer (UDP GRO) of datagrams of this size each (the last
-                      may be shorter), which the front end splits; 0: one datagram */
+                      may be shorter), which the front end splits; 0: one datagram.
+                      tx with MIOR__CQE_GSO: the segment size of the send */
   mior__pkt_meta meta; /* rx: what flags' MIOR_PKT_* bits say (the rest is not written); for a
                           coalesced buffer, the one receive's, given to every packet split off */
 } mior__cqe;
@@ -201,6 +205,15 @@ typedef struct mior__backend_ops {
    * that its default slots hold one (MIOR__GRO_BUF_SIZE x MIOR__GRO_BUF_COUNT): 1, or 0 with the
    * reason in why (why may be NULL).  Optional (NULL: never, small slots). */
   int (*rx_coalesce)(char *why, size_t len);
+  /* One slot of datagrams back to back as one UDP GSO send (mior_tx_send_gso).  tx_gso_ok: 1 if
+   * a send of len bytes cut into seg-byte datagrams can go that way now (GSO on and confirmed by
+   * a GSO send that went out, seg and len within the limits), else 0 and the front end copies
+   * the datagrams into slots of their own.  tx_queue_gso: as tx_queue; the completion is one
+   * record for the slot with MIOR__CQE_GSO and seg set.  A GSO send the kernel refuses completes
+   * with the error (there are no single sends of one slot to fall back to).  Optional (NULL). */
+  int (*tx_gso_ok)(struct mior__io *r, uint32_t seg, uint32_t len);
+  int (*tx_queue_gso)(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len, uint32_t seg,
+                      const mior_addr *dst);
   /* The MIOR_OPT_RX_* flags the backend can deliver (others refused at open). */
   uint32_t rx_meta_opts;
   uint32_t flags; /* MIOR__BACKEND_* */

@@ -135,6 +135,51 @@ static inline void pkt_meta_from(mior_pkt *pk, const mior__cqe *c) {
   }
 }
 
+/* Clear the bits of a run of one coalesced slot's packets: one atomic for the run.  Returns how
+ * many packets were given back; *last is set if they were the slot's last (the caller then owns
+ * the slot).  A packet given twice in one bulk, in two runs, fails the run's step: then its
+ * packets go one by one and *dup counts the refused ones. */
+static uint32_t bulk_unshare(struct mior_port *p, uint32_t slot, uint64_t bits, int *last, uint32_t *dup) {
+  int r = mior__slot_unshare(p, slot, bits);
+  uint32_t done = 0;
+  if (r >= 0) {
+    *last = r;
+    for (uint64_t b = bits; b; b &= b - 1u) done++;
+    return done;
+  }
+  *last = 0;
+  for (uint64_t b = bits; b; b &= b - 1u) {
+    r = mior__slot_unshare(p, slot, b & (~b + 1u));
+    if (r < 0) {
+      (*dup)++;
+      continue;
+    }
+    done++;
+    if (r) *last = 1;
+  }
+  return done;
+}
+
+/* The packets `bits` of coalesced slot `slot` that consume is done with: one atomic for all of
+ * them rather than one each.  Their bits stay set until here, so no release of a kept packet (any
+ * thread) can be the slot's last meanwhile; the last one done takes the slot back to the cache. */
+static void split_done(struct mior_port *p, uint32_t slot, uint64_t bits) {
+  int last;
+  uint32_t dup = 0;
+  p->user_taken -= bulk_unshare(p, slot, bits, &last, &dup);
+  if (last && mior__slot_from_user(p, slot, p->split_gen, MIOR__SLOT_CACHE)) p->cache[p->cache_len++] = slot;
+}
+
+/* What every packet split from the coalesced buffer in c has in common. */
+static inline void split_pkt_init(mior_pkt *pk, struct mior_port *p, const mior__cqe *c) {
+  pk->port = p;
+  pk->slot = c->slot;
+  pk->flags = c->flags | MIOR_PKT_COALESCED;
+  pk->src = c->src;
+  pk->gen = p->split_gen;
+  pkt_meta_from(pk, c); /* one kernel receive: every packet split from it has its metadata */
+}
+
 /* Deliver the packets of the coalesced buffer in c from packet p->split_next - 1 on: to consume,
  * or into mior_rx_burst's array while it has room.  Returns 1 when the buffer is done, 0 when the
  * array filled first: the rest stay with the port (their bits stay set in slot_share, so the slot
@@ -143,7 +188,10 @@ static int split_deliver(struct mior_port *p, const mior__cqe *c, uint32_t *deli
   uint32_t total = (uint32_t)c->res, seg = c->seg;
   uint32_t n = (total + seg - 1u) / seg;
   uint8_t *base = mior_pool_region_slot(&p->region, c->slot) + c->off;
+  /* consume gets one mior_pkt (const) for the whole buffer: only the per-packet fields change. */
   mior_pkt pkt_local;
+  split_pkt_init(&pkt_local, p, c);
+  uint64_t done = 0; /* packets consume is done with, given back together after the loop */
   for (uint32_t i = p->split_next - 1u; i < n; i++) {
     mior_pkt *pk = &pkt_local;
     if (p->burst) {
@@ -152,6 +200,7 @@ static int split_deliver(struct mior_port *p, const mior__cqe *c, uint32_t *deli
         return 0;
       }
       pk = &p->burst[p->burst_n++];
+      split_pkt_init(pk, p, c);
     } else if (!p->receiver.consume) {
       /* Nobody to give the rest to (a pull port polled, or closing): they are done here. */
       uint64_t rest = ~(((uint64_t)1 << i) - 1u) & (n >= 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1u);
@@ -165,13 +214,7 @@ static int split_deliver(struct mior_port *p, const mior__cqe *c, uint32_t *deli
     pk->data = base + off;
     pk->len = total - off < seg ? total - off : seg;
     pk->cap = pk->len; /* the next datagram follows: this packet may not grow */
-    pk->port = p;
-    pk->slot = c->slot;
-    pk->flags = c->flags | MIOR_PKT_COALESCED;
-    pk->src = c->src;
-    pk->gen = p->split_gen;
     pk->seg = i + 1u;
-    pkt_meta_from(pk, c); /* one kernel receive: every packet split from it has its metadata */
     p->user_taken++;
     (*delivered)++;
     if (p->burst) continue; /* the caller's now, until it releases or sends it */
@@ -180,15 +223,11 @@ static int split_deliver(struct mior_port *p, const mior__cqe *c, uint32_t *deli
       if (mior__slot_share_held(p, c->slot, pk->gen, pk->seg)) p->stats.rx_kept++;
       continue;
     }
-    /* Still held (not sent, not released): done with it.  The last one done takes the slot back
-     * to the cache; a release from another thread can only make this one not the last. */
-    if (!mior__slot_share_held(p, c->slot, pk->gen, pk->seg)) continue;
-    int last = mior__slot_unshare(p, c->slot, (uint64_t)1 << i);
-    if (last < 0) continue;
-    p->user_taken--;
-    if (last && mior__slot_from_user(p, c->slot, pk->gen, MIOR__SLOT_CACHE)) p->cache[p->cache_len++] = c->slot;
+    /* Still held (not sent, not released): done with it, given back after the loop. */
+    if (mior__slot_share_held(p, c->slot, pk->gen, pk->seg)) done |= (uint64_t)1 << i;
   }
   p->split_next = 0;
+  if (done) split_done(p, c->slot, done);
   return 1;
 }
 
@@ -296,7 +335,8 @@ static inline void tx_complete(struct mior_port *p, const mior__cqe *c) {
   if (c->flags & MIOR__CQE_COPIED) {
     /* counted by the backend when the kernel takes the frame */
   } else {
-    p->stats.tx_packets++;
+    /* A slot of datagrams back to back (mior_tx_send_gso) counts each datagram. */
+    p->stats.tx_packets += MIOR_UNLIKELY(c->flags & MIOR__CQE_GSO) && c->seg ? ((uint32_t)c->res + c->seg - 1) / c->seg : 1;
     p->stats.tx_bytes += (uint64_t)c->res;
     if ((uint32_t)c->res < c->off) p->stats.tx_short++;
   }
@@ -632,8 +672,10 @@ static int tx_meta_check(struct mior_port *p, const mior_pkt *pkt, uint32_t mfla
   return 0;
 }
 
+/* seg: a slot of datagrams of seg bytes back to back, checked by mior_tx_send_gso (no metadata). */
 static inline int tx_queue(struct mior_port *p, uint32_t slot, uint32_t off, uint32_t len,
-                           const mior_addr *dst, uint32_t mflags, const mior_pkt *pkt) {
+                           const mior_addr *dst, uint32_t mflags, const mior_pkt *pkt, uint32_t seg) {
+  if (MIOR_UNLIKELY(seg)) return p->ops->tx_queue_gso(p->io, slot, off, len, seg, dst);
   if (MIOR_LIKELY(!mflags)) return p->ops->tx_queue(p->io, slot, off, len, dst);
   mior__pkt_meta m;
   m.local = pkt->local;
@@ -700,8 +742,8 @@ static int tx_send_shared(struct mior_port *p, mior_pkt *pkt, uint32_t len, cons
   return mior_tx_send(p, &copy, len, dst);
 }
 
-int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst) {
-  if (!p || !pkt) return mior__fail(-EINVAL, "mior_tx_send: NULL %s", p ? "pkt" : "port");
+/* mior_tx_send, and mior_tx_send_gso's way through the backend's GSO (seg != 0). */
+static inline int tx_send(struct mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst, uint32_t seg) {
   uint32_t slot = pkt->slot;
   if (pkt->port != p || slot >= p->region.buf_count)
     return mior__fail(-EINVAL, "mior_tx_send: packet is not a slot of this port");
@@ -748,7 +790,7 @@ int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst
    * with nothing else queued or in flight goes out at once with one system call, so it cannot
    * overtake an earlier one; later sends of the same poll queue as usual and may leave as one GSO
    * send.  It completes here as the ring would complete it. */
-  if (p->direct_tx && p->tx_pending == 0 && p->tx_inflight == 0 && p->last_rx <= 1 &&
+  if (p->direct_tx && seg == 0 && p->tx_pending == 0 && p->tx_inflight == 0 && p->last_rx <= 1 &&
       !(pkt->flags & (MIOR_PKT_LOCAL | MIOR_PKT_ECN))) { /* metadata sends take the ring's way */
     p->direct_tx = 0;
     rc = p->ops->tx_direct(p->io, pkt->data, len, dst);
@@ -773,11 +815,11 @@ int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst
       goto failed;
     }
   }
-  rc = tx_queue(p, slot, (uint32_t)(pkt->data - base), len, dst, mflags, pkt);
+  rc = tx_queue(p, slot, (uint32_t)(pkt->data - base), len, dst, mflags, pkt, seg);
   if (MIOR_UNLIKELY(rc == -EAGAIN)) {
     /* The submission queue filled up under us (receives share it): submit and try once more. */
     int frc = flush_bound(p);
-    rc = frc < 0 ? frc : tx_queue(p, slot, (uint32_t)(pkt->data - base), len, dst, mflags, pkt);
+    rc = frc < 0 ? frc : tx_queue(p, slot, (uint32_t)(pkt->data - base), len, dst, mflags, pkt, seg);
   }
   if (MIOR_UNLIKELY(rc < 0)) {
     /* A destination the socket cannot take is the caller's mistake; anything else is not. */
@@ -799,6 +841,11 @@ give_back:
   /* Not sent, and the slot is the port's again: the caller must not touch it. */
   cache_push(p, slot);
   return rc;
+}
+
+int mior_tx_send(mior_port *p, mior_pkt *pkt, uint32_t len, const mior_addr *dst) {
+  if (!p || !pkt) return mior__fail(-EINVAL, "mior_tx_send: NULL %s", p ? "pkt" : "port");
+  return tx_send(p, pkt, len, dst, 0);
 }
 
 int mior_tx_send_segments(mior_port *p, mior_pkt *pkts, const uint32_t *lens, uint32_t n,
@@ -827,6 +874,58 @@ int mior_tx_send_segments(mior_port *p, mior_pkt *pkts, const uint32_t *lens, ui
     if (rc < 0 && first == 0) first = rc;
   }
   return first;
+}
+
+/* Datagrams in one GSO send: the kernel's limit before Linux 6.9 (UDP_MAX_SEGMENTS). */
+#define TX_GSO_MAX_SEGS 64u
+
+/* mior_tx_send_gso without the backend's GSO: each datagram copied into a slot of its own and
+ * sent as one run (mior_tx_send_segments, which forms a GSO send of slots where it can).  All
+ * slots are taken before anything is sent, so a port short of slots sends nothing. */
+static int tx_gso_copy(struct mior_port *p, mior_pkt *pkt, uint32_t len, uint32_t seg, uint32_t n,
+                       const mior_addr *dst) {
+  mior_pkt parts[TX_GSO_MAX_SEGS];
+  uint32_t lens[TX_GSO_MAX_SEGS], got = 0;
+  int rc = 0;
+  if (seg > p->region.buf_size)
+    rc = mior__fail(-EINVAL, "mior_tx_send_gso: a %u-byte datagram does not fit a slot (%u)", seg, p->region.buf_size);
+  while (rc == 0 && got < n && (rc = mior_tx_acquire(p, &parts[got])) == 0) got++;
+  if (rc < 0) {
+    mior_pkt_release_bulk(parts, got);
+    mior_pkt_release(pkt);
+    if (rc == -EINVAL) p->stats.tx_invalid += n;
+    return rc;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    lens[i] = i + 1 < n ? seg : len - seg * (n - 1);
+    memcpy(parts[i].data, pkt->data + (size_t)i * seg, lens[i]);
+  }
+  mior_pkt_release(pkt);
+  return mior_tx_send_segments(p, parts, lens, n, dst);
+}
+
+int mior_tx_send_gso(mior_port *p, mior_pkt *pkt, uint32_t len, uint32_t seg, const mior_addr *dst) {
+  if (!p || !pkt) return mior__fail(-EINVAL, "mior_tx_send_gso: NULL %s", p ? "pkt" : "port");
+  if (pkt->port != p || pkt->slot >= p->region.buf_count)
+    return mior__fail(-EINVAL, "mior_tx_send_gso: packet is not a slot of this port");
+  uint32_t n = seg ? len / seg + (len % seg != 0) : 0;
+  const uint8_t *base = mior_pool_region_slot(&p->region, pkt->slot);
+  int rc = ensure_bound(p);
+  if (rc == 0 && (!p->datagrams || n == 0 || n > TX_GSO_MAX_SEGS || pkt->data < base ||
+                  len > (uint32_t)(base + p->region.buf_size - pkt->data)))
+    rc = mior__fail(-EINVAL, "mior_tx_send_gso: %u bytes in datagrams of %u: need a udp port, 1..%u "
+                    "datagrams, none empty, within the slot", len, seg, TX_GSO_MAX_SEGS);
+  else if (rc == 0 && (pkt->flags & (MIOR_PKT_LOCAL | MIOR_PKT_ECN)))
+    rc = mior__fail(-EOPNOTSUPP, "mior_tx_send_gso: no source address or ECN per send");
+  if (rc < 0) {
+    /* Nothing is sent, and the slot is the port's, as after mior_tx_send. */
+    if (mior_pkt_release(pkt) == 0 && rc != -EBUSY) p->stats.tx_invalid++;
+    return rc;
+  }
+  if (n == 1) return tx_send(p, pkt, len, dst, 0);
+  if (pkt->seg || !p->ops->tx_gso_ok || !p->ops->tx_gso_ok(p->io, seg, len))
+    return tx_gso_copy(p, pkt, len, seg, n, dst);
+  return tx_send(p, pkt, len, dst, seg);
 }
 
 int mior_pkt_release(const mior_pkt *pkt) {
@@ -870,31 +969,6 @@ static void bulk_unclaim(const mior_pkt *pkts, uint32_t n) {
 
 static inline int same_shared_slot(const mior_pkt *a, const mior_pkt *b) {
   return a->seg && b->seg && a->port == b->port && a->slot == b->slot && a->gen == b->gen;
-}
-
-/* Clear the bits of a run of one coalesced slot's packets: one atomic for the run.  Returns how
- * many packets were given back; *last is set if they were the slot's last (the caller then owns
- * the slot).  A packet given twice in one bulk, in two runs, fails the run's step: then its
- * packets go one by one and *dup counts the refused ones. */
-static uint32_t bulk_unshare(struct mior_port *p, uint32_t slot, uint64_t bits, int *last, uint32_t *dup) {
-  int r = mior__slot_unshare(p, slot, bits);
-  uint32_t done = 0;
-  if (r >= 0) {
-    *last = r;
-    for (uint64_t b = bits; b; b &= b - 1u) done++;
-    return done;
-  }
-  *last = 0;
-  for (uint64_t b = bits; b; b &= b - 1u) {
-    r = mior__slot_unshare(p, slot, b & (~b + 1u));
-    if (r < 0) {
-      (*dup)++;
-      continue;
-    }
-    done++;
-    if (r) *last = 1;
-  }
-  return done;
 }
 
 int mior_pkt_release_bulk(const mior_pkt *pkts, uint32_t n) {

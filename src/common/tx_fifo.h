@@ -19,6 +19,8 @@ typedef struct mior__tx_rec {
   uint32_t off;
   uint32_t len;
   uint32_t has_dst; /* the destination is in the backend's storage for this slot */
+  uint32_t seg;     /* 0: one datagram; else the slot holds datagrams of seg bytes back to back,
+                       sent as one GSO send (backend_ops.tx_queue_gso) */
 } mior__tx_rec;
 
 typedef struct mior__tx_fifo {
@@ -40,26 +42,35 @@ static inline void mior__tx_fifo_free(mior__tx_fifo *f) {
 }
 
 /* The i-th queued send from the oldest (i < len). */
+/* head + i folded into the ring, for i <= cap: a compare, not a division.  cap is the port's slot
+ * count, rarely a power of two, and a `%` here was an integer division per queued send, several
+ * per packet between push, the GSO run scan and its gather. */
+static inline uint32_t mior__tx_fifo_wrap(const mior__tx_fifo *f, uint32_t i) {
+  uint32_t k = f->head + i;
+  return k >= f->cap ? k - f->cap : k;
+}
+
 static inline mior__tx_rec *mior__tx_fifo_at(mior__tx_fifo *f, uint32_t i) {
-  return &f->q[(f->head + i) % f->cap];
+  return &f->q[mior__tx_fifo_wrap(f, i)];
 }
 
 /* Queue a send at the end: 0, or -EAGAIN when full. */
 static inline int mior__tx_fifo_push(mior__tx_fifo *f, uint32_t slot, uint32_t off, uint32_t len,
                                      uint32_t has_dst) {
   if (f->len == f->cap) return -EAGAIN;
-  mior__tx_rec *e = &f->q[(f->head + f->len) % f->cap];
+  mior__tx_rec *e = &f->q[mior__tx_fifo_wrap(f, f->len)];
   e->slot = slot;
   e->off = off;
   e->len = len;
   e->has_dst = has_dst;
+  e->seg = 0;
   f->len++;
   return 0;
 }
 
 /* Drop the n oldest sends (taken by the caller). */
 static inline void mior__tx_fifo_pop(mior__tx_fifo *f, uint32_t n) {
-  f->head = (f->head + n) % f->cap;
+  f->head = mior__tx_fifo_wrap(f, n);
   f->len -= n;
 }
 

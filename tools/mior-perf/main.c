@@ -54,6 +54,10 @@ static void usage(FILE *f) {
           "                  receive are the default) (MIOR_OPT_*; the uring ones are ignored by\n"
           "                  sockets)\n"
           "  --gso           accepted for old command lines: UDP GSO is the default now\n"
+          "  --gso-slot      throughput, udp: the sender writes each batch (at most 64) of\n"
+          "                  datagrams back to back into one 64 KiB slot and sends it with\n"
+          "                  mior_tx_send_gso (one GSO send of one buffer, as a QUIC sender\n"
+          "                  does), instead of a slot and a mior_tx_send per datagram\n"
 
           "  --pcap FILE     record every packet the receiving end gets (both ends in latency\n"
           "                  mode) into FILE, pcap format; with --backend all, FILE-BACKEND.pcap\n"
@@ -124,7 +128,7 @@ static int parse_secs(const char *s, double lo, double hi, double *out) {
 
 enum { OPT_HELP = 1, OPT_BACKEND, OPT_KIND, OPT_NETNS, OPT_RPS, OPT_SIZE, OPT_SECONDS, OPT_WARMUP,
        OPT_RATE, OPT_BATCH, OPT_BUSY, OPT_QUEUES, OPT_JSON, OPT_GSO, OPT_OPT, OPT_PCAP, OPT_BUFS,
-       OPT_COALESCE };
+       OPT_COALESCE, OPT_GSO_SLOT };
 
 typedef struct perf_option {
   const char *name;
@@ -139,6 +143,7 @@ static const perf_option options[] = {
     {"busy-poll", 1, OPT_BUSY},  {"queues", 1, OPT_QUEUES}, {"json", 0, OPT_JSON},
     {"gso", 0, OPT_GSO},         {"opt", 1, OPT_OPT},       {"pcap", 1, OPT_PCAP},
     {"bufs", 1, OPT_BUFS},       {"coalesce-us", 1, OPT_COALESCE}, {"help", 0, OPT_HELP},
+    {"gso-slot", 0, OPT_GSO_SLOT},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -263,6 +268,7 @@ static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
         break;
       case OPT_JSON: cfg->json = 1; break;
       case OPT_GSO: cfg->gso = 1; break;
+      case OPT_GSO_SLOT: cfg->gso_slot = 1; break;
       case OPT_OPT:
         if (parse_opt_flags(val, &cfg->opt_flags) < 0) return bad("bad --opt '%s' (see --help)", val);
         break;
@@ -292,8 +298,9 @@ static int parse_args(int argc, char **argv, perf_config *cfg, int *rps) {
     return PERF_EXIT_USAGE;
   }
   cfg->warmup = warmup >= 0 ? warmup : (cfg->seconds / 4 < 0.5 ? cfg->seconds / 4 : 0.5);
-  if (cfg->mode == PERF_MODE_LATENCY && (cfg->rate || cfg->queues > 1))
-    return bad("%s", "--rate and --queues apply to throughput only");
+  if (cfg->mode == PERF_MODE_LATENCY && (cfg->rate || cfg->queues > 1 || cfg->gso_slot))
+    return bad("%s", "--rate, --queues and --gso-slot apply to throughput only");
+  if (cfg->gso_slot && cfg->kind != PERF_KIND_UDP) return bad("%s", "--gso-slot needs --kind udp");
   cfg->progress = !cfg->json && perf_stderr_is_terminal();
   return -1;
 }

@@ -59,6 +59,7 @@ typedef struct perf_config {
   uint32_t queues;       /* receiver queues and sender flows (throughput only) */
   int json;
   int gso;               /* MIOR_OPT_UDP_GSO on the sender */
+  int gso_slot;          /* --gso-slot: a batch of datagrams in one slot, mior_tx_send_gso */
   uint32_t opt_flags;    /* --opt: MIOR_OPT_* flags for both ends */
   const char *pcap_path; /* --pcap: record what the receiving ends get, or NULL */
   int progress;          /* live line on a terminal (not with --json) */

@@ -188,6 +188,52 @@ static int bucket_take(bucket *b) {
   return 0;
 }
 
+/* --gso-slot: 64 KiB slots, and fewer of them than the send-only default (4096) so the pool stays
+ * at 16 MiB. */
+#define GSO_SLOT_SIZE 65536u
+#define GSO_SLOT_COUNT 256u
+
+/* Take a slot: 1, 0 when none is free (backpressure), or a negative errno (set in tx->err). */
+static int take_slot(tx_side *tx, mior_port *port, mior_pkt *pkt) {
+  int rc = mior_tx_acquire(port, pkt);
+  if (rc == -EAGAIN) return 0;
+  if (rc < 0) perf_error_set(&tx->err, rc, "acquiring a transmit slot");
+  return rc < 0 ? rc : 1;
+}
+
+/* One datagram of flow f in a slot of its own (the default).  Returns 1 when sent, 0 when no slot
+ * was free, or a negative errno (tx->err set if it is the acquire's, else the send's). */
+static int send_one(tx_side *tx, mior_port *port, perf_frame *frame, uint32_t f, perf_hdr *h) {
+  mior_pkt pkt;
+  int rc = take_slot(tx, port, &pkt);
+  if (rc <= 0) return rc;
+  h->flow = (uint8_t)f;
+  h->seq = tx->sent[f];
+  rc = mior_tx_send(port, &pkt, perf_frame_write(frame, pkt.data, h), NULL);
+  return rc < 0 ? rc : 1;
+}
+
+/* --gso-slot: up to `want` datagrams of flow f back to back in one slot (the first granted by the
+ * pacer already, the others each taking a token when pacing), sent with mior_tx_send_gso.
+ * Returns the datagrams sent, or as send_one. */
+static int send_gso_slot(tx_side *tx, mior_port *port, perf_frame *frame, uint32_t f, uint32_t want,
+                         bucket *b, perf_hdr *h) {
+  mior_pkt pkt;
+  int rc = take_slot(tx, port, &pkt);
+  if (rc <= 0) return rc;
+  uint32_t n = 0, off = 0, seg = 0;
+  while (n < want && (n == 0 || !tx->run->cfg->rate || bucket_take(b))) {
+    h->flow = (uint8_t)f;
+    h->seq = tx->sent[f] + n;
+    seg = perf_frame_write(frame, pkt.data + off, h);
+    off += seg;
+    n++;
+    if (off + seg > pkt.cap) break; /* the next one would not fit */
+  }
+  rc = mior_tx_send_gso(port, &pkt, off, seg, NULL);
+  return rc < 0 ? rc : (int)n;
+}
+
 static void *tx_main(void *arg) {
   tx_side *tx = arg;
   perf_run *run = tx->run;
@@ -205,6 +251,10 @@ static void *tx_main(void *arg) {
   mior_options opts;
   perf_options(run, &opts);
   if (cfg->gso) opts.flags |= MIOR_OPT_UDP_GSO;
+  if (cfg->gso_slot) {
+    opts.buf_size = GSO_SLOT_SIZE;
+    if (!opts.buf_count) opts.buf_count = GSO_SLOT_COUNT;
+  }
   opts.flags |= MIOR_OPT_NO_RX; /* a sender only: also keeps a packet socket from reading back
                                    its own outgoing frames */
   if (cfg->kind == PERF_KIND_UDP) opts.peer = tx->peer;
@@ -256,9 +306,9 @@ static void *tx_main(void *arg) {
       mior_port_poll(port, 0, 0);
       continue;
     }
-    mior_pkt pkt;
-    rc = mior_tx_acquire(port, &pkt);
-    if (rc == -EAGAIN) {
+    int sent = cfg->gso_slot ? send_gso_slot(tx, port, &frames[f], f, batch < 64 ? batch : 64, &b, &h)
+                             : send_one(tx, port, &frames[f], f, &h);
+    if (sent == 0) {
       /* Backpressure: every slot is in flight.  Wait for completions to return some. */
       rc = mior_port_poll(port, 0, 1000);
       if (rc < 0 && rc != -EINTR) {
@@ -267,26 +317,20 @@ static void *tx_main(void *arg) {
       }
       continue;
     }
-    if (rc < 0) {
-      perf_error_set(&tx->err, rc, "acquiring a transmit slot");
-      break;
-    }
-    h.flow = (uint8_t)f;
-    h.seq = tx->sent[f];
-    uint32_t len = perf_frame_write(&frames[f], pkt.data, &h);
-    rc = mior_tx_send(port, &pkt, len, NULL);
-    if (rc < 0) {
+    if (sent < 0) {
+      if (tx->err.err) break; /* the acquire failed */
       /* A refused send is counted, not fatal (the receiver may be slow to come up); a send
        * that never works is. */
       if (++send_errors > 100000 && tx->total == 0) {
-        perf_error_set(&tx->err, rc, "sending");
+        perf_error_set(&tx->err, sent, "sending");
         break;
       }
       continue;
     }
-    tx->sent[f]++;
-    tx->total++;
-    if (++in_batch >= batch) {
+    tx->sent[f] += (uint32_t)sent;
+    tx->total += (uint32_t)sent;
+    in_batch += (uint32_t)sent;
+    if (in_batch >= batch) {
       in_batch = 0;
       atomic_store_explicit(&tx->pub_sent, tx->total, memory_order_relaxed);
       /* Reap completions now and then so slots come back before the pool runs dry. */

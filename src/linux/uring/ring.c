@@ -396,6 +396,8 @@ const mior__backend_ops mior__uring_ops = {
     .event_clear = uring_event_clear,
     .event_done = uring_event_done,
     .tx_queue_meta = mior__uring_tx_queue_meta,
+    .tx_gso_ok = mior__uring_tx_gso_ok,
+    .tx_queue_gso = mior__uring_tx_queue_gso,
     .rx_meta_opts = MIOR__RX_META_OPTS,
     .rx_coalesce = mior__socket_gro_supported,
 };

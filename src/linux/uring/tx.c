@@ -45,6 +45,20 @@ int mior__uring_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32
   return mior__tx_fifo_push(&r->txq, slot, off, len, dst != NULL);
 }
 
+/* A slot of datagrams back to back goes as one GSO send only once GSO is confirmed: a refused
+ * one has no single sends to fall back to, so the probe is left to runs of slots. */
+int mior__uring_tx_gso_ok(struct mior__io *r, uint32_t seg, uint32_t len) {
+  return r->gso == GSO_CONFIRMED && seg <= r->gso_max_seg && len <= GSO_MAX_BYTES &&
+         (len + seg - 1) / seg <= GSO_MAX_SEGS;
+}
+
+int mior__uring_tx_queue_gso(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len, uint32_t seg,
+                             const mior_addr *dst) {
+  int rc = mior__uring_tx_queue(r, slot, off, len, dst);
+  if (rc == 0) mior__tx_fifo_at(&r->txq, r->txq.len - 1)->seg = seg;
+  return rc;
+}
+
 /* A send with a source address or ECN codepoint goes as a SENDMSG whose header and control
  * messages wait in the slot's storage; has_dst says so, and its control messages keep it out
  * of GSO runs (same_dst). */
@@ -95,7 +109,7 @@ static uint32_t gso_run(struct mior__io *r, uint32_t i) {
     const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i + n);
     uint32_t l = e->len;
     /* An empty datagram goes alone: a GSO send has no empty segment. */
-    if (l == 0 || l > seg || total + l > GSO_MAX_BYTES || !same_dst(r, first, e)) break;
+    if (l == 0 || l > seg || e->seg || total + l > GSO_MAX_BYTES || !same_dst(r, first, e)) break;
     total += l;
     n++;
     if (l < seg) break; /* a shorter datagram can only end a GSO send */
@@ -103,20 +117,12 @@ static uint32_t gso_run(struct mior__io *r, uint32_t i) {
   return n >= 2 ? n : 0;
 }
 
-static void prep_gso(struct mior__io *r, struct io_uring_sqe *sqe, uint32_t i, uint32_t n) {
-  uint32_t idx = r->gso_free[--r->gso_nfree];
+/* The header, destination and UDP_SEGMENT control message of GSO record idx, whose iovecs and
+ * segment size are set, into sqe.  first: the send's first queued record. */
+static void gso_finish(struct mior__io *r, struct io_uring_sqe *sqe, uint32_t idx, const mior__tx_rec *first) {
   struct gso_rec *g = &r->gso_recs[idx];
-  g->count = n;
   g->done = 0;
-  g->seg = mior__tx_fifo_at(&r->txq, i)->len;
-  for (uint32_t k = 0; k < n; k++) {
-    const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i + k);
-    g->slots[k] = e->slot;
-    g->iov[k].iov_base = mior_pool_region_slot(&r->region, e->slot) + e->off;
-    g->iov[k].iov_len = e->len;
-  }
   memset(&g->msg, 0, sizeof g->msg);
-  const mior__tx_rec *first = mior__tx_fifo_at(&r->txq, i);
   g->has_dst = first->has_dst;
   if (first->has_dst) {
     const struct msghdr *m = &r->meta[first->slot].msg;
@@ -125,7 +131,7 @@ static void prep_gso(struct mior__io *r, struct io_uring_sqe *sqe, uint32_t i, u
     g->msg.msg_namelen = m->msg_namelen;
   }
   g->msg.msg_iov = g->iov;
-  g->msg.msg_iovlen = n;
+  g->msg.msg_iovlen = g->count;
   g->msg.msg_control = g->cmsg.buf;
   g->msg.msg_controllen = sizeof g->cmsg.buf;
   struct cmsghdr *cm = CMSG_FIRSTHDR(&g->msg);
@@ -139,17 +145,51 @@ static void prep_gso(struct mior__io *r, struct io_uring_sqe *sqe, uint32_t i, u
   io_uring_sqe_set_data64(sqe, UD(UD_GSO, 0, idx));
 }
 
+/* A run of n queued sends from i, one slot each. */
+static void prep_gso(struct mior__io *r, struct io_uring_sqe *sqe, uint32_t i, uint32_t n) {
+  uint32_t idx = r->gso_free[--r->gso_nfree];
+  struct gso_rec *g = &r->gso_recs[idx];
+  g->count = n;
+  g->whole = 0;
+  g->seg = mior__tx_fifo_at(&r->txq, i)->len;
+  for (uint32_t k = 0; k < n; k++) {
+    const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i + k);
+    g->slots[k] = e->slot;
+    g->iov[k].iov_base = mior_pool_region_slot(&r->region, e->slot) + e->off;
+    g->iov[k].iov_len = e->len;
+  }
+  gso_finish(r, sqe, idx, mior__tx_fifo_at(&r->txq, i));
+}
+
+/* One slot of datagrams back to back (tx_queue_gso): one iovec. */
+static void prep_gso_whole(struct mior__io *r, struct io_uring_sqe *sqe, const mior__tx_rec *e) {
+  uint32_t idx = r->gso_free[--r->gso_nfree];
+  struct gso_rec *g = &r->gso_recs[idx];
+  g->count = 1;
+  g->whole = 1;
+  g->seg = e->seg;
+  g->slots[0] = e->slot;
+  g->iov[0].iov_base = mior_pool_region_slot(&r->region, e->slot) + e->off;
+  g->iov[0].iov_len = e->len;
+  gso_finish(r, sqe, idx, e);
+}
+
 /* Turn the pending sends into SQEs, in order. */
 void mior__uring_tx_prepare(struct mior__io *r) {
   uint32_t i = 0;
   while (i < r->txq.len) {
+    const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i);
+    /* A slot of datagrams waits for a GSO record to come back (one is in flight then). */
+    if (MIOR_UNLIKELY(e->seg) && r->gso_nfree == 0) break;
     struct io_uring_sqe *sqe = mior__uring_get_tx_sqe(r);
     if (MIOR_UNLIKELY(!sqe)) break;
-    uint32_t n = r->gso ? gso_run(r, i) : 0;
-    if (n) {
+    uint32_t n = r->gso && !e->seg ? gso_run(r, i) : 0;
+    if (MIOR_UNLIKELY(e->seg)) {
+      prep_gso_whole(r, sqe, e);
+      n = 1;
+    } else if (n) {
       prep_gso(r, sqe, i, n);
     } else {
-      const mior__tx_rec *e = mior__tx_fifo_at(&r->txq, i);
       uint32_t len = e->len;
       if (e->has_dst) io_uring_prep_sendmsg(sqe, r->file, &r->meta[e->slot].msg, 0);
       else io_uring_prep_send(sqe, r->file, mior_pool_region_slot(&r->region, e->slot) + e->off, len, 0);
@@ -179,6 +219,7 @@ static void gso_requeue(struct mior__io *r, const struct gso_rec *g, uint32_t fr
     recs[k].off = (uint32_t)((uint8_t *)v->iov_base - mior_pool_region_slot(&r->region, slot));
     recs[k].len = (uint32_t)v->iov_len;
     recs[k].has_dst = g->has_dst; /* meta[slot] still holds its own destination */
+    recs[k].seg = 0;
   }
   mior__tx_fifo_insert(&r->txq, r->txq_requeued, recs, n);
   r->txq_requeued += n;
@@ -217,25 +258,30 @@ int mior__uring_gso_complete(struct mior__io *r, struct gso_rec *g, uint32_t idx
         r->gso = GSO_OFF;
         r->cnt.features_off |= MIOR_FEAT_UDP_GSO;
       }
+      if (!g->whole) {
+        r->tx_inflight -= g->count;
+        gso_requeue(r, g, 0);
+        r->gso_free[r->gso_nfree++] = idx;
+        return 1;
+      }
+      /* One slot cut into datagrams has no single sends to go again as: it fails (below), and
+       * the front end copies later sends of this size into slots of their own (tx_gso_ok). */
+    } else if (!g->whole) {
+      /* Any other error (a pending ICMP error such as ECONNREFUSED, ENOBUFS, ...) is what the
+       * first single send would have reported and consumed; the datagrams after it were never
+       * tried, so they go again as single sends rather than all failing. */
+      mior__cqe *c = &out[(*n)++];
+      c->op = MIOR__OP_TX;
+      c->flags = 0;
+      c->slot = g->slots[0];
+      c->res = res;
+      c->off = (uint32_t)g->iov[0].iov_len;
       r->tx_inflight -= g->count;
-      gso_requeue(r, g, 0);
+      g->done = 1;
+      gso_requeue(r, g, 1);
       r->gso_free[r->gso_nfree++] = idx;
       return 1;
     }
-    /* Any other error (a pending ICMP error such as ECONNREFUSED, ENOBUFS, ...) is what the first
-     * single send would have reported and consumed; the datagrams after it were never tried, so
-     * they go again as single sends rather than all failing. */
-    mior__cqe *c = &out[(*n)++];
-    c->op = MIOR__OP_TX;
-    c->flags = 0;
-    c->slot = g->slots[0];
-    c->res = res;
-    c->off = (uint32_t)g->iov[0].iov_len;
-    r->tx_inflight -= g->count;
-    g->done = 1;
-    gso_requeue(r, g, 1);
-    r->gso_free[r->gso_nfree++] = idx;
-    return 1;
   }
   if (res >= 0 && g->done == 0) {
     if (r->gso == GSO_PROBING) r->gso = GSO_CONFIRMED;
@@ -246,7 +292,8 @@ int mior__uring_gso_complete(struct mior__io *r, struct gso_rec *g, uint32_t idx
     mior__cqe *c = &out[(*n)++];
     uint32_t len = (uint32_t)g->iov[g->done].iov_len;
     c->op = MIOR__OP_TX;
-    c->flags = 0;
+    c->flags = g->whole ? MIOR__CQE_GSO : 0;
+    c->seg = g->seg;
     c->slot = g->slots[g->done];
     /* The kernel sends a GSO batch whole or not at all: on success every datagram went out. */
     c->res = res < 0 ? res : (int32_t)len;

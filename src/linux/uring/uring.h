@@ -97,6 +97,7 @@ struct gso_rec {
   uint32_t done;   /* completion records already handed out for this send (reap resumes) */
   uint32_t seg;    /* segment size */
   uint32_t has_dst; /* msg_name is sa (an unconnected socket's destination) */
+  uint32_t whole;  /* one slot cut into datagrams (tx_queue_gso), not one slot per datagram */
 };
 
 struct mior__io {
@@ -205,6 +206,9 @@ void mior__uring_rx_allow_update(struct mior__io *r, uint32_t nrx);
 void mior__uring_gso_setup(struct mior__io *r, const mior_options *o, uint32_t *features);
 int mior__uring_tx_queue(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                          const mior_addr *dst);
+int mior__uring_tx_gso_ok(struct mior__io *r, uint32_t seg, uint32_t len);
+int mior__uring_tx_queue_gso(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len, uint32_t seg,
+                             const mior_addr *dst);
 int mior__uring_tx_queue_meta(struct mior__io *r, uint32_t slot, uint32_t off, uint32_t len,
                               const mior_addr *dst, uint32_t flags, const mior__pkt_meta *m);
 void mior__uring_tx_prepare(struct mior__io *r);
