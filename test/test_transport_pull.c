@@ -44,7 +44,7 @@ static void pull_into(mior_port *port, tt_rx *r, uint32_t want, int64_t limit_ms
     int n = mior_rx_burst(port, pk, BURST);
     REQUIRE(n >= 0 && n <= (int)BURST);
     if (n == 0) {
-      mior_port_poll(port, 1, 0); /* nothing here: poll is the same path, and nothing is lost */
+      mior_port_poll(port, 1, 0); /* a pull port's poll keeps what it reaps for mior_rx_burst */
       continue;
     }
     for (int i = 0; i < n; i++) {
@@ -323,7 +323,43 @@ static void body_support(const tt_variant *v) {
   if (t) CHECK_EQ(mior_transport_close(t), 0);
 }
 
+/* A pull port (no consume) that is also polled, with and without a timeout, and run_ready'd
+ * between its bursts: the polls leave every packet for mior_rx_burst.  Before the port was first
+ * pulled from, a poll drops what it receives (a transmitter's rule); after, nothing is lost. */
+static void body_poll_keeps(const tt_variant *v) {
+  enum { N = 200 };
+  tt_rx r;
+  tt_rx_init(&r, N);
+  mior_options orx = tt_vopts(v), otx = tt_vopts(v);
+  otx.flags |= MIOR_OPT_NO_RX;
+  mior_transport *rx, *tx;
+  tt_open_udp_pair(v, "127.0.0.1", &orx, NULL, &rx, &otx, NULL, &tx, 0);
+  mior_port *p = mior_transport_port(rx, 0);
+  mior_addr d = tt_local(rx);
+  mior_pkt pk[BURST];
+  CHECK_EQ(mior_rx_burst(p, pk, BURST), 0); /* the port is a pull port from here */
+  int64_t end = tt_now_ms() + 5000;
+  for (uint32_t seq = 0; seq < N && tt_now_ms() < end; seq += 10) {
+    CHECK_EQ(send_some(mior_transport_port(tx, 0), v->connected ? NULL : &d, seq, 10), 10);
+    /* Whatever arrives meanwhile is reaped by these calls, and must wait for the next burst. */
+    for (int i = 0; i < 3; i++) {
+      CHECK(mior_port_poll(p, 0, 2000) >= 0);
+      CHECK(mior_port_run_ready(p, 0) >= 0);
+    }
+    pull_into(p, &r, seq + 10, 3000);
+  }
+  TT_CHECK_TALLY(&r);
+  mior_port_stats st;
+  CHECK_OK(mior_port_stats_get(p, &st));
+  CHECK_EQ(st.rx_packets, N);
+  TT_CHECK_POOL_RETURNED(rx);
+  CHECK_EQ(mior_transport_close(tx), 0);
+  CHECK_EQ(mior_transport_close(rx), 0);
+  tt_rx_free(&r);
+}
+
 static const tt_test tests[] = {
+    {"a pull port that is polled loses nothing", body_poll_keeps, TT_AS_IS},
     {"pull and callback deliver the same packets", body_same, TT_AS_IS},
     {"bulk release is all or nothing", body_bulk_rules, TT_AS_IS},
     {"bulk release from another thread", body_thread, TT_AS_IS},

@@ -167,8 +167,10 @@ typedef struct mior_receiver {
   void *ctx;
 } mior_receiver;
 
-/* Open a transport on an endpoint.  opts and receiver may be NULL (defaults; received packets are
- * then dropped, which suits a transmitter).  Returns 0 and *out, or a negative errno with the detail
+/* Open a transport on an endpoint.  opts and receiver may be NULL (defaults; without a receiver,
+ * mior_port_poll drops what it receives, which suits a transmitter, until the port is first
+ * pulled from with mior_rx_burst: from then on poll and run_ready leave received packets for
+ * mior_rx_burst).  Returns 0 and *out, or a negative errno with the detail
  * in mior_last_error(): -EINVAL for a bad endpoint or option, -EPERM/-EACCES without CAP_NET_RAW for
  * ip/packet, -ENODEV for an unknown interface, -EOPNOTSUPP if the backend demanded is unavailable. */
 MIOR_API int mior_transport_open(mior_transport **out, const char *endpoint, const mior_options *opts,
@@ -225,7 +227,12 @@ MIOR_API int mior_port_poll(mior_port *port, uint32_t budget, int64_t timeout_us
  * packets (0: nothing ready) or a negative errno (-EINVAL bad arguments, -EBUSY on a thread that
  * does not drive the port or from inside the receiver's callbacks).  On the driving thread only,
  * like mior_port_poll.  When every slot is held by the application nothing more can be received:
- * release packets to keep receiving.
+ * release packets to keep receiving.  On a port without a consume callback, once mior_rx_burst
+ * has been called, mior_port_poll and mior_port_run_ready keep what they reap for it (the event
+ * handle stays readable, and a poll with a timeout returns at once while packets wait) instead
+ * of dropping it: a pull program may wait in mior_port_poll or drive the port with
+ * mior_port_run_ready and lose nothing; completions behind a waiting packet (sends) are then
+ * taken by the next mior_rx_burst too.
  * A coalesced buffer (UDP GRO, MIOR_PKT_COALESCED) with more packets than max has room for: the
  * first ones are returned, the rest wait in the port and come first from the next mior_rx_burst
  * (or mior_port_poll), in order, each once; the event handle stays readable meanwhile. */

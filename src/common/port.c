@@ -407,6 +407,8 @@ uint32_t mior__port_process(struct mior_port *p, uint32_t budget, uint32_t *deli
     const mior__cqe *c = &p->cqes[p->cq_pos];
     if (c->op == MIOR__OP_TX) tx_complete(p, c);
     else if (p->burst && *delivered >= budget) break; /* the array is full */
+    /* A pull port (no consume) polled or run_ready'd: its packets wait for mior_rx_burst. */
+    else if (MIOR_UNLIKELY(p->pulled) && !p->burst && !p->receiver.consume && !p->closing) break;
     else if (!rx_complete(p, c, delivered, budget)) break;
     p->cq_pos++;
   }
@@ -476,6 +478,7 @@ int mior_rx_burst(mior_port *p, mior_pkt *pkts, uint32_t max) {
   if (max == 0) return 0;
   p->burst = pkts;
   p->burst_n = 0;
+  p->pulled = 1;
   rc = poll_bound(p, max, 0);
   p->burst = NULL;
   return rc;
@@ -553,7 +556,7 @@ static int poll_bound(struct mior_port *p, uint32_t budget, int64_t timeout_us) 
   /* Not for mior_rx_burst (its array may fill in the middle of a coalesced buffer, which then
    * waits in cqes[], where a direct receive would write), nor while completions wait there. */
   int direct = p->direct && !p->no_rx && p->last_rx <= 1 && !p->burst && p->cq_pos == p->cq_len &&
-               !p->split_next;
+               !p->split_next && !(p->pulled && !p->receiver.consume);
   if (timeout_us == 0 || p->busy_poll_us || want > 1) {
     uint64_t end = 0; /* one look, unless busy-polling a port that may wait */
     if (timeout_us != 0 && p->busy_poll_us) end = mior__now_ns() + (uint64_t)p->busy_poll_us * 1000u;

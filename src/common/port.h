@@ -80,6 +80,8 @@ struct mior_port {
                                of its next packet; 0 otherwise */
   uint32_t split_gen;       /* that buffer's slot generation */
   mior_pkt *burst;          /* mior_rx_burst: received packets go here instead of to consume */
+  int pulled;               /* mior_rx_burst was called: without a consume, a poll keeps what it
+                               reaps for the next mior_rx_burst instead of dropping it */
   uint32_t burst_n;
   int evt_on;               /* the event handle exists (mior_port_event_handle) */
   mior_receiver receiver;
