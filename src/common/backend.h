@@ -13,6 +13,7 @@
 #define MIOR_COMMON_BACKEND_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "mior/pool.h"
 #include "mior/transport.h"
@@ -112,6 +113,20 @@ typedef struct mior__cqe {
   mior__pkt_meta meta; /* rx: what flags' MIOR_PKT_* bits say (the rest is not written); for a
                           coalesced buffer, the one receive's, given to every packet split off */
 } mior__cqe;
+
+/* The arrival address of a received datagram (its IP_PKTINFO / IPV6_PKTINFO), for both systems'
+ * control-message parsers: addr is 4 bytes for AF_INET, 16 for AF_INET6, whose link-local
+ * (fe80::/10) and link-local multicast (ff02::/16) addresses keep the interface as scope. */
+static inline void mior__cqe_local(mior__cqe *c, uint16_t family, const void *addr, uint32_t ifindex) {
+  const uint8_t *a = (const uint8_t *)addr;
+  memset(&c->meta.local, 0, sizeof c->meta.local);
+  c->meta.local.family = family;
+  memcpy(c->meta.local.addr, a, family == MIOR_AF_INET ? 4u : 16u);
+  if (family == MIOR_AF_INET6 &&
+      ((a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || (a[0] == 0xff && (a[1] & 0x0f) == 0x02)))
+    c->meta.local.scope_id = ifindex;
+  c->flags |= MIOR_PKT_LOCAL;
+}
 
 struct mior__io;
 

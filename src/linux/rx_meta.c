@@ -48,13 +48,6 @@ int mior__meta_sockopts(int fd, int family, uint32_t opts) {
   return timestamp_sockopt(fd, opts);
 }
 
-static void local4(mior__cqe *c, const struct in_addr *a) {
-  memset(&c->meta.local, 0, sizeof c->meta.local);
-  c->meta.local.family = MIOR_AF_INET;
-  memcpy(c->meta.local.addr, a, 4);
-  c->flags |= MIOR_PKT_LOCAL;
-}
-
 static uint64_t timespec_ns(const struct timespec *ts) {
   return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
 }
@@ -86,17 +79,13 @@ void mior__rx_cmsg_meta(const struct msghdr *msg, mior__cqe *c) {
     } else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO && dlen >= sizeof(struct in_pktinfo)) {
       struct in_pktinfo pi;
       memcpy(&pi, d, sizeof pi);
-      local4(c, &pi.ipi_addr); /* the header's destination, not the route's source */
+      /* the header's destination, not the route's source */
+      mior__cqe_local(c, MIOR_AF_INET, &pi.ipi_addr, 0);
     } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO &&
                dlen >= sizeof(struct in6_pktinfo)) {
       struct in6_pktinfo pi;
       memcpy(&pi, d, sizeof pi);
-      memset(&c->meta.local, 0, sizeof c->meta.local);
-      c->meta.local.family = MIOR_AF_INET6;
-      memcpy(c->meta.local.addr, &pi.ipi6_addr, 16);
-      if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr) || IN6_IS_ADDR_MC_LINKLOCAL(&pi.ipi6_addr))
-        c->meta.local.scope_id = (uint32_t)pi.ipi6_ifindex;
-      c->flags |= MIOR_PKT_LOCAL;
+      mior__cqe_local(c, MIOR_AF_INET6, &pi.ipi6_addr, (uint32_t)pi.ipi6_ifindex);
     } else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TOS && dlen >= 1) {
       c->meta.ecn = *(const uint8_t *)d & 3u;
       c->flags |= MIOR_PKT_ECN;

@@ -148,13 +148,6 @@ static uint64_t qpc_to_epoch_ns(uint64_t ticks) {
   return age_ns < now_ns ? now_ns - age_ns : 0;
 }
 
-static void local_v4(mior__cqe *c, const void *addr4) {
-  memset(&c->meta.local, 0, sizeof c->meta.local);
-  c->meta.local.family = MIOR_AF_INET;
-  memcpy(c->meta.local.addr, addr4, 4);
-  c->flags |= MIOR_PKT_LOCAL;
-}
-
 static void set_ecn(mior__cqe *c, const uint8_t *d, size_t dlen) {
   INT v;
   if (dlen < sizeof v) return;
@@ -180,19 +173,14 @@ void mior__rx_cmsg_meta(const WSAMSG *msg, mior__cqe *c) {
     } else if (h.cmsg_level == IPPROTO_IP && h.cmsg_type == IP_PKTINFO && dlen >= sizeof(IN_PKTINFO)) {
       IN_PKTINFO pi;
       memcpy(&pi, d, sizeof pi);
-      local_v4(c, &pi.ipi_addr); /* the header's destination */
+      mior__cqe_local(c, MIOR_AF_INET, &pi.ipi_addr, 0); /* the header's destination */
     } else if (h.cmsg_level == IPPROTO_IPV6 && h.cmsg_type == IPV6_PKTINFO && dlen >= sizeof(IN6_PKTINFO)) {
       IN6_PKTINFO pi;
       memcpy(&pi, d, sizeof pi);
       if (IN6_IS_ADDR_V4MAPPED(&pi.ipi6_addr)) { /* an IPv4 datagram on a dual-stack socket */
-        local_v4(c, &pi.ipi6_addr.s6_addr[12]);
+        mior__cqe_local(c, MIOR_AF_INET, &pi.ipi6_addr.s6_addr[12], 0);
       } else {
-        memset(&c->meta.local, 0, sizeof c->meta.local);
-        c->meta.local.family = MIOR_AF_INET6;
-        memcpy(c->meta.local.addr, &pi.ipi6_addr, 16);
-        if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr) || IN6_IS_ADDR_MC_LINKLOCAL(&pi.ipi6_addr))
-          c->meta.local.scope_id = (uint32_t)pi.ipi6_ifindex;
-        c->flags |= MIOR_PKT_LOCAL;
+        mior__cqe_local(c, MIOR_AF_INET6, &pi.ipi6_addr, (uint32_t)pi.ipi6_ifindex);
       }
     } else if ((h.cmsg_level == IPPROTO_IP && (h.cmsg_type == IP_ECN || h.cmsg_type == IP_TOS)) ||
                (h.cmsg_level == IPPROTO_IPV6 && (h.cmsg_type == IPV6_ECN || h.cmsg_type == IPV6_TCLASS))) {
