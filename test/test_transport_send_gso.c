@@ -140,11 +140,20 @@ static void refusals(mior_backend b, const char *name) {
   REQUIRE_OK(mior_tx_acquire(sp, &pkt));
   CHECK_EQ(mior_tx_send_gso(sp, &pkt, 16 * 100, 100, NULL), -EAGAIN);
   CHECK_EQ(mior_tx_send_gso(NULL, &pkt, 100, 100, NULL), -EINVAL);
+  /* A packet given back already: refused, never copied from (the slot may be the port's again). */
+  REQUIRE_OK(mior_tx_acquire(sp, &pkt));
+  mior_pkt stale = pkt;
+  REQUIRE_OK(mior_pkt_release(&pkt));
+  CHECK_EQ(mior_tx_send_gso(sp, &stale, 2 * 100, 100, NULL), -EINVAL);
+  /* Data pointing past its slot: refused before anything is read. */
+  REQUIRE_OK(mior_tx_acquire(sp, &pkt));
+  pkt.data += pkt.cap + 4096;
+  CHECK_EQ(mior_tx_send_gso(sp, &pkt, 2 * 100, 100, NULL), -EINVAL);
   tt_drain_tx(sp, 8, 2000);
   mior_port_stats ss;
   REQUIRE_OK(mior_port_stats_get(sp, &ss));
   CHECK_EQ(ss.tx_packets, 0);
-  CHECK_EQ(ss.tx_invalid, 5);
+  CHECK_EQ(ss.tx_invalid, 7);
   CHECK_EQ(ss.user_held, 0);
   printf("    %s: refusals gave every slot back\n", name);
   CHECK_EQ(mior_transport_close(st), 0);

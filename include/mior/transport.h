@@ -290,7 +290,8 @@ MIOR_API int mior_port_run_ready(mior_port *port, uint32_t budget);
  * Metadata: with MIOR_PKT_LOCAL and/or MIOR_PKT_ECN set in pkt->flags (udp ports), the datagram
  * leaves from pkt->local and/or with the ECN codepoint pkt->ecn (-EINVAL for a codepoint above 3
  * or a local address of the other family; -EOPNOTSUPP on a backend without per-send metadata:
- * Winsock, ioring).  mior_tx_acquire clears flags. */
+ * ioring; on Windows -EINVAL for the CE codepoint 3, which Windows does not let an application
+ * send).  mior_tx_acquire clears flags. */
 MIOR_API int mior_tx_acquire(mior_port *port, mior_pkt *pkt);
 MIOR_API int mior_tx_send(mior_port *port, mior_pkt *pkt, uint32_t len, const mior_addr *dst);
 MIOR_API int mior_tx_flush(mior_port *port);

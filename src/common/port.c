@@ -241,10 +241,14 @@ static int rx_split(struct mior_port *p, const mior__cqe *c, uint32_t *delivered
   uint32_t n = (total + seg - 1u) / seg;
   p->stats.rx_coalesced++;
   if (MIOR_UNLIKELY(n > MIOR__SLOT_MAX_SHARE)) {
-    /* More datagrams than a slot can track (the kernel coalesces at most 64): count and drop. */
-    p->stats.rx_errors++;
-    cache_push(p, c->slot);
-    return 1;
+    /* More datagrams than a slot can share out: Linux's GRO coalesces at most 64, but Windows'
+     * URO is bounded by bytes only.  The first 64 are delivered and each of the rest is counted
+     * in rx_errors; the record is the port's own, shortened so that split_deliver (which reads
+     * it again when mior_rx_burst resumes the buffer) sees 64. */
+    p->stats.rx_errors += n - MIOR__SLOT_MAX_SHARE;
+    n = MIOR__SLOT_MAX_SHARE;
+    total = n * seg;
+    ((mior__cqe *)c)->res = (int32_t)total;
   }
   p->stats.rx_packets += n;
   p->stats.rx_bytes += total;
@@ -327,7 +331,9 @@ static inline void tx_complete_slot(struct mior_port *p, const mior__cqe *c) {
 static inline void tx_complete(struct mior_port *p, const mior__cqe *c) {
   p->tx_inflight--;
   if (MIOR_UNLIKELY(c->res < 0)) {
-    count_error(p, c->res, 0);
+    /* A failed slot of datagrams (mior_tx_send_gso; off holds its length) lost every one. */
+    uint32_t lost = (c->flags & MIOR__CQE_GSO) && c->seg ? (c->off + c->seg - 1) / c->seg : 1;
+    for (uint32_t i = 0; i < lost; i++) count_error(p, c->res, 0);
     tx_complete_slot(p, c);
     return;
   }
@@ -882,6 +888,13 @@ int mior_tx_send_segments(mior_port *p, mior_pkt *pkts, const uint32_t *lens, ui
 /* Datagrams in one GSO send: the kernel's limit before Linux 6.9 (UDP_MAX_SEGMENTS). */
 #define TX_GSO_MAX_SEGS 64u
 
+/* Whether the application still holds pkt (its generation, or its bit of a shared slot). */
+static int pkt_held(struct mior_port *p, const mior_pkt *pkt) {
+  if (pkt->seg) return mior__slot_share_held(p, pkt->slot, pkt->gen, pkt->seg);
+  uint32_t w = mior__slot_word(p, pkt->slot);
+  return (w & MIOR__SLOT_STATE_MASK) == MIOR__SLOT_USER && (w >> MIOR__SLOT_STATE_BITS) == pkt->gen;
+}
+
 /* mior_tx_send_gso without the backend's GSO: each datagram copied into a slot of its own and
  * sent as one run (mior_tx_send_segments, which forms a GSO send of slots where it can).  All
  * slots are taken before anything is sent, so a port short of slots sends nothing. */
@@ -896,7 +909,7 @@ static int tx_gso_copy(struct mior_port *p, mior_pkt *pkt, uint32_t len, uint32_
   if (rc < 0) {
     mior_pkt_release_bulk(parts, got);
     mior_pkt_release(pkt);
-    if (rc == -EINVAL) p->stats.tx_invalid += n;
+    if (rc == -EINVAL) p->stats.tx_invalid++;
     return rc;
   }
   for (uint32_t i = 0; i < n; i++) {
@@ -915,7 +928,7 @@ int mior_tx_send_gso(mior_port *p, mior_pkt *pkt, uint32_t len, uint32_t seg, co
   const uint8_t *base = mior_pool_region_slot(&p->region, pkt->slot);
   int rc = ensure_bound(p);
   if (rc == 0 && (!p->datagrams || n == 0 || n > TX_GSO_MAX_SEGS || pkt->data < base ||
-                  len > (uint32_t)(base + p->region.buf_size - pkt->data)))
+                  pkt->data > base + p->region.buf_size || len > (uint32_t)(base + p->region.buf_size - pkt->data)))
     rc = mior__fail(-EINVAL, "mior_tx_send_gso: %u bytes in datagrams of %u: need a udp port, 1..%u "
                     "datagrams, none empty, within the slot", len, seg, TX_GSO_MAX_SEGS);
   else if (rc == 0 && (pkt->flags & (MIOR_PKT_LOCAL | MIOR_PKT_ECN)))
@@ -926,8 +939,16 @@ int mior_tx_send_gso(mior_port *p, mior_pkt *pkt, uint32_t len, uint32_t seg, co
     return rc;
   }
   if (n == 1) return tx_send(p, pkt, len, dst, 0);
-  if (pkt->seg || !p->ops->tx_gso_ok || !p->ops->tx_gso_ok(p->io, seg, len))
+  if (pkt->seg || !p->ops->tx_gso_ok || !p->ops->tx_gso_ok(p->io, seg, len)) {
+    /* The copy reads the packet before giving it back: it must still be the caller's (tx_send
+     * makes the same check as it takes the slot). */
+    if (!pkt_held(p, pkt)) {
+      p->stats.tx_invalid++;
+      return mior__fail(-EINVAL, "mior_tx_send_gso: slot %u is not held by the application (sent or "
+                        "released already, or a stale copy of a packet)", pkt->slot);
+    }
     return tx_gso_copy(p, pkt, len, seg, n, dst);
+  }
   return tx_send(p, pkt, len, dst, seg);
 }
 

@@ -130,13 +130,10 @@ DWORD mior__uro_enable(SOCKET fd) {
  * distance between it and a reading of both clocks now.  A value ahead of now is none (a hardware
  * timestamp in the adapter's own clock, which mior does not convert): 0. */
 static uint64_t qpc_to_epoch_ns(uint64_t ticks) {
-  static LONGLONG freq;
   LARGE_INTEGER now, f;
   FILETIME ft;
-  if (freq == 0) {
-    QueryPerformanceFrequency(&f);
-    freq = f.QuadPart;
-  }
+  QueryPerformanceFrequency(&f); /* fixed at boot; asked each time rather than cached unlocked */
+  LONGLONG freq = f.QuadPart;
   QueryPerformanceCounter(&now);
   GetSystemTimePreciseAsFileTime(&ft);
   if (freq <= 0 || ticks == 0 || ticks > (uint64_t)now.QuadPart) return 0;

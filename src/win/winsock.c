@@ -159,6 +159,9 @@ static void complete_rx(struct mior__io *r, uint32_t slot, int32_t res, int trun
   if (res >= 0 && r->recvmsg) {
     op->addrlen = op->msg.namelen;
     mior__rx_cmsg_meta(&op->msg, c); /* metadata, and URO's segment size */
+    /* Control messages cut short: with URO the segment size may be what was lost, and a
+     * coalesced buffer taken for one datagram would glue many together: dropped, counted. */
+    if (r->uro && (op->msg.dwFlags & MSG_CTRUNC)) c->flags |= MIOR__CQE_TRUNC;
   }
   if (res > 0 && r->names) mior__sockaddr_to(&op->addr.sa, op->addrlen, &c->src);
   else memset(&c->src, 0, sizeof c->src);
