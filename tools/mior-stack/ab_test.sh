@@ -12,36 +12,9 @@ STACK=$1
 N=${2:-10000}
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (network namespaces)"; exit 77; }
 command -v ab >/dev/null 2>&1 || { echo "SKIP: ab is not installed (Debian: apache2-utils)"; exit 77; }
-tmp=$(mktemp -d) || exit 1
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill -INT "$pid" 2>/dev/null && wait "$pid"
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*"
-  exit 1
-}
-ran=0
+. "$(dirname "$0")/stack_test.sh"
 for backend in uring sockets; do
-  "$STACK" --netns --subnet 217 --backend "$backend" --seconds 90 --echo-port 0 >"$tmp/out" 2>&1 &
-  pid=$!
-  ns=
-  for _ in $(seq 50); do
-    ns=$(sed -n 's/.*ip netns exec \([^ ]*\) ping.*/\1/p' "$tmp/out")
-    [ -n "$ns" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$ns" ]; then
-    wait "$pid"
-    pid=
-    echo "backend $backend cannot run here: $(cat "$tmp/out")"
-    continue
-  fi
-  ran=$((ran + 1))
-  head -1 "$tmp/out"
+  stack_start "$STACK" "$backend" 217 90 --echo-port 0 || continue
   for c in 50 200; do
     timeout 100 ip netns exec "$ns" ab -q -n "$N" -c "$c" -s 10 http://10.77.217.3/ >"$tmp/ab" 2>&1
     rc=$?
@@ -51,12 +24,8 @@ for backend in uring sockets; do
     grep -q 'Failed requests: *0$' "$tmp/ab" || fail "$backend -c $c: failed requests"
     grep -q 'Non-2xx' "$tmp/ab" && fail "$backend -c $c: non-2xx answers"
   done
-  kill -INT "$pid"
-  wait "$pid"
-  rc=$?
-  pid=
+  stack_stop "$backend"
   tail -1 "$tmp/out"
-  [ $rc -eq 0 ] || fail "$backend: mior-stack exited $rc: $(tail -2 "$tmp/out")"
   grep -q "http requests $((2 * N))," "$tmp/out" || fail "$backend: mior-stack did not count $((2 * N)) requests"
   grep -q 'TIME_WAIT reused by a new SYN [1-9]' "$tmp/out" ||
     fail "$backend: the client's ports never came round to a TIME_WAIT connection (raise N)"

@@ -9,36 +9,9 @@ set -u
 STACK=$1
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root (network namespaces)"; exit 77; }
 command -v iperf3 >/dev/null 2>&1 || { echo "SKIP: iperf3 is not installed (Debian: iperf3)"; exit 77; }
-tmp=$(mktemp -d) || exit 1
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill -INT "$pid" 2>/dev/null && wait "$pid"
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*"
-  exit 1
-}
-ran=0
+. "$(dirname "$0")/stack_test.sh"
 for backend in uring sockets; do
-  "$STACK" --netns --subnet 218 --backend "$backend" --seconds 60 >"$tmp/out" 2>&1 &
-  pid=$!
-  ns=
-  for _ in $(seq 50); do
-    ns=$(sed -n 's/.*ip netns exec \([^ ]*\) ping.*/\1/p' "$tmp/out")
-    [ -n "$ns" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$ns" ]; then
-    wait "$pid"
-    pid=
-    echo "backend $backend cannot run here: $(cat "$tmp/out")"
-    continue
-  fi
-  ran=$((ran + 1))
-  head -1 "$tmp/out"
+  stack_start "$STACK" "$backend" 218 60 || continue
   for args in "" "-R" "-P 2 -R"; do
     # shellcheck disable=SC2086
     timeout 20 ip netns exec "$ns" iperf3 -c 10.77.218.3 -t 1 $args >"$tmp/ip3" 2>&1
@@ -48,11 +21,7 @@ for backend in uring sockets; do
     [ $rc -eq 0 ] || fail "$backend: iperf3 $args exited $rc: $(tail -3 "$tmp/ip3")"
     echo "$line" | grep -Eq ' [1-9][0-9.]* [MG]Bytes ' || fail "$backend: iperf3 $args moved less than 1 MB"
   done
-  kill -INT "$pid"
-  wait "$pid"
-  rc=$?
-  pid=
-  [ $rc -eq 0 ] || fail "$backend: mior-stack exited $rc: $(tail -2 "$tmp/out")"
+  stack_stop "$backend"
 done
 [ $ran -gt 0 ] || fail "no backend could run mior-stack"
 echo PASS
