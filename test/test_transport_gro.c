@@ -125,6 +125,17 @@ static mior_options gro_opts(mior_backend b, uint32_t flags) {
   return o;
 }
 
+/* A GRO port on loopback (its default slots) with receiver rcv (NULL: pull), and a kernel socket
+ * that sends to it (*fd). */
+static mior_port *gro_open(mior_backend b, uint32_t flags, const mior_receiver *rcv, mior_transport **t,
+                           int *fd) {
+  mior_options o = gro_opts(b, flags);
+  REQUIRE_OK(mior_transport_open(t, "udp://127.0.0.1:0", &o, rcv));
+  mior_addr local = tt_local(*t);
+  *fd = kernel_sender(&local);
+  return mior_transport_port(*t, 0);
+}
+
 static void poll_until(mior_port *p, const struct seen *s, uint32_t want, int64_t ms) {
   int64_t end = tt_now_ms() + ms;
   while (s->got + s->bad < want && tt_now_ms() < end) REQUIRE(mior_port_poll(p, 0, 10000) >= 0);
@@ -194,13 +205,10 @@ static void kept(mior_backend b, uint32_t flags, const char *name) {
   memset(&s, 0, sizeof s);
   s.echo_fd = -1;
   s.keep_every = 3;
-  mior_options o = gro_opts(b, flags);
   mior_receiver rcv = {.consume = consume, .ctx = &s};
   mior_transport *t;
-  REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, &rcv));
-  mior_port *p = mior_transport_port(t, 0);
-  mior_addr local = tt_local(t);
-  int fd = kernel_sender(&local);
+  int fd;
+  mior_port *p = gro_open(b, flags, &rcv, &t, &fd);
   uint32_t seq = 0;
   REQUIRE(mior_port_poll(p, 0, 0) >= 0);
   for (int i = 0; i < 30; i++) {
@@ -249,13 +257,10 @@ static void kept(mior_backend b, uint32_t flags, const char *name) {
 static void echo(mior_backend b, uint32_t flags, const char *name) {
   static struct seen s;
   memset(&s, 0, sizeof s);
-  mior_options o = gro_opts(b, flags);
   mior_receiver rcv = {.consume = consume, .ctx = &s};
   mior_transport *t;
-  REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, &rcv));
-  mior_port *p = mior_transport_port(t, 0);
-  mior_addr local = tt_local(t);
-  int fd = kernel_sender(&local);
+  int fd;
+  mior_port *p = gro_open(b, flags, &rcv, &t, &fd);
   s.echo_fd = fd;
   uint32_t seq = 0;
   REQUIRE(mior_port_poll(p, 0, 0) >= 0);
@@ -605,12 +610,9 @@ static void pull(mior_backend b, uint32_t flags, const char *name) {
 static void pull_close(mior_backend b, uint32_t flags, const char *name) {
   static struct seen s;
   memset(&s, 0, sizeof s);
-  mior_options o = gro_opts(b, flags);
   mior_transport *t;
-  REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, NULL));
-  mior_port *p = mior_transport_port(t, 0);
-  mior_addr local = tt_local(t);
-  int fd = kernel_sender(&local);
+  int fd;
+  mior_port *p = gro_open(b, flags, NULL, &t, &fd);
   uint32_t seq = 0;
   mior_pkt arr[3];
   REQUIRE(mior_rx_burst(p, arr, 3) == 0);
@@ -654,12 +656,9 @@ static void *pull_thread(void *arg) {
 static void pull_close_other_thread(mior_backend b, uint32_t flags, const char *name) {
   static struct seen s;
   memset(&s, 0, sizeof s);
-  mior_options o = gro_opts(b, flags);
   mior_transport *t;
-  REQUIRE_OK(mior_transport_open(&t, "udp://127.0.0.1:0", &o, NULL));
-  mior_port *p = mior_transport_port(t, 0);
-  mior_addr local = tt_local(t);
-  int fd = kernel_sender(&local);
+  int fd;
+  mior_port *p = gro_open(b, flags, NULL, &t, &fd);
   uint32_t seq = 0;
   gso_send(fd, &s, &seq, 10, 100, 0);
   struct pull_thread_arg a = {.p = p, .s = &s, .got = 0};
